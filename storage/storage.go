@@ -1,0 +1,294 @@
+// Package storage owns Portcullis's domain types (users, groups, memberships,
+// sessions, SCIM token records, audit events, short-lived keyed records) and
+// the Store interface every backend implements. The conformance suite in
+// storage/storagetest pins down the behaviour the rest of the gateway relies
+// on, so a shared backend can later replace the embedded Badger one.
+//
+// Every read and write is scoped to one tenant: tenants never see each
+// other's data, and a backend keeps them apart by key prefix or schema.
+package storage
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Errors every backend returns, so callers can map them to protocol answers.
+var (
+	// ErrNotFound: the record does not exist in this tenant.
+	ErrNotFound = errors.New("storage: not found")
+	// ErrUniqueness: a unique attribute (a user's lower-cased userName, a
+	// group's displayName is NOT unique) is already taken by another record.
+	ErrUniqueness = errors.New("storage: uniqueness violation")
+	// ErrConflict: the transaction kept conflicting with concurrent ones
+	// and ran out of retries. Callers answer with a retryable error.
+	ErrConflict = errors.New("storage: transaction conflict, retries exhausted")
+)
+
+// Source says where a user came from.
+const (
+	SourceSCIM      = "scim"      // pushed by the IdP over SCIM
+	SourceJIT       = "jit"       // created at sign-in from the IdP's claims
+	SourceDirectory = "directory" // pulled from a directory API
+)
+
+// User is one person in a tenant. The typed fields are what the gateway
+// indexes and reads on the hot path; Attributes holds the full SCIM
+// representation the IdP sent (minus id, meta, groups and password), which
+// only the SCIM layer interprets.
+type User struct {
+	ID          string `json:"id"`
+	UserName    string `json:"userName"`
+	ExternalID  string `json:"externalId,omitempty"`
+	DisplayName string `json:"displayName,omitempty"`
+	// Emails are every email value of the user, primary first. They are
+	// indexed lower-cased, so a sign-in can find the user by email.
+	Emails []string `json:"emails,omitempty"`
+	Active bool     `json:"active"`
+	Source string   `json:"source"`
+	// PasswordHash is a salted hash (never the plaintext) of a password a
+	// SCIM client set. It is never returned over SCIM.
+	PasswordHash string          `json:"passwordHash,omitempty"`
+	Attributes   json.RawMessage `json:"attributes,omitempty"`
+	Created      time.Time       `json:"created"`
+	Modified     time.Time       `json:"modified"`
+	// Version increases by one on every write of the record; the store sets
+	// it. The SCIM layer derives ETags from it.
+	Version int64 `json:"version"`
+}
+
+// PrimaryEmail is the first email, or "".
+func (u *User) PrimaryEmail() string {
+	if len(u.Emails) == 0 {
+		return ""
+	}
+	return u.Emails[0]
+}
+
+// Group is one IdP group in a tenant. Members live in their own records (see
+// Member), so a group of 10,000 members is not rewritten to add one.
+type Group struct {
+	ID          string          `json:"id"`
+	DisplayName string          `json:"displayName"`
+	ExternalID  string          `json:"externalId,omitempty"`
+	Source      string          `json:"source"`
+	Attributes  json.RawMessage `json:"attributes,omitempty"`
+	Created     time.Time       `json:"created"`
+	Modified    time.Time       `json:"modified"`
+	Version     int64           `json:"version"`
+}
+
+// Member types.
+const (
+	MemberUser  = "User"
+	MemberGroup = "Group"
+)
+
+// Member is one membership of a group.
+type Member struct {
+	ID   string `json:"value"`
+	Type string `json:"type"` // MemberUser or MemberGroup
+}
+
+// SCIMToken is the record of a tenant's SCIM bearer token. Only the SHA-256
+// of the 256-bit token is kept; ID is a public handle used as the audit actor.
+type SCIMToken struct {
+	ID      string    `json:"id"`
+	Hash    [32]byte  `json:"hash"`
+	Created time.Time `json:"created"`
+}
+
+// Session is a signed-in browser session. The cookie holds a random 256-bit
+// id; the store keys the session by its SHA-256 (IDHash) only.
+type Session struct {
+	IDHash    [32]byte  `json:"idHash"`
+	UserID    string    `json:"userId"`
+	Created   time.Time `json:"created"`
+	LastSeen  time.Time `json:"lastSeen"`
+	ExpiresAt time.Time `json:"expiresAt"` // absolute expiry
+	// Protocol is "oidc" or "saml"; the fields below let sign-out reach
+	// the IdP (RP-initiated logout, SAML Single Logout).
+	Protocol     string `json:"protocol"`
+	IDTokenHint  string `json:"idTokenHint,omitempty"`
+	NameID       string `json:"nameId,omitempty"`
+	NameIDFormat string `json:"nameIdFormat,omitempty"`
+	SessionIndex string `json:"sessionIndex,omitempty"`
+}
+
+// Event is one audit event. It is written in the same transaction as the
+// change it records.
+type Event struct {
+	ID           string    `json:"id"` // set by the store; sorts by time
+	Time         time.Time `json:"time"`
+	Type         string    `json:"type"`  // e.g. EventUserCreated
+	Actor        string    `json:"actor"` // token id, "admin", user id, "system"
+	ResourceType string    `json:"resourceType,omitempty"`
+	ResourceID   string    `json:"resourceId,omitempty"`
+	Before       string    `json:"before,omitempty"` // short summary
+	After        string    `json:"after,omitempty"`  // short summary
+	Reason       string    `json:"reason,omitempty"`
+}
+
+// Audit event types.
+const (
+	EventUserCreated     = "user.created"
+	EventUserUpdated     = "user.updated"
+	EventUserDeactivated = "user.deactivated"
+	EventUserReactivated = "user.reactivated"
+	EventUserDeleted     = "user.deleted"
+	EventGroupCreated    = "group.created"
+	EventGroupUpdated    = "group.updated"
+	EventGroupDeleted    = "group.deleted"
+	EventMemberAdded     = "group.member_added"
+	EventMemberRemoved   = "group.member_removed"
+	EventTokenCreated    = "token.created"
+	EventTokenRotated    = "token.rotated"
+	EventTokenDisabled   = "token.disabled"
+	EventTokenRejected   = "token.rejected"
+	EventSignIn          = "signin.succeeded"
+	EventSignInRefused   = "signin.refused"
+	EventSignOut         = "signout"
+	EventJITUserCreated  = "user.jit_created"
+	EventAccessDenied    = "access.denied"
+)
+
+// EventQuery selects audit events. Events come newest first.
+type EventQuery struct {
+	Types  []string  // empty: every type
+	Since  time.Time // zero: no lower bound (inclusive)
+	Until  time.Time // zero: no upper bound (exclusive)
+	Before string    // cursor: only events with ID < Before ("" = from newest)
+	Limit  int       // at most this many (backends cap it at 1000)
+}
+
+// Store is a backend. It is safe for concurrent use.
+type Store interface {
+	// View runs fn in a read-only, consistent snapshot of one tenant.
+	View(ctx context.Context, tenant string, fn func(ReadTx) error) error
+	// Update runs fn in a serialisable read-write transaction of one
+	// tenant and commits durably: when Update returns nil the change is on
+	// disk. On a conflict with a concurrent transaction, fn is run again
+	// (so fn must not have effects outside tx), up to a bounded number of
+	// times, after which Update returns ErrConflict. An error from fn
+	// aborts the transaction and is returned as is.
+	Update(ctx context.Context, tenant string, fn func(Tx) error) error
+	// Generation is a counter that increases after every committed Update
+	// of the tenant. Caches of the tenant's data compare it to know they
+	// are stale without subscribing to anything.
+	Generation(tenant string) uint64
+	Close() error
+}
+
+// ReadTx is what a transaction can read.
+type ReadTx interface {
+	GetUser(id string) (*User, error)
+	// UserByUserName matches case-insensitively, through an index.
+	UserByUserName(userName string) (*User, error)
+	// UsersByExternalID and UsersByEmail use indexes; email matches
+	// case-insensitively. Results are in id order.
+	UsersByExternalID(externalID string) ([]*User, error)
+	UsersByEmail(email string) ([]*User, error)
+	// ScanUsers calls fn for each user in id order, starting after the id
+	// `after` ("" = from the first), until fn returns false or an error.
+	ScanUsers(after string, fn func(*User) (bool, error)) error
+	CountUsers() (int, error)
+
+	GetGroup(id string) (*Group, error)
+	GroupsByDisplayName(displayName string) ([]*Group, error) // case-insensitive
+	GroupsByExternalID(externalID string) ([]*Group, error)
+	ScanGroups(after string, fn func(*Group) (bool, error)) error
+	CountGroups() (int, error)
+
+	// Members calls fn for each member of the group in member-id order.
+	Members(groupID string, fn func(Member) (bool, error)) error
+	IsMember(groupID, memberID string) (bool, error)
+	CountMembers(groupID string) (int, error)
+	// GroupsOf lists the ids of the groups the user or group is a direct
+	// member of, in id order.
+	GroupsOf(memberID string) ([]string, error)
+
+	GetSCIMToken() (*SCIMToken, error)
+	// GetSession finds a session by the SHA-256 of its id.
+	GetSession(idHash [32]byte) (*Session, error)
+	SessionsOf(userID string) ([]*Session, error)
+
+	// GetRecord reads a short-lived keyed record (see Tx.PutRecord).
+	GetRecord(kind, key string) ([]byte, error)
+
+	// Events lists audit events newest first.
+	Events(q EventQuery) ([]Event, error)
+}
+
+// Tx is what a read-write transaction can do in addition to reading.
+type Tx interface {
+	ReadTx
+	// PutUser creates or replaces the user with u.ID, keeping every index
+	// current. It sets Version (old+1, or 1) and, on create, Created if
+	// zero. ErrUniqueness if another user holds the same userName
+	// (case-insensitive).
+	PutUser(u *User) error
+	// DeleteUser removes the user, its memberships and its sessions.
+	DeleteUser(id string) error
+	// PutGroup creates or replaces the group (not its members).
+	PutGroup(g *Group) error
+	// DeleteGroup removes the group and every membership of and in it.
+	DeleteGroup(id string) error
+	// AddMember adds a membership; added is false if it was already there.
+	// It does not touch the group record: callers bump Modified/Version
+	// through PutGroup when the SCIM resource changed.
+	AddMember(groupID string, m Member) (added bool, err error)
+	// RemoveMember removes a membership; removed is false if it was not there.
+	RemoveMember(groupID, memberID string) (removed bool, err error)
+
+	PutSCIMToken(t *SCIMToken) error
+	DeleteSCIMToken() error
+
+	PutSession(s *Session) error
+	DeleteSession(idHash [32]byte) error
+	// DeleteSessionsOf ends every session of the user and says how many.
+	DeleteSessionsOf(userID string) (int, error)
+
+	// PutRecord stores a short-lived keyed record that disappears after
+	// ttl (ttl <= 0: kept until deleted). Uses: SAML request ids awaiting
+	// a response, the assertion replay cache, generated SP keys.
+	PutRecord(kind, key string, value []byte, ttl time.Duration) error
+	DeleteRecord(kind, key string) error
+
+	// AppendEvent records an audit event; the store sets ID (time-sortable)
+	// and Time if zero.
+	AppendEvent(e Event) error
+}
+
+// NewID returns a random RFC 4122 version 4 UUID.
+func NewID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(fmt.Sprintf("storage: crypto/rand failed: %v", err))
+	}
+	b[6] = (b[6] & 0x0f) | 0x40
+	b[8] = (b[8] & 0x3f) | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}
+
+// NewSecret returns a random 256-bit secret, URL-safe hex encoded, and its
+// SHA-256, which is all a store may keep of it.
+func NewSecret() (plaintext string, hash [32]byte) {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(fmt.Sprintf("storage: crypto/rand failed: %v", err))
+	}
+	plaintext = hex.EncodeToString(b[:])
+	return plaintext, HashSecret(plaintext)
+}
+
+// HashSecret is the at-rest form of a token or session id.
+func HashSecret(plaintext string) [32]byte {
+	return sha256.Sum256([]byte(plaintext))
+}
