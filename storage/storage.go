@@ -292,3 +292,13 @@ func NewSecret() (plaintext string, hash [32]byte) {
 func HashSecret(plaintext string) [32]byte {
 	return sha256.Sum256([]byte(plaintext))
 }
+
+// Expired says whether the session is over at now: past its absolute expiry,
+// or idle (no request seen) for longer than idle (idle <= 0: no idle limit).
+// Every reader of sessions uses this one rule.
+func (s *Session) Expired(now time.Time, idle time.Duration) bool {
+	if !s.ExpiresAt.IsZero() && !now.Before(s.ExpiresAt) {
+		return true
+	}
+	return idle > 0 && now.Sub(s.LastSeen) > idle
+}
