@@ -1,0 +1,130 @@
+package badgerstore
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"strings"
+)
+
+// Key layout. Every key of tenant data starts with nsTenant, then the
+// tenant name length-prefixed (uvarint length + bytes), so the prefix of one
+// tenant is never a prefix of another ("a" and "a:b" cannot collide), then
+// one kind byte, then the kind's parts:
+//
+//	kindUser       user id                              -> User JSON
+//	kindUserName   comp(lower(userName))                -> user id (unique)
+//	kindUserExt    comp(externalId) user id             -> empty
+//	kindUserEmail  comp(lower(email)) user id           -> empty
+//	kindGroup      group id                             -> Group JSON
+//	kindGroupName  comp(lower(displayName)) group id    -> empty
+//	kindGroupExt   comp(externalId) group id            -> empty
+//	kindMember     comp(group id) member id             -> member type
+//	kindMemberOf   comp(member id) group id             -> member type
+//	kindToken                                           -> SCIMToken JSON
+//	kindSession    sha256(session id)                   -> Session JSON
+//	kindUserSess   comp(user id) sha256(session id)     -> empty
+//	kindRecord     comp(kind) comp(key)                 -> expiry (8 bytes) + value
+//	kindEvent      event id                             -> Event JSON
+//
+// A trailing id is stored raw, so iteration gives id order. A component that
+// is followed by more key bytes goes through comp, which makes it
+// self-delimiting, so prefix scans of "every user with this email" never
+// match a longer email.
+const (
+	nsTenant = 'T'
+
+	kindUser      = 'u'
+	kindUserName  = 'n'
+	kindUserExt   = 'x'
+	kindUserEmail = 'e'
+	kindGroup     = 'g'
+	kindGroupName = 'd'
+	kindGroupExt  = 'y'
+	kindMember    = 'm'
+	kindMemberOf  = 'o'
+	kindToken     = 't'
+	kindSession   = 's'
+	kindUserSess  = 'p'
+	kindRecord    = 'r'
+	kindEvent     = 'v'
+)
+
+const (
+	// maxIDLen bounds ids, which are stored raw inside keys (Badger keys
+	// are limited to 64 KiB, and long keys cost memory in every index).
+	maxIDLen = 512
+	// maxInlineComp is the longest index value kept verbatim in a key;
+	// longer values are replaced by their SHA-256, and readers re-check
+	// the record, so a collision can never return a wrong match.
+	maxInlineComp = 256
+	// maxTenantLen bounds tenant names for the same reason as ids.
+	maxTenantLen = 512
+)
+
+// tenantPrefix is the prefix of every key of the tenant.
+func tenantPrefix(tenant string) []byte {
+	b := make([]byte, 0, 1+binary.MaxVarintLen64+len(tenant))
+	b = append(b, nsTenant)
+	b = binary.AppendUvarint(b, uint64(len(tenant)))
+	return append(b, tenant...)
+}
+
+// appendComp appends v in self-delimiting form: a marker ('v' verbatim or
+// 'h' hashed), a uvarint length and the bytes.
+func appendComp(b []byte, v string) []byte {
+	if len(v) <= maxInlineComp {
+		b = append(b, 'v')
+		b = binary.AppendUvarint(b, uint64(len(v)))
+		return append(b, v...)
+	}
+	sum := sha256.Sum256([]byte(v))
+	b = append(b, 'h')
+	b = binary.AppendUvarint(b, uint64(len(sum)))
+	return append(b, sum[:]...)
+}
+
+// keyer builds keys under one tenant prefix.
+type keyer struct{ prefix []byte }
+
+func (k keyer) kind(kind byte) []byte {
+	b := make([]byte, 0, len(k.prefix)+64)
+	b = append(b, k.prefix...)
+	return append(b, kind)
+}
+
+// id builds kind + raw id (a primary key, or a prefix when id is "").
+func (k keyer) id(kind byte, id string) []byte {
+	return append(k.kind(kind), id...)
+}
+
+// comp builds kind + comp(v); with a trailing raw id appended it is an
+// index entry, without it the prefix of every entry for v.
+func (k keyer) comp(kind byte, v string) []byte {
+	return appendComp(k.kind(kind), v)
+}
+
+func (k keyer) compID(kind byte, v, id string) []byte {
+	return append(k.comp(kind, v), id...)
+}
+
+func (k keyer) session(hash [32]byte) []byte {
+	return append(k.kind(kindSession), hash[:]...)
+}
+
+func (k keyer) userSession(userID string, hash [32]byte) []byte {
+	return append(k.comp(kindUserSess, userID), hash[:]...)
+}
+
+func (k keyer) record(kind, key string) []byte {
+	return appendComp(k.comp(kindRecord, kind), key)
+}
+
+// fold is the case-insensitive form used by the userName, email and group
+// displayName indexes.
+func fold(s string) string { return strings.ToLower(s) }
+
+func validID(id string) bool { return id != "" && len(id) <= maxIDLen }
+
+// hasPrefix reports whether key starts with prefix.
+func hasPrefix(key, prefix []byte) bool { return bytes.HasPrefix(key, prefix) }

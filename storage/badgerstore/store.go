@@ -1,0 +1,283 @@
+// Package badgerstore owns Portcullis's embedded default backend: a
+// storage.Store on Badger v4 with per-tenant key prefixes, secondary indexes
+// kept in the same transaction as the records, serialisable read-write
+// transactions retried on conflict, and synchronous (durable) commits.
+package badgerstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"go.uber.org/zap"
+
+	"github.com/portcullis/portcullis/storage"
+)
+
+var _ storage.Store = (*Store)(nil)
+
+// Retry policy of Update on badger.ErrConflict. Fifty concurrent updaters of
+// one group each need a turn; with jittered backoff capped at maxBackoff
+// they spread out, and maxAttempts leaves ample room (the last of 50 needs
+// at most ~50 attempts even if it loses every race). Total wait is bounded
+// by maxAttempts*maxBackoff (~10 s) plus the commits themselves.
+const (
+	maxAttempts  = 200
+	baseBackoff  = 500 * time.Microsecond
+	maxBackoff   = 50 * time.Millisecond
+	gcInterval   = 5 * time.Minute
+	gcDiscardPct = 0.5
+)
+
+// Memory-conscious Badger options. Badger's defaults (64 MiB memtables x 5,
+// 256 MiB block cache, 1 GiB value-log files) are sized for a large
+// database server; the gateway is one process among others and reports its
+// resident memory at 100,000 users, so:
+const (
+	// memTableSize bounds the in-memory write buffer (one active plus
+	// numMemtables-1 being flushed). 32 MiB also sets the largest single
+	// transaction Badger accepts (15% of it, ~4.8 MiB or ~48k entries),
+	// which must hold e.g. deleting a group with 20,000 memberships (two
+	// keys each); 16 MiB would halve that limit.
+	memTableSize = 32 << 20
+	numMemtables = 2
+	// blockCacheSize caches decompressed SST blocks: 100,000 users are
+	// ~60 MiB of table data, so 32 MiB keeps the hot part (indexes and
+	// recently read users) without holding the whole set in RAM twice
+	// (the OS page cache also holds the files).
+	blockCacheSize = 32 << 20
+	// valueLogFileSize: values are kept inline in the LSM tree (records
+	// are small; ValueThreshold stays at Badger's 1 MiB default), so the
+	// value log holds only rare large values; 64 MiB files keep each mmap
+	// small.
+	valueLogFileSize = 64 << 20
+	// numCompactors: Badger's minimum; the host has few cores.
+	numCompactors = 2
+)
+
+// Store is a storage.Store on an embedded Badger database.
+type Store struct {
+	db     *badger.DB
+	logger *zap.Logger
+
+	// mu guards closed: View and Update hold it shared, Close exclusively,
+	// so Close waits for transactions in flight and none start after.
+	mu     sync.RWMutex
+	closed bool
+
+	generations sync.Map // tenant -> *atomic.Uint64
+
+	stopGC    chan struct{}
+	gcDone    chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// ErrClosed is returned by View and Update after Close.
+var ErrClosed = errors.New("badgerstore: store is closed")
+
+// Open opens (creating if needed) the Badger database in dir. Commits are
+// synchronous: when Update returns nil the change is on disk. A nil logger
+// discards Badger's messages.
+func Open(dir string, logger *zap.Logger) (*Store, error) {
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	logger = logger.Named("badger")
+	opts := badger.DefaultOptions(dir).
+		WithSyncWrites(true).
+		WithLogger(zapLogger{logger.Sugar()}).
+		WithLoggingLevel(badger.WARNING).
+		WithMemTableSize(memTableSize).
+		WithNumMemtables(numMemtables).
+		WithBlockCacheSize(blockCacheSize).
+		WithValueLogFileSize(valueLogFileSize).
+		WithNumCompactors(numCompactors).
+		WithMetricsEnabled(false).
+		WithDetectConflicts(true)
+	db, err := badger.Open(opts)
+	if err != nil {
+		return nil, fmt.Errorf("badgerstore: open %s: %w", dir, err)
+	}
+	s := &Store{
+		db:     db,
+		logger: logger,
+		stopGC: make(chan struct{}),
+		gcDone: make(chan struct{}),
+	}
+	go s.runGC()
+	return s, nil
+}
+
+// runGC reclaims value-log space left by overwritten and deleted values.
+func (s *Store) runGC() {
+	defer close(s.gcDone)
+	t := time.NewTicker(gcInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopGC:
+			return
+		case <-t.C:
+			// Each successful call rewrites one file; repeat until there
+			// is nothing worth rewriting, but stop promptly on Close.
+			for i := 0; i < 100; i++ {
+				select {
+				case <-s.stopGC:
+					return
+				default:
+				}
+				if err := s.db.RunValueLogGC(gcDiscardPct); err != nil {
+					if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
+						s.logger.Warn("value log GC failed", zap.Error(err))
+					}
+					break
+				}
+			}
+		}
+	}
+}
+
+// Close stops the background GC and closes the database. It is idempotent.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.stopGC)
+		<-s.gcDone
+		s.mu.Lock()
+		s.closed = true
+		s.mu.Unlock()
+		s.closeErr = s.db.Close()
+	})
+	return s.closeErr
+}
+
+func (s *Store) generation(tenant string) *atomic.Uint64 {
+	if g, ok := s.generations.Load(tenant); ok {
+		return g.(*atomic.Uint64)
+	}
+	g, _ := s.generations.LoadOrStore(tenant, new(atomic.Uint64))
+	return g.(*atomic.Uint64)
+}
+
+// Generation counts the committed Updates of the tenant since Open. It lives
+// in memory only: caches in this process compare it, and it starts at 0 in
+// a new process, where every cache starts empty too.
+func (s *Store) Generation(tenant string) uint64 {
+	return s.generation(tenant).Load()
+}
+
+func checkTenant(tenant string) error {
+	if tenant == "" {
+		return errors.New("badgerstore: empty tenant")
+	}
+	if len(tenant) > maxTenantLen {
+		return fmt.Errorf("badgerstore: tenant name longer than %d bytes", maxTenantLen)
+	}
+	return nil
+}
+
+// View runs fn in a read-only snapshot of the tenant.
+func (s *Store) View(ctx context.Context, tenant string, fn func(storage.ReadTx) error) error {
+	if err := checkTenant(tenant); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return ErrClosed
+	}
+	txn := s.db.NewTransaction(false)
+	defer txn.Discard()
+	return fn(&tx{txn: txn, k: keyer{tenantPrefix(tenant)}})
+}
+
+// fnError marks an error returned by the caller's fn, which is never retried.
+type fnError struct{ err error }
+
+func (e fnError) Error() string { return e.err.Error() }
+
+// Update runs fn in a read-write transaction of the tenant and commits it
+// synchronously, retrying on conflict with jittered exponential backoff.
+func (s *Store) Update(ctx context.Context, tenant string, fn func(storage.Tx) error) error {
+	if err := checkTenant(tenant); err != nil {
+		return err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return ErrClosed
+	}
+	prefix := tenantPrefix(tenant)
+	var timer *time.Timer
+	for attempt := 1; ; attempt++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		err := s.attempt(prefix, fn)
+		if err == nil {
+			s.generation(tenant).Add(1)
+			return nil
+		}
+		var fe fnError
+		if errors.As(err, &fe) {
+			return fe.err
+		}
+		if !errors.Is(err, badger.ErrConflict) {
+			return fmt.Errorf("badgerstore: commit: %w", err)
+		}
+		if attempt >= maxAttempts {
+			return storage.ErrConflict
+		}
+		// Full jitter over an exponentially growing window: concurrent
+		// losers spread out instead of colliding again in lock step.
+		window := baseBackoff << min(attempt-1, 10)
+		if window > maxBackoff {
+			window = maxBackoff
+		}
+		d := time.Duration(rand.Int64N(int64(window))) + time.Microsecond
+		if timer == nil {
+			timer = time.NewTimer(d)
+			defer timer.Stop()
+		} else {
+			timer.Reset(d)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-timer.C:
+		}
+	}
+}
+
+func (s *Store) attempt(prefix []byte, fn func(storage.Tx) error) error {
+	txn := s.db.NewTransaction(true)
+	defer txn.Discard()
+	if err := fn(&tx{txn: txn, k: keyer{prefix}, writable: true}); err != nil {
+		return fnError{err}
+	}
+	return txn.Commit()
+}
+
+// zapLogger routes Badger's log lines to zap. Info and debug are dropped:
+// Badger is chatty at those levels (every compaction, every open).
+type zapLogger struct{ s *zap.SugaredLogger }
+
+func (l zapLogger) Errorf(f string, v ...interface{}) {
+	l.s.Errorf(strings.TrimRight(f, "\n"), v...)
+}
+
+func (l zapLogger) Warningf(f string, v ...interface{}) {
+	l.s.Warnf(strings.TrimRight(f, "\n"), v...)
+}
+
+func (zapLogger) Infof(string, ...interface{})  {}
+func (zapLogger) Debugf(string, ...interface{}) {}
