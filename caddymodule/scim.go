@@ -1,0 +1,95 @@
+package caddymodule
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/portcullis/portcullis/scimhandler"
+)
+
+func init() {
+	caddy.RegisterModule(SCIM{})
+}
+
+// Limits of the SCIM endpoint. They are what the endpoint advertises in
+// its ServiceProviderConfig, so they are fixed rather than per route.
+const (
+	scimMaxBodyBytes = 1 << 20 // 1 MiB: larger bodies get 413
+	scimMaxResults   = 200     // page size cap for list and search
+)
+
+// SCIM serves one tenant's SCIM 2.0 endpoint. It answers every request it
+// gets (it never calls the next handler) and checks the tenant's bearer
+// token itself. Put it under a path such as /scim/v2/<tenant>/*; the base
+// URL in Location headers and meta.location is that prefix.
+type SCIM struct {
+	// Tenant is the name of a tenant configured in the portcullis app.
+	Tenant string `json:"tenant"`
+
+	// BaseURL overrides the SCIM base URL (e.g.
+	// "https://id.example.com/scim/v2/acme") for a gateway behind another
+	// proxy. Default: derived from each request's scheme, host and path.
+	BaseURL string `json:"base_url,omitempty"`
+
+	handler http.Handler
+}
+
+// CaddyModule returns the Caddy module information.
+func (SCIM) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.scim",
+		New: func() caddy.Module { return new(SCIM) },
+	}
+}
+
+// Provision finds the tenant in the portcullis app and builds its endpoint.
+func (s *SCIM) Provision(ctx caddy.Context) error {
+	if s.Tenant == "" {
+		return errors.New("scim: tenant is required")
+	}
+	if s.BaseURL != "" {
+		u, err := url.Parse(s.BaseURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			return fmt.Errorf("scim %s: base_url %q must be an absolute http(s) URL without query or fragment", s.Tenant, s.BaseURL)
+		}
+	}
+	appIface, err := ctx.AppIfConfigured("portcullis")
+	if err != nil {
+		return fmt.Errorf("scim %s: the portcullis app is not configured; add a global option block `portcullis { tenant %s }`: %v", s.Tenant, s.Tenant, err)
+	}
+	app := appIface.(*App)
+	if _, ok := app.Tenant(s.Tenant); !ok {
+		return fmt.Errorf("scim %s: tenant %q is not configured in the portcullis global option", s.Tenant, s.Tenant)
+	}
+	h, err := scimhandler.New(scimhandler.Config{
+		Tenant:       s.Tenant,
+		Store:        app.Store(),
+		Logger:       ctx.Logger().With(zap.String("tenant", s.Tenant)),
+		BaseURL:      s.BaseURL,
+		MaxBodyBytes: scimMaxBodyBytes,
+		MaxResults:   scimMaxResults,
+	})
+	if err != nil {
+		return fmt.Errorf("scim %s: %v", s.Tenant, err)
+	}
+	s.handler = h
+	return nil
+}
+
+// ServeHTTP answers the SCIM request; the endpoint is terminal.
+func (s *SCIM) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	s.handler.ServeHTTP(w, r)
+	return nil
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*SCIM)(nil)
+	_ caddyhttp.MiddlewareHandler = (*SCIM)(nil)
+)

@@ -1,0 +1,150 @@
+package caddymodule
+
+import (
+	"fmt"
+	"path/filepath"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"go.uber.org/zap"
+
+	"github.com/portcullis/portcullis/storage"
+	"github.com/portcullis/portcullis/storage/badgerstore"
+)
+
+func init() {
+	caddy.RegisterModule(BadgerStorage{})
+}
+
+// StoreOpener is a storage backend module (namespace portcullis.storage).
+// The app asks it for a key first: configs whose openers give the same key
+// share one open store, so a config reload never reopens (or locks out)
+// the store the running config is using.
+type StoreOpener interface {
+	// StoreKey identifies the underlying store, e.g. "badger:/abs/dir".
+	StoreKey() string
+	// OpenStore opens the store; it is called once per key per process.
+	OpenStore(logger *zap.Logger) (storage.Store, error)
+}
+
+// openStores holds every store open in this process, keyed by StoreKey and
+// counted by the apps using it. Caddy provisions the new config's app
+// before it stops the old one, so on reload the count goes 1 → 2 → 1 and
+// the store stays open; the last Cleanup closes it.
+var openStores = caddy.NewUsagePool()
+
+// sharedStore lets the usage pool close the store when its count hits zero.
+type sharedStore struct {
+	storage.Store
+}
+
+// Destruct implements caddy.Destructor.
+func (s sharedStore) Destruct() error { return s.Close() }
+
+// acquireStore returns the open store for opener's key, opening it if no
+// config holds it yet. Every successful call must be matched by one
+// releaseStore(key).
+func acquireStore(opener StoreOpener, logger *zap.Logger) (storage.Store, string, error) {
+	key := opener.StoreKey()
+	val, loaded, err := openStores.LoadOrNew(key, func() (caddy.Destructor, error) {
+		st, err := opener.OpenStore(logger)
+		if err != nil {
+			return nil, err
+		}
+		return sharedStore{st}, nil
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("opening store %s: %w", key, err)
+	}
+	if loaded {
+		logger.Debug("reusing open store", zap.String("store", key))
+	} else {
+		logger.Info("opened store", zap.String("store", key))
+	}
+	return val.(sharedStore).Store, key, nil
+}
+
+// releaseStore drops one use of the store; the last use closes it.
+func releaseStore(key string, logger *zap.Logger) error {
+	closed, err := openStores.Delete(key)
+	if closed {
+		logger.Info("closed store", zap.String("store", key), zap.Error(err))
+	}
+	return err
+}
+
+// BadgerStorage is the embedded default backend: a Badger database in a
+// directory of its own.
+type BadgerStorage struct {
+	// Dir is the database directory. Relative paths are relative to the
+	// working directory. Default: "portcullis" under Caddy's data
+	// directory (e.g. ~/.local/share/caddy/portcullis).
+	Dir string `json:"dir,omitempty"`
+
+	absDir string
+}
+
+// CaddyModule returns the Caddy module information.
+func (BadgerStorage) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "portcullis.storage.badger",
+		New: func() caddy.Module { return new(BadgerStorage) },
+	}
+}
+
+// Provision resolves the directory once, so the key does not depend on a
+// later change of working directory.
+func (b *BadgerStorage) Provision(caddy.Context) error {
+	dir := b.Dir
+	if dir == "" {
+		dir = defaultBadgerDir()
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return fmt.Errorf("badger storage directory %q: %w", dir, err)
+	}
+	b.absDir = abs
+	return nil
+}
+
+// defaultBadgerDir is where the store lives when the config names none.
+func defaultBadgerDir() string {
+	return filepath.Join(caddy.AppDataDir(), "portcullis")
+}
+
+// StoreKey implements StoreOpener.
+func (b *BadgerStorage) StoreKey() string { return "badger:" + b.absDir }
+
+// OpenStore implements StoreOpener.
+func (b *BadgerStorage) OpenStore(logger *zap.Logger) (storage.Store, error) {
+	st, err := badgerstore.Open(b.absDir, logger)
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// UnmarshalCaddyfile sets up the backend from Caddyfile tokens. Syntax:
+//
+//	storage badger [<dir>]
+func (b *BadgerStorage) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // backend name
+	if d.NextArg() {
+		b.Dir = d.Val()
+	}
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	if d.NextBlock(d.Nesting()) {
+		return d.Errf("storage badger takes no block, found %q", d.Val())
+	}
+	return nil
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner     = (*BadgerStorage)(nil)
+	_ StoreOpener           = (*BadgerStorage)(nil)
+	_ caddyfile.Unmarshaler = (*BadgerStorage)(nil)
+	_ caddy.Destructor      = sharedStore{}
+)

@@ -1,0 +1,17 @@
+// Command caddy is Caddy with the Portcullis modules built in: the
+// standard Caddy modules plus the portcullis app, the scim handler, the
+// /portcullis/ admin API routes and the "caddy portcullis" subcommands.
+// xcaddy.json describes the same build for xcaddy.
+package main
+
+import (
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+
+	_ "github.com/portcullis/portcullis/caddymodule"
+)
+
+func main() {
+	caddycmd.Main()
+}
