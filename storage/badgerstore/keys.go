@@ -26,6 +26,7 @@ import (
 //	kindUserSess   comp(user id) sha256(session id)     -> empty
 //	kindRecord     comp(kind) comp(key)                 -> expiry (8 bytes) + value
 //	kindEvent      event id                             -> Event JSON
+//	kindAnchor     'g' group id | 'm' member id         -> empty
 //
 // A trailing id is stored raw, so iteration gives id order. A component that
 // is followed by more key bytes goes through comp, which makes it
@@ -48,6 +49,21 @@ const (
 	kindUserSess  = 'p'
 	kindRecord    = 'r'
 	kindEvent     = 'v'
+	kindAnchor    = 'a'
+)
+
+// Anchors close a gap in Badger's conflict detection, which tracks the keys
+// a transaction read, not the ranges it scanned. DeleteGroup scans the
+// group's memberships; an AddMember committed meanwhile writes a key the
+// scan never saw, so without help both commit and a membership of a deleted
+// group survives. So AddMember (and PutSession) also write the anchor of
+// the group and of the member, blindly (no read, so concurrent AddMembers
+// do not conflict with each other), and DeleteGroup/DeleteUser read the
+// anchors they cascade from: a concurrent add then conflicts with the
+// delete, which retries and sees it.
+const (
+	anchorGroup  = "g"
+	anchorMember = "m"
 )
 
 const (
@@ -106,6 +122,10 @@ func (k keyer) comp(kind byte, v string) []byte {
 
 func (k keyer) compID(kind byte, v, id string) []byte {
 	return append(k.comp(kind, v), id...)
+}
+
+func (k keyer) anchor(side, id string) []byte {
+	return append(k.id(kindAnchor, side), id...)
 }
 
 func (k keyer) session(hash [32]byte) []byte {

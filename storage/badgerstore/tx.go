@@ -310,6 +310,9 @@ func (t *tx) DeleteUser(id string) error {
 			return err
 		}
 	}
+	if err := t.readAnchor(anchorMember, id); err != nil {
+		return err
+	}
 	if err := t.removeMembershipsOf(id, storage.MemberUser); err != nil {
 		return err
 	}
@@ -443,6 +446,12 @@ func (t *tx) DeleteGroup(id string) error {
 			return err
 		}
 	}
+	if err := t.readAnchor(anchorGroup, id); err != nil {
+		return err
+	}
+	if err := t.readAnchor(anchorMember, id); err != nil {
+		return err
+	}
 	// Memberships in this group. Keys are collected first: Badger's
 	// iterator does not see writes made while it runs.
 	var members []string
@@ -466,6 +475,15 @@ func (t *tx) DeleteGroup(id string) error {
 		return err
 	}
 	return t.del(t.k.id(kindGroup, id))
+}
+
+// readAnchor reads (so tracks, see kindAnchor) and deletes an anchor.
+func (t *tx) readAnchor(side, id string) error {
+	key := t.k.anchor(side, id)
+	if _, err := t.exists(key); err != nil {
+		return err
+	}
+	return t.del(key)
 }
 
 // removeMembershipsOf removes every membership of memberID (of the given
@@ -578,6 +596,12 @@ func (t *tx) AddMember(groupID string, m storage.Member) (bool, error) {
 	if err := t.set(t.k.compID(kindMemberOf, m.ID, groupID), []byte(m.Type)); err != nil {
 		return false, err
 	}
+	if err := t.set(t.k.anchor(anchorGroup, groupID), nil); err != nil {
+		return false, err
+	}
+	if err := t.set(t.k.anchor(anchorMember, m.ID), nil); err != nil {
+		return false, err
+	}
 	return true, nil
 }
 
@@ -684,8 +708,13 @@ func (t *tx) PutSession(s *storage.Session) error {
 			return err
 		}
 	}
-	// Tracked read: a concurrent DeleteUser conflicts with this write.
+	// Tracked read: a DeleteUser committed meanwhile makes this retry;
+	// the anchor write makes a DeleteUser in flight retry and see this
+	// session (see kindAnchor).
 	if _, err := t.exists(t.k.id(kindUser, s.UserID)); err != nil {
+		return err
+	}
+	if err := t.set(t.k.anchor(anchorMember, s.UserID), nil); err != nil {
 		return err
 	}
 	b, err := json.Marshal(s)

@@ -68,6 +68,7 @@ var suite = []struct {
 	{"Generation", testGeneration},
 	{"ConcurrentMembershipUpdates", testConcurrentMembers},
 	{"ConcurrentUserNameRace", testConcurrentUserName},
+	{"DeleteRacesWithAdd", testDeleteRacesWithAdd},
 	{"DurableAcrossReopen", testDurability},
 }
 

@@ -417,3 +417,140 @@ func testDurability(t *testing.T, h *harness) {
 	})
 	wantErr(t, "PutUser of a taken userName after reopen", err, storage.ErrUniqueness)
 }
+
+// testDeleteRacesWithAdd: a delete that cascades (DeleteUser, DeleteGroup)
+// runs while another transaction adds something hanging off the deleted
+// record (a membership, a session), checking first that the record exists
+// as every caller does. Whatever the order, nothing may survive that hangs
+// off a deleted record. The deleting transaction pauses after its reads
+// until the adder is done (or, for a backend whose adder waits on a lock
+// held by the deleter, until a grace period has passed).
+func testDeleteRacesWithAdd(t *testing.T, h *harness) {
+	cases := []struct {
+		name    string
+		del     func(tx storage.Tx) error
+		add     func(tx storage.Tx) error
+		invalid func(tx storage.ReadTx) (bool, error) // true: something dangles
+	}{
+		{
+			name: "DeleteUser vs AddMember",
+			del:  func(tx storage.Tx) error { return tx.DeleteUser("u1") },
+			add: func(tx storage.Tx) error {
+				if _, err := tx.GetUser("u1"); err != nil {
+					return err
+				}
+				_, err := tx.AddMember("g1", user("u1"))
+				return err
+			},
+			invalid: func(tx storage.ReadTx) (bool, error) {
+				if _, err := tx.GetUser("u1"); !errors.Is(err, storage.ErrNotFound) {
+					return false, fmt.Errorf("u1 not deleted: %v", err)
+				}
+				ids, err := tx.GroupsOf("u1")
+				if err != nil {
+					return false, err
+				}
+				in, err := tx.IsMember("g1", "u1")
+				return len(ids) > 0 || in, err
+			},
+		},
+		{
+			name: "DeleteGroup vs AddMember",
+			del:  func(tx storage.Tx) error { return tx.DeleteGroup("g1") },
+			add: func(tx storage.Tx) error {
+				_, err := tx.AddMember("g1", user("u1"))
+				return err
+			},
+			invalid: func(tx storage.ReadTx) (bool, error) {
+				ids, err := tx.GroupsOf("u1")
+				if err != nil {
+					return false, err
+				}
+				n, err := tx.CountMembers("g1")
+				return len(ids) > 0 || n > 0, err
+			},
+		},
+		{
+			name: "DeleteGroup vs nesting it in another group",
+			del:  func(tx storage.Tx) error { return tx.DeleteGroup("g1") },
+			add: func(tx storage.Tx) error {
+				if _, err := tx.GetGroup("g1"); err != nil {
+					return err
+				}
+				_, err := tx.AddMember("g2", group("g1"))
+				return err
+			},
+			invalid: func(tx storage.ReadTx) (bool, error) {
+				in, err := tx.IsMember("g2", "g1")
+				return in, err
+			},
+		},
+		{
+			name: "DeleteUser vs PutSession",
+			del:  func(tx storage.Tx) error { return tx.DeleteUser("u1") },
+			add: func(tx storage.Tx) error {
+				if _, err := tx.GetUser("u1"); err != nil {
+					return err
+				}
+				return tx.PutSession(sessionOf("u1", 42))
+			},
+			invalid: func(tx storage.ReadTx) (bool, error) {
+				ss, err := tx.SessionsOf("u1")
+				if err != nil {
+					return false, err
+				}
+				_, gerr := tx.GetSession(sessionOf("u1", 42).IDHash)
+				return len(ss) > 0 || gerr == nil, nil
+			},
+		},
+	}
+	for i, c := range cases {
+		ten := fmt.Sprintf("race-%d", i)
+		h.update(ten, func(tx storage.Tx) error {
+			return errors.Join(
+				tx.PutUser(&storage.User{ID: "u1", UserName: "u1"}),
+				tx.PutGroup(&storage.Group{ID: "g1", DisplayName: "g1"}),
+				tx.PutGroup(&storage.Group{ID: "g2", DisplayName: "g2"}),
+			)
+		})
+		delRead, addDone := make(chan struct{}), make(chan struct{})
+		var addErr error
+		go func() {
+			defer close(addDone)
+			<-delRead
+			addErr = h.s.Update(context.Background(), ten, c.add)
+		}()
+		attempt := 0
+		delErr := h.s.Update(context.Background(), ten, func(tx storage.Tx) error {
+			attempt++
+			if err := c.del(tx); err != nil {
+				return err
+			}
+			if attempt == 1 {
+				close(delRead)
+				select {
+				case <-addDone:
+				case <-time.After(2 * time.Second):
+				}
+			}
+			return nil
+		})
+		<-addDone
+		if delErr != nil {
+			t.Fatalf("%s: delete: %v", c.name, delErr)
+		}
+		if addErr != nil && !errors.Is(addErr, storage.ErrNotFound) {
+			t.Fatalf("%s: add: %v, want nil or ErrNotFound", c.name, addErr)
+		}
+		h.view(ten, func(tx storage.ReadTx) error {
+			dangling, err := c.invalid(tx)
+			if err != nil {
+				t.Fatalf("%s: %v", c.name, err)
+			}
+			if dangling {
+				t.Fatalf("%s: something still hangs off the deleted record (add error: %v)", c.name, addErr)
+			}
+			return nil
+		})
+	}
+}
