@@ -1,0 +1,374 @@
+package sso
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/portcullis/portcullis/storage"
+)
+
+// identity is what a verified IdP answer says about the person.
+type identity struct {
+	protocol string
+	// subject is the IdP's identifier: OIDC sub, SAML NameID.
+	subject string
+	// userNames are candidates for the provisioned userName, best first.
+	userNames []string
+	email     string
+	name      string
+	// groups from the groups claim or attribute (absent = none).
+	groups []string
+
+	// For IdP logout and session bounds.
+	idTokenHint  string
+	nameID       string
+	nameIDFormat string
+	sessionIndex string
+	notOnOrAfter time.Time // IdP's own session end (SAML SessionNotOnOrAfter)
+}
+
+// Limits on what a JIT sign-in takes from claims.
+const (
+	maxGroupsPerSignIn = 500
+	maxClaimLen        = 256
+)
+
+// refusal is a sign-in that the checks turned down. reason goes to the
+// audit log; page is what the person sees.
+type refusal struct {
+	status int
+	reason string
+	page   pageKind
+	userID string
+}
+
+func (e *refusal) Error() string { return "sign-in refused: " + e.reason }
+
+// completeSignIn matches id to a user (or creates one just in time), checks
+// that they may sign in, and stores a fresh session in one transaction with
+// its audit events. It returns the new session id.
+func (s *Service) completeSignIn(r *http.Request, id *identity) (string, *storage.User, error) {
+	now := s.now()
+	email := strings.ToLower(strings.TrimSpace(id.email))
+	if email != "" && !plausibleEmail(email) {
+		email = ""
+	}
+	plaintext, hash := storage.NewSecret()
+	oldHash, hadOld := s.currentSessionHash(r)
+
+	var user *storage.User
+	err := s.store.Update(r.Context(), s.cfg.Tenant, func(tx storage.Tx) error {
+		user = nil
+		u, err := s.findUser(tx, id, email)
+		if err != nil {
+			return err
+		}
+		var events []storage.Event
+		if u == nil {
+			if !s.cfg.JIT {
+				return &refusal{status: http.StatusForbidden, page: pageNotProvisioned,
+					reason: fmt.Sprintf("no provisioned user matches %q and just-in-time creation is off", firstNonEmpty(id.userNames...))}
+			}
+			if err := s.checkDomain(email, ""); err != nil {
+				return err
+			}
+			u, events, err = s.createJITUser(tx, id, email, now)
+			if err != nil {
+				return err
+			}
+		} else {
+			if err := s.checkDomain(email, u.PrimaryEmail()); err != nil {
+				err.(*refusal).userID = u.ID
+				return err
+			}
+			if !u.Active {
+				return &refusal{status: http.StatusForbidden, page: pageInactive, userID: u.ID,
+					reason: "user is deactivated"}
+			}
+			if s.cfg.JIT && u.Source == storage.SourceJIT {
+				ev, err := s.refreshJITUser(tx, u, id, email, now)
+				if err != nil {
+					return err
+				}
+				events = append(events, ev...)
+			}
+		}
+		if u.Source == storage.SourceJIT && s.cfg.JIT {
+			ev, err := s.syncJITGroups(tx, u, id.groups, now)
+			if err != nil {
+				return err
+			}
+			events = append(events, ev...)
+		}
+		if hadOld {
+			// Session fixation: whatever session this browser had is over.
+			if err := tx.DeleteSession(oldHash); err != nil && !errors.Is(err, storage.ErrNotFound) {
+				return err
+			}
+		}
+		expires := now.Add(s.cfg.Session.AbsoluteTimeout)
+		if !id.notOnOrAfter.IsZero() && id.notOnOrAfter.Before(expires) {
+			expires = id.notOnOrAfter
+		}
+		sess := &storage.Session{
+			IDHash:       hash,
+			UserID:       u.ID,
+			Created:      now,
+			LastSeen:     now,
+			ExpiresAt:    expires,
+			Protocol:     id.protocol,
+			IDTokenHint:  id.idTokenHint,
+			NameID:       id.nameID,
+			NameIDFormat: id.nameIDFormat,
+			SessionIndex: id.sessionIndex,
+		}
+		if err := tx.PutSession(sess); err != nil {
+			return err
+		}
+		events = append(events, storage.Event{
+			Time: now, Type: storage.EventSignIn, Actor: u.ID,
+			ResourceType: "User", ResourceID: u.ID, After: id.protocol + " " + u.UserName,
+		})
+		for _, e := range events {
+			if err := tx.AppendEvent(e); err != nil {
+				return err
+			}
+		}
+		user = u
+		return nil
+	})
+	if err != nil {
+		return "", nil, err
+	}
+	return plaintext, user, nil
+}
+
+// findUser matches by userName (case-insensitive), then by email. Several
+// users with the same email and no userName match is ambiguous: refused.
+func (s *Service) findUser(tx storage.ReadTx, id *identity, email string) (*storage.User, error) {
+	seen := map[string]bool{}
+	candidates := append(append([]string{}, id.userNames...), email)
+	for _, name := range candidates {
+		name = strings.TrimSpace(name)
+		if name == "" || len(name) > maxClaimLen || seen[strings.ToLower(name)] {
+			continue
+		}
+		seen[strings.ToLower(name)] = true
+		u, err := tx.UserByUserName(name)
+		if err == nil {
+			return u, nil
+		}
+		if !errors.Is(err, storage.ErrNotFound) {
+			return nil, err
+		}
+	}
+	if email == "" {
+		return nil, nil
+	}
+	users, err := tx.UsersByEmail(email)
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return nil, err
+	}
+	switch len(users) {
+	case 0:
+		return nil, nil
+	case 1:
+		return users[0], nil
+	default:
+		return nil, &refusal{status: http.StatusForbidden, page: pageNotProvisioned,
+			reason: fmt.Sprintf("%d users share the email %q and none has it as userName", len(users), email)}
+	}
+}
+
+// checkDomain applies AllowedDomains to the IdP's email, or else to the
+// provisioned user's.
+func (s *Service) checkDomain(claimed, stored string) error {
+	if len(s.cfg.AllowedDomains) == 0 {
+		return nil
+	}
+	email := claimed
+	if email == "" {
+		email = strings.ToLower(stored)
+	}
+	if email == "" {
+		return &refusal{status: http.StatusForbidden, page: pageDomain,
+			reason: "no email to check against allowed_domains"}
+	}
+	domain := email[strings.LastIndexByte(email, '@')+1:]
+	for _, d := range s.cfg.AllowedDomains {
+		if domain == d {
+			return nil
+		}
+	}
+	return &refusal{status: http.StatusForbidden, page: pageDomain,
+		reason: fmt.Sprintf("email domain %q is not in allowed_domains", domain)}
+}
+
+func (s *Service) createJITUser(tx storage.Tx, id *identity, email string, now time.Time) (*storage.User, []storage.Event, error) {
+	userName := ""
+	for _, n := range append(append([]string{}, id.userNames...), email) {
+		if n = strings.TrimSpace(n); n != "" && len(n) <= maxClaimLen {
+			userName = n
+			break
+		}
+	}
+	if userName == "" {
+		return nil, nil, &refusal{status: http.StatusForbidden, page: pageNotProvisioned,
+			reason: "the IdP sent no usable user name or email to create a user from"}
+	}
+	u := &storage.User{
+		ID:          storage.NewID(),
+		UserName:    userName,
+		DisplayName: truncate(id.name, maxClaimLen),
+		Active:      true,
+		Source:      storage.SourceJIT,
+		Created:     now,
+		Modified:    now,
+	}
+	if email != "" {
+		u.Emails = []string{email}
+	}
+	if err := tx.PutUser(u); err != nil {
+		return nil, nil, err
+	}
+	return u, []storage.Event{{
+		Time: now, Type: storage.EventJITUserCreated, Actor: u.ID,
+		ResourceType: "User", ResourceID: u.ID, After: u.UserName,
+	}}, nil
+}
+
+// refreshJITUser keeps a JIT user's name and email in step with the IdP.
+func (s *Service) refreshJITUser(tx storage.Tx, u *storage.User, id *identity, email string, now time.Time) ([]storage.Event, error) {
+	name := truncate(id.name, maxClaimLen)
+	changed := false
+	if name != "" && name != u.DisplayName {
+		u.DisplayName = name
+		changed = true
+	}
+	if email != "" && u.PrimaryEmail() != email {
+		u.Emails = []string{email}
+		changed = true
+	}
+	if !changed {
+		return nil, nil
+	}
+	u.Modified = now
+	if err := tx.PutUser(u); err != nil {
+		return nil, err
+	}
+	return []storage.Event{{
+		Time: now, Type: storage.EventUserUpdated, Actor: u.ID,
+		ResourceType: "User", ResourceID: u.ID, After: "updated from " + id.protocol + " claims",
+	}}, nil
+}
+
+// syncJITGroups makes a JIT user's direct memberships exactly the groups
+// the IdP named, creating missing groups by displayName (source jit).
+func (s *Service) syncJITGroups(tx storage.Tx, u *storage.User, names []string, now time.Time) ([]storage.Event, error) {
+	var events []storage.Event
+	want := map[string]bool{}
+	seen := map[string]bool{}
+	for _, name := range names {
+		name = strings.TrimSpace(name)
+		key := strings.ToLower(name)
+		if name == "" || len(name) > maxClaimLen || seen[key] {
+			continue
+		}
+		if len(seen) >= maxGroupsPerSignIn {
+			s.log.Warn("groups claim truncated", zap.Int("limit", maxGroupsPerSignIn), zap.String("user", u.ID))
+			break
+		}
+		seen[key] = true
+		groups, err := tx.GroupsByDisplayName(name)
+		if err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return nil, err
+		}
+		var g *storage.Group
+		if len(groups) > 0 {
+			sort.Slice(groups, func(i, j int) bool { return groups[i].ID < groups[j].ID })
+			g = groups[0]
+		} else {
+			g = &storage.Group{ID: storage.NewID(), DisplayName: name, Source: storage.SourceJIT, Created: now, Modified: now}
+			if err := tx.PutGroup(g); err != nil {
+				return nil, err
+			}
+			events = append(events, storage.Event{Time: now, Type: storage.EventGroupCreated, Actor: u.ID,
+				ResourceType: "Group", ResourceID: g.ID, After: g.DisplayName})
+		}
+		want[g.ID] = true
+		added, err := tx.AddMember(g.ID, storage.Member{ID: u.ID, Type: storage.MemberUser})
+		if err != nil {
+			return nil, err
+		}
+		if added {
+			events = append(events, storage.Event{Time: now, Type: storage.EventMemberAdded, Actor: u.ID,
+				ResourceType: "Group", ResourceID: g.ID, After: u.ID})
+		}
+	}
+	have, err := tx.GroupsOf(u.ID)
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return nil, err
+	}
+	for _, gid := range have {
+		if want[gid] {
+			continue
+		}
+		removed, err := tx.RemoveMember(gid, u.ID)
+		if err != nil {
+			return nil, err
+		}
+		if removed {
+			events = append(events, storage.Event{Time: now, Type: storage.EventMemberRemoved, Actor: u.ID,
+				ResourceType: "Group", ResourceID: gid, Before: u.ID})
+		}
+	}
+	return events, nil
+}
+
+// auditRefusal records a refused sign-in. Failing to write it is logged:
+// the person is refused either way.
+func (s *Service) auditRefusal(r *http.Request, protocol string, ref *refusal) {
+	e := storage.Event{
+		Time: s.now(), Type: storage.EventSignInRefused, Actor: "anonymous",
+		Reason: truncate(ref.reason, 512), After: protocol,
+	}
+	if ref.userID != "" {
+		e.Actor, e.ResourceType, e.ResourceID = ref.userID, "User", ref.userID
+	}
+	err := s.store.Update(r.Context(), s.cfg.Tenant, func(tx storage.Tx) error { return tx.AppendEvent(e) })
+	if err != nil {
+		s.log.Error("cannot record refused sign-in", zap.Error(err))
+	}
+	s.log.Info("sign-in refused", zap.String("protocol", protocol), zap.String("reason", ref.reason), zap.String("user", ref.userID))
+}
+
+func plausibleEmail(e string) bool {
+	at := strings.LastIndexByte(e, '@')
+	return at > 0 && at < len(e)-1 && len(e) <= maxClaimLen && !strings.ContainsAny(e, " \t\r\n<>,;")
+}
+
+func firstNonEmpty(v ...string) string {
+	for _, s := range v {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	// Cut on a rune boundary.
+	for n > 0 && (s[n]&0xC0) == 0x80 {
+		n--
+	}
+	return s[:n]
+}

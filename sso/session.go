@@ -1,0 +1,158 @@
+package sso
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/portcullis/portcullis/storage"
+)
+
+// Lookup answers.
+var (
+	// ErrNoSession: no session cookie, an unknown or expired session, or a
+	// session whose user is gone. The caller starts a sign-in.
+	ErrNoSession = errors.New("sso: no valid session")
+	// ErrUserInactive: the session is valid but its user is deactivated.
+	// Lookup returns the session and user with it, so the caller can say so.
+	ErrUserInactive = errors.New("sso: user is deactivated")
+)
+
+// lastSeenGranularity: Lookup writes LastSeen at most this often per
+// session, so a busy page does not turn every request into a disk write. The
+// idle timeout is therefore exact to within this much.
+const lastSeenGranularity = time.Minute
+
+// maxCookieLen bounds what Lookup hashes and looks up.
+const maxCookieLen = 128
+
+// CookieName is the name of this tenant's session cookie.
+func (s *Service) CookieName() string { return s.cfg.Session.CookieName }
+
+// Lookup finds the signed-in session of r: cookie, its SHA-256, the stored
+// session, the expiry rule (storage.Session.Expired with the idle and
+// absolute timeouts), then the user. It refreshes LastSeen at most once a
+// minute. Expired sessions are deleted. Errors other than ErrNoSession and
+// ErrUserInactive are store failures.
+func (s *Service) Lookup(r *http.Request) (*storage.Session, *storage.User, error) {
+	c, err := r.Cookie(s.cfg.Session.CookieName)
+	if err != nil || c.Value == "" || len(c.Value) > maxCookieLen {
+		return nil, nil, ErrNoSession
+	}
+	hash := storage.HashSecret(c.Value)
+	now := s.now()
+	var sess *storage.Session
+	var user *storage.User
+	err = s.store.View(r.Context(), s.cfg.Tenant, func(tx storage.ReadTx) error {
+		var err error
+		sess, err = tx.GetSession(hash)
+		if err != nil {
+			return err
+		}
+		if sess.Expired(now, s.cfg.Session.IdleTimeout) {
+			return nil
+		}
+		user, err = tx.GetUser(sess.UserID)
+		return err
+	})
+	if errors.Is(err, storage.ErrNotFound) {
+		if sess != nil {
+			// The user is gone; so is the session.
+			s.deleteSession(r, hash)
+		}
+		return nil, nil, ErrNoSession
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("sso: look up session: %w", err)
+	}
+	if user == nil {
+		s.deleteSession(r, hash)
+		return nil, nil, ErrNoSession
+	}
+	if now.Sub(sess.LastSeen) >= lastSeenGranularity {
+		if err := s.touchSession(r, hash, now); err != nil {
+			return nil, nil, err
+		}
+		sess.LastSeen = now
+	}
+	if !user.Active {
+		return sess, user, ErrUserInactive
+	}
+	return sess, user, nil
+}
+
+// touchSession moves LastSeen forward, unless the session was ended or
+// touched meanwhile.
+func (s *Service) touchSession(r *http.Request, hash [32]byte, now time.Time) error {
+	err := s.store.Update(r.Context(), s.cfg.Tenant, func(tx storage.Tx) error {
+		cur, err := tx.GetSession(hash)
+		if err != nil {
+			return err
+		}
+		if !now.After(cur.LastSeen) {
+			return nil
+		}
+		cur.LastSeen = now
+		return tx.PutSession(cur)
+	})
+	if errors.Is(err, storage.ErrNotFound) {
+		return ErrNoSession
+	}
+	if err != nil {
+		return fmt.Errorf("sso: refresh session: %w", err)
+	}
+	return nil
+}
+
+// deleteSession removes an expired or orphaned session; failures are only
+// logged, because the session is refused either way.
+func (s *Service) deleteSession(r *http.Request, hash [32]byte) {
+	err := s.store.Update(r.Context(), s.cfg.Tenant, func(tx storage.Tx) error {
+		err := tx.DeleteSession(hash)
+		if errors.Is(err, storage.ErrNotFound) {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		s.log.Warn("cannot delete expired session", zap.Error(err))
+	}
+}
+
+// setSessionCookie gives the browser its session id: host-only (no Domain),
+// HttpOnly, Secure under TLS, SameSite=Lax, and a session cookie (no
+// Max-Age), because the server decides when the session ends.
+func (s *Service) setSessionCookie(w http.ResponseWriter, r *http.Request, id string) {
+	http.SetCookie(w, &http.Cookie{
+		Name:     s.cfg.Session.CookieName,
+		Value:    id,
+		Path:     "/",
+		HttpOnly: true,
+		Secure:   r.TLS != nil,
+		SameSite: http.SameSiteLaxMode,
+	})
+}
+
+func (s *Service) clearSessionCookie(w http.ResponseWriter, r *http.Request) {
+	http.SetCookie(w, &http.Cookie{
+		Name:     s.cfg.Session.CookieName,
+		Value:    "",
+		Path:     "/",
+		MaxAge:   -1,
+		HttpOnly: true,
+		Secure:   r.TLS != nil,
+		SameSite: http.SameSiteLaxMode,
+	})
+}
+
+// currentSessionHash is the hash of the session cookie r carries, if any.
+func (s *Service) currentSessionHash(r *http.Request) ([32]byte, bool) {
+	c, err := r.Cookie(s.cfg.Session.CookieName)
+	if err != nil || c.Value == "" || len(c.Value) > maxCookieLen {
+		return [32]byte{}, false
+	}
+	return storage.HashSecret(c.Value), true
+}
