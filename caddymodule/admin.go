@@ -177,16 +177,18 @@ func parseEventQuery(r *http.Request) (storage.EventQuery, error) {
 				return q, apiError(http.StatusBadRequest, "at most %d event types per query", maxEventTypes)
 			}
 		case "since":
-			q.Since, err = time.Parse(time.RFC3339, last)
+			q.Since, err = parseTime(last)
 		case "until":
-			q.Until, err = time.Parse(time.RFC3339, last)
+			q.Until, err = parseTime(last)
 		case "before":
 			q.Before = last
 		case "limit":
-			q.Limit, err = strconv.Atoi(last)
-			if err == nil && (q.Limit < 1 || q.Limit > maxEventPage) {
-				err = fmt.Errorf("must be between 1 and %d", maxEventPage)
+			var n int
+			n, err = strconv.Atoi(last)
+			if err != nil || n < 1 || n > maxEventPage {
+				err = fmt.Errorf("must be a whole number from 1 to %d", maxEventPage)
 			}
+			q.Limit = n
 		default:
 			return q, apiError(http.StatusBadRequest, "unknown query parameter %q (expected type, since, until, limit, before)", name)
 		}
@@ -195,6 +197,17 @@ func parseEventQuery(r *http.Request) (storage.EventQuery, error) {
 		}
 	}
 	return q, nil
+}
+
+// parseTime reads an RFC 3339 time (fractional seconds allowed). An RFC
+// 3339 time has no spaces, so a space is a "+" of an offset that was not
+// percent-encoded in the query string (curl users type them as is).
+func parseTime(v string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339, strings.Replace(v, " ", "+", 1))
+	if err != nil {
+		return t, fmt.Errorf("%q is not an RFC 3339 time such as 2024-05-01T12:00:00Z", v)
+	}
+	return t, nil
 }
 
 // storeError turns a store failure into an admin API error. A conflict is

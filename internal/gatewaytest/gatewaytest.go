@@ -147,7 +147,7 @@ func StartProcess(t testing.TB, configFile, adminAddr string) *Process {
 			t.Logf("gateway output:\n%s", p.Output())
 		}
 	})
-	if err := waitHTTP("http://"+adminAddr+"/config/", p.done); err != nil {
+	if err := p.WaitHTTP("http://" + adminAddr + "/config/"); err != nil {
 		t.Fatalf("gateway did not come up: %v\noutput:\n%s", err, p.Output())
 	}
 	return p
@@ -219,9 +219,10 @@ func childCommand(t testing.TB, args ...string) *exec.Cmd {
 	return cmd
 }
 
-// waitHTTP polls url until it answers with any status, the process ends, or
-// startTimeout passes.
-func waitHTTP(url string, exited <-chan struct{}) error {
+// WaitHTTP polls url until it answers with any status, the process ends, or
+// 30s pass. Use it for the HTTP listeners: the admin API may answer a
+// moment before the sites do.
+func (p *Process) WaitHTTP(url string) error {
 	client := &http.Client{Timeout: time.Second}
 	deadline := time.Now().Add(startTimeout)
 	for time.Now().Before(deadline) {
@@ -232,7 +233,7 @@ func waitHTTP(url string, exited <-chan struct{}) error {
 			return nil
 		}
 		select {
-		case <-exited:
+		case <-p.done:
 			return errors.New("process exited")
 		case <-time.After(50 * time.Millisecond):
 		}
