@@ -203,21 +203,23 @@ func TestContract(t *testing.T) {
 		}
 		store, key := before.Store(), before.storeKey
 
-		// Reload the same Caddyfile through the admin API, as `caddy
-		// reload` does.
-		req, err := http.NewRequest("POST", "http://"+g.admin+"/load", strings.NewReader(cf))
-		if err != nil {
-			t.Fatal(err)
+		// A reload that fails (a scim handler of an unknown tenant) leaves
+		// the running config and its store alone.
+		bad := gatewaytest.ReplaceOnce(t, cf, "scim globex", "scim initech")
+		if status := reload(t, g, bad); status != http.StatusBadRequest {
+			t.Fatalf("bad reload: status %d", status)
 		}
-		req.Header.Set("Content-Type", "text/caddyfile")
-		req.Header.Set("Cache-Control", "must-revalidate") // force a reload of an unchanged config
-		resp, err := httpClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
+		if runningApp() != before {
+			t.Fatal("a failed reload replaced the running app")
 		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("reload: status %d", resp.StatusCode)
+		if refs, ok := openStores.References(key); !ok || refs != 1 {
+			t.Fatalf("store %s has %d users after a failed reload, want 1", key, refs)
+		}
+		expect(t, call(t, "GET", acmeUsers+"/"+alice.ID, acmeToken, nil), http.StatusOK, "user after failed reload")
+
+		// Reload the same Caddyfile, as `caddy reload` does.
+		if status := reload(t, g, cf); status != http.StatusOK {
+			t.Fatalf("reload: status %d", status)
 		}
 
 		after := runningApp()
@@ -233,6 +235,24 @@ func TestContract(t *testing.T) {
 		a := call(t, "GET", acmeUsers+"/"+alice.ID, acmeToken, nil)
 		expect(t, a, http.StatusOK, "user after reload")
 	})
+}
+
+// reload loads a Caddyfile through the admin API's /load, forcing a reload
+// even of an unchanged config, and returns the status.
+func reload(t *testing.T, g gateway, caddyfile string) int {
+	t.Helper()
+	req, err := http.NewRequest("POST", "http://"+g.admin+"/load", strings.NewReader(caddyfile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "text/caddyfile")
+	req.Header.Set("Cache-Control", "must-revalidate")
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 // TestConfigErrors checks that configs the adapter accepts but that cannot
