@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -52,12 +51,6 @@ func (SCIM) CaddyModule() caddy.ModuleInfo {
 func (s *SCIM) Provision(ctx caddy.Context) error {
 	if s.Tenant == "" {
 		return errors.New("scim: tenant is required")
-	}
-	if s.BaseURL != "" {
-		u, err := url.Parse(s.BaseURL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-			return fmt.Errorf("scim %s: base_url %q must be an absolute http(s) URL without query or fragment", s.Tenant, s.BaseURL)
-		}
 	}
 	appIface, err := ctx.AppIfConfigured("portcullis")
 	if err != nil {
