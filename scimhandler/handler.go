@@ -1,0 +1,386 @@
+package scimhandler
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/portcullis/portcullis/storage"
+)
+
+// Config configures a Handler for one tenant.
+type Config struct {
+	Tenant string
+	Store  storage.Store
+	Logger *zap.Logger
+	// BaseURL, when set, is the absolute SCIM base URL (e.g.
+	// "https://gw.example.com/scim/v2/acme"). When empty the handler
+	// derives it per request: scheme (https if r.TLS != nil), r.Host, and
+	// the path prefix that precedes the SCIM endpoint name (Users, Groups,
+	// ServiceProviderConfig, Schemas, ResourceTypes, .search, Bulk, Me) in
+	// r.URL.Path — the handler is mounted under e.g. /scim/v2/acme/* and
+	// sees the full path.
+	BaseURL      string
+	MaxBodyBytes int64 // default 1 MiB; larger bodies get 413 with a SCIM error body
+	MaxResults   int   // default 1000; advertised in ServiceProviderConfig filter.maxResults; count is capped at it
+}
+
+const (
+	defaultMaxBodyBytes = 1 << 20
+	defaultMaxResults   = 1000
+
+	// maxIDLength bounds resource ids in URLs and member values: ids are
+	// UUIDs, and longer strings must not reach the store's keys.
+	maxIDLength = 256
+	// updateAttempts bounds how often a request's transaction is run
+	// again after the store reports ErrConflict (it retries internally
+	// too); concurrent PATCHes of one group conflict on the group record.
+	updateAttempts = 6
+)
+
+// Handler serves SCIM 2.0 for one tenant. It is safe for concurrent use.
+type Handler struct {
+	tenant     string
+	store      storage.Store
+	logger     *zap.Logger
+	baseURL    string
+	maxBody    int64
+	maxResults int
+
+	tokens     tokenCache
+	rejections rejectionLimiter
+}
+
+// New checks cfg and returns a Handler.
+func New(cfg Config) (*Handler, error) {
+	if cfg.Tenant == "" {
+		return nil, errors.New("scimhandler: Config.Tenant is required")
+	}
+	if cfg.Store == nil {
+		return nil, errors.New("scimhandler: Config.Store is required")
+	}
+	h := &Handler{
+		tenant:     cfg.Tenant,
+		store:      cfg.Store,
+		logger:     cfg.Logger,
+		maxBody:    cfg.MaxBodyBytes,
+		maxResults: cfg.MaxResults,
+	}
+	if h.logger == nil {
+		h.logger = zap.NewNop()
+	}
+	h.logger = h.logger.With(zap.String("tenant", cfg.Tenant))
+	if h.maxBody <= 0 {
+		h.maxBody = defaultMaxBodyBytes
+	}
+	if h.maxResults <= 0 {
+		h.maxResults = defaultMaxResults
+	}
+	if cfg.BaseURL != "" {
+		u, err := url.Parse(cfg.BaseURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			return nil, fmt.Errorf("scimhandler: BaseURL %q must be an absolute http(s) URL without query or fragment", cfg.BaseURL)
+		}
+		h.baseURL = strings.TrimRight(cfg.BaseURL, "/")
+	}
+	return h, nil
+}
+
+// request is what a resource handler needs of one authenticated request.
+type request struct {
+	w     http.ResponseWriter
+	r     *http.Request
+	ctx   context.Context
+	base  string // absolute SCIM base URL, no trailing slash
+	actor string // the SCIM token's id, the audit actor
+}
+
+// statusWriter remembers the status for the request log.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+// ServeHTTP checks the bearer token, then serves the SCIM request.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	sw := &statusWriter{ResponseWriter: w}
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			h.logger.Error("scim request panicked", zap.Any("panic", p), zap.Stack("stack"),
+				zap.String("method", r.Method), zap.String("path", r.URL.Path))
+			if sw.status == 0 {
+				writeSCIMError(sw, &scimError{status: http.StatusInternalServerError, detail: "internal error"})
+			}
+		}
+		h.logger.Debug("scim request", zap.String("method", r.Method), zap.String("path", r.URL.Path),
+			zap.Int("status", sw.status), zap.Duration("duration", time.Since(start)))
+	}()
+	actor, err := h.authenticate(r)
+	if err != nil {
+		h.fail(sw, r, err)
+		return
+	}
+	if err := h.route(sw, r, actor); err != nil {
+		h.fail(sw, r, err)
+	}
+}
+
+// fail answers err as a SCIM error.
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
+	se, serverFault := classify(err)
+	if serverFault {
+		h.logger.Error("scim request failed", zap.String("method", r.Method),
+			zap.String("path", r.URL.Path), zap.Error(err))
+	}
+	writeSCIMError(w, se)
+}
+
+// endpoints are the names that end the base URL in a request path.
+var endpoints = []string{"Users", "Groups", "ServiceProviderConfig", "Schemas", "ResourceTypes", ".search", "Bulk", "Me"}
+
+// splitSCIMPath finds the SCIM endpoint in a request path. prefix is what
+// precedes it (the base URL's path), rest the segments after it. The
+// leftmost endpoint name followed by at most one segment wins, so a tenant
+// named like an endpoint ("/scim/v2/Users/Users/42") still routes.
+func splitSCIMPath(path string) (prefix, endpoint string, rest []string, ok bool) {
+	segs := strings.Split(path, "/")
+	for len(segs) > 1 && segs[len(segs)-1] == "" {
+		segs = segs[:len(segs)-1]
+	}
+	for i := 1; i < len(segs); i++ {
+		name := ""
+		for _, e := range endpoints {
+			if strings.EqualFold(segs[i], e) {
+				name = e
+				break
+			}
+		}
+		tail := segs[i+1:]
+		if name == "" || len(tail) > 1 || name == ".search" && len(tail) > 0 {
+			continue
+		}
+		return strings.Join(segs[:i], "/"), name, tail, true
+	}
+	return "", "", nil, false
+}
+
+// baseFor is the absolute SCIM base URL for r.
+func (h *Handler) baseFor(r *http.Request, prefix string) string {
+	if h.baseURL != "" {
+		return h.baseURL
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host + prefix
+}
+
+func methodNotAllowed(allow string) error {
+	return &scimError{status: http.StatusMethodNotAllowed, allow: allow,
+		detail: "method not allowed here; allowed: " + allow}
+}
+
+func (h *Handler) route(w http.ResponseWriter, r *http.Request, actor string) error {
+	prefix, endpoint, rest, ok := splitSCIMPath(r.URL.Path)
+	if !ok {
+		return errNotFound("no SCIM endpoint at %s", r.URL.Path)
+	}
+	req := &request{w: w, r: r, ctx: r.Context(), base: h.baseFor(r, prefix), actor: actor}
+	switch endpoint {
+	case "Users", "Groups":
+		rt := userResource
+		if endpoint == "Groups" {
+			rt = groupResource
+		}
+		switch {
+		case len(rest) == 0:
+			switch r.Method {
+			case http.MethodGet:
+				return h.list(req, []*resourceType{rt}, nil)
+			case http.MethodPost:
+				if rt == userResource {
+					return h.createUser(req)
+				}
+				return h.createGroup(req)
+			}
+			return methodNotAllowed("GET, POST")
+		case rest[0] == ".search":
+			if r.Method != http.MethodPost {
+				return methodNotAllowed("POST")
+			}
+			return h.search(req, []*resourceType{rt})
+		}
+		id := rest[0]
+		if id == "" || len(id) > maxIDLength {
+			return errNotFound("%s %q not found", rt.Name, truncate(id, 64))
+		}
+		if rt == userResource {
+			switch r.Method {
+			case http.MethodGet:
+				return h.getUser(req, id)
+			case http.MethodPut:
+				return h.replaceUser(req, id)
+			case http.MethodPatch:
+				return h.patchUser(req, id)
+			case http.MethodDelete:
+				return h.deleteUser(req, id)
+			}
+		} else {
+			switch r.Method {
+			case http.MethodGet:
+				return h.getGroup(req, id)
+			case http.MethodPut:
+				return h.replaceGroup(req, id)
+			case http.MethodPatch:
+				return h.patchGroup(req, id)
+			case http.MethodDelete:
+				return h.deleteGroup(req, id)
+			}
+		}
+		return methodNotAllowed("GET, PUT, PATCH, DELETE")
+	case ".search":
+		if r.Method != http.MethodPost {
+			return methodNotAllowed("POST")
+		}
+		return h.search(req, resourceTypes)
+	case "ServiceProviderConfig":
+		if r.Method != http.MethodGet {
+			return methodNotAllowed("GET")
+		}
+		if len(rest) > 0 {
+			return errNotFound("no SCIM endpoint at %s", r.URL.Path)
+		}
+		return h.serviceProviderConfig(req)
+	case "Schemas":
+		if r.Method != http.MethodGet {
+			return methodNotAllowed("GET")
+		}
+		return h.schemas(req, rest)
+	case "ResourceTypes":
+		if r.Method != http.MethodGet {
+			return methodNotAllowed("GET")
+		}
+		return h.resourceTypes(req, rest)
+	default: // Bulk, Me
+		return &scimError{status: http.StatusNotImplemented,
+			detail: "/" + endpoint + " is not supported by this service provider"}
+	}
+}
+
+// readBody reads the request's JSON object, bounded by MaxBodyBytes.
+func (h *Handler) readBody(req *request) (map[string]any, error) {
+	if ct := req.r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || !(mt == "application/json" || mt == contentTypeSCIM || strings.HasSuffix(mt, "+json")) {
+			return nil, &scimError{status: http.StatusUnsupportedMediaType,
+				detail: "request bodies must be application/scim+json or application/json"}
+		}
+	}
+	if req.r.ContentLength > h.maxBody {
+		return nil, &http.MaxBytesError{Limit: h.maxBody}
+	}
+	return decodeJSONObject(http.MaxBytesReader(req.w, req.r.Body, h.maxBody))
+}
+
+// update runs fn in a write transaction of the tenant, running it again
+// when the store gives up on conflicts, with a short random backoff.
+func (h *Handler) update(ctx context.Context, fn func(tx storage.Tx) error) error {
+	var err error
+	for attempt := 0; attempt < updateAttempts; attempt++ {
+		if attempt > 0 {
+			backoff := time.Duration(1<<attempt) * time.Millisecond
+			backoff += time.Duration(rand.Int64N(int64(backoff)))
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(backoff):
+			}
+		}
+		err = h.store.Update(ctx, h.tenant, fn)
+		if !errors.Is(err, storage.ErrConflict) {
+			return err
+		}
+	}
+	return err
+}
+
+func (h *Handler) view(ctx context.Context, fn func(tx storage.ReadTx) error) error {
+	return h.store.View(ctx, h.tenant, fn)
+}
+
+// writeJSON writes v with the SCIM content type.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		body = []byte(`{"schemas":["` + schemaError + `"],"status":"500","detail":"internal error"}`)
+	}
+	w.Header().Set("Content-Type", contentTypeSCIM)
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+// etag is the weak entity tag of a resource version.
+func etag(version int64) string { return fmt.Sprintf(`W/"%d"`, version) }
+
+// etagListMatches says whether an If-Match/If-None-Match header value
+// names version; weak comparison, as SCIM's ETags are weak (RFC 7644 §3.14).
+func etagListMatches(header string, version int64) bool {
+	want := fmt.Sprintf(`"%d"`, version)
+	for _, part := range strings.Split(header, ",") {
+		tag := strings.TrimSpace(part)
+		if tag == "*" {
+			return true
+		}
+		tag = strings.TrimPrefix(tag, "W/")
+		if tag == want {
+			return true
+		}
+	}
+	return false
+}
+
+// checkIfMatch answers 412 when If-Match names another version.
+func checkIfMatch(r *http.Request, version int64) error {
+	h := r.Header.Get("If-Match")
+	if h == "" || etagListMatches(h, version) {
+		return nil
+	}
+	return &scimError{status: http.StatusPreconditionFailed,
+		detail: fmt.Sprintf("If-Match does not match the resource's version %s", etag(version))}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

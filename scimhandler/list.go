@@ -1,0 +1,511 @@
+package scimhandler
+
+import (
+	"encoding/json"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	filter "github.com/scim2/filter-parser/v2"
+
+	"github.com/portcullis/portcullis/storage"
+)
+
+// record is one user or group met while listing.
+type record struct {
+	id    string
+	user  *storage.User
+	group *storage.Group
+}
+
+func (rec record) render(tx storage.ReadTx, base string, o renderOpts) (map[string]any, error) {
+	if rec.user != nil {
+		return renderUser(tx, rec.user, base, o)
+	}
+	return renderGroup(tx, rec.group, base, o)
+}
+
+// listParams are a query's parameters as the client gave them (RFC 7644
+// §3.4.2), from the URL or a SearchRequest body.
+type listParams struct {
+	filter     string
+	hasFilter  bool
+	startIndex int
+	count      int
+	sortBy     string
+	sortOrder  string
+	attributes []string
+	excluded   []string
+}
+
+// lenientInt reads an integer query parameter; anything unreadable counts
+// as absent, as the RFC's "interpreted as" rules suggest leniency.
+func lenientInt(s string, def int) int {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return def
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		f, ferr := strconv.ParseFloat(s, 64)
+		if ferr != nil {
+			return def
+		}
+		n = int64(f)
+	}
+	const limit = 1 << 31
+	if n > limit {
+		n = limit
+	}
+	if n < -limit {
+		n = -limit
+	}
+	return int(n)
+}
+
+// fix applies the RFC's rules: startIndex below 1 is 1, a negative count
+// is 0, and count is capped at maxResults.
+func (p *listParams) fix(maxResults int) {
+	if p.startIndex < 1 {
+		p.startIndex = 1
+	}
+	if p.count < 0 {
+		p.count = 0
+	}
+	if p.count > maxResults {
+		p.count = maxResults
+	}
+}
+
+func (h *Handler) paramsFromQuery(r *http.Request) listParams {
+	q := r.URL.Query()
+	p := listParams{
+		startIndex: lenientInt(q.Get("startIndex"), 1),
+		count:      lenientInt(q.Get("count"), h.maxResults),
+		sortBy:     strings.TrimSpace(q.Get("sortBy")),
+		sortOrder:  strings.TrimSpace(q.Get("sortOrder")),
+		attributes: splitAttrList(q.Get("attributes")),
+		excluded:   splitAttrList(q.Get("excludedAttributes")),
+	}
+	if q.Has("filter") {
+		p.filter, p.hasFilter = strings.TrimSpace(q.Get("filter")), true
+	}
+	p.fix(h.maxResults)
+	return p
+}
+
+// paramsFromSearch reads a SearchRequest body (RFC 7644 §3.4.3).
+func (h *Handler) paramsFromSearch(body map[string]any) (listParams, error) {
+	p := listParams{startIndex: 1, count: h.maxResults}
+	str := func(name string) (string, error) {
+		_, v, ok := getField(body, name)
+		if !ok || v == nil {
+			return "", nil
+		}
+		s, isStr := v.(string)
+		if !isStr {
+			return "", errInvalidValue("%s must be a string", name)
+		}
+		return strings.TrimSpace(s), nil
+	}
+	num := func(name string, def int) int {
+		_, v, ok := getField(body, name)
+		if !ok {
+			return def
+		}
+		switch t := v.(type) {
+		case json.Number:
+			return lenientInt(t.String(), def)
+		case string:
+			return lenientInt(t, def)
+		}
+		return def
+	}
+	list := func(name string) ([]string, error) {
+		_, v, ok := getField(body, name)
+		if !ok || v == nil {
+			return nil, nil
+		}
+		switch t := v.(type) {
+		case string:
+			return splitAttrList(t), nil
+		case []any:
+			var out []string
+			for _, e := range t {
+				s, ok := e.(string)
+				if !ok {
+					return nil, errInvalidValue("%s must be an array of attribute paths", name)
+				}
+				out = append(out, splitAttrList(s)...)
+			}
+			return out, nil
+		}
+		return nil, errInvalidValue("%s must be an array of attribute paths", name)
+	}
+	var err error
+	if p.filter, err = str("filter"); err != nil {
+		return p, err
+	}
+	_, fv, hasFilter := getField(body, "filter")
+	p.hasFilter = hasFilter && fv != nil
+	if p.sortBy, err = str("sortBy"); err != nil {
+		return p, err
+	}
+	if p.sortOrder, err = str("sortOrder"); err != nil {
+		return p, err
+	}
+	if p.attributes, err = list("attributes"); err != nil {
+		return p, err
+	}
+	if p.excluded, err = list("excludedAttributes"); err != nil {
+		return p, err
+	}
+	p.startIndex = num("startIndex", 1)
+	p.count = num("count", h.maxResults)
+	p.fix(h.maxResults)
+	return p, nil
+}
+
+// query is listParams compiled for one resource type.
+type query struct {
+	rt         *resourceType
+	filter     *compiledFilter
+	sortBy     *attrRef
+	descending bool
+	proj       *projection
+}
+
+func compileQuery(rt *resourceType, p listParams) (*query, error) {
+	q := &query{rt: rt}
+	var err error
+	if p.hasFilter {
+		if p.filter == "" {
+			return nil, errInvalidFilter("filter is empty")
+		}
+		if q.filter, err = parseFilter(rt, p.filter); err != nil {
+			return nil, err
+		}
+	}
+	if p.sortBy != "" {
+		if len(p.sortBy) > maxFilterLength {
+			return nil, errInvalidValue("sortBy is too long")
+		}
+		ap, err := filter.ParseAttrPath([]byte(p.sortBy))
+		if err != nil {
+			return nil, errInvalidValue("sortBy %q is not an attribute path", truncate(p.sortBy, 128))
+		}
+		ref, err := resolveAttrPath(rt, ap)
+		if err != nil || ref.wholeExt {
+			return nil, errInvalidValue("sortBy %q is not an attribute", truncate(p.sortBy, 128))
+		}
+		q.sortBy = &ref
+	}
+	switch strings.ToLower(p.sortOrder) {
+	case "", "ascending":
+	case "descending":
+		q.descending = true
+	default:
+		return nil, errInvalidValue("sortOrder must be ascending or descending")
+	}
+	if q.proj, err = parseProjection(rt, p.attributes, p.excluded); err != nil {
+		return nil, err
+	}
+	return q, nil
+}
+
+func (h *Handler) list(req *request, rts []*resourceType, p *listParams) error {
+	if p == nil {
+		lp := h.paramsFromQuery(req.r)
+		p = &lp
+	}
+	queries := make([]*query, 0, len(rts))
+	for _, rt := range rts {
+		q, err := compileQuery(rt, *p)
+		if err != nil {
+			return err
+		}
+		queries = append(queries, q)
+	}
+	total := 0
+	resources := []json.RawMessage{}
+	err := h.view(req.ctx, func(tx storage.ReadTx) error {
+		total, resources = 0, []json.RawMessage{}
+		// The window [offset, offset+limit) runs over the concatenation of
+		// the resource types' results (users, then groups, for /.search).
+		offset, limit := p.startIndex-1, p.count
+		for _, q := range queries {
+			n, recs, err := collect(tx, q, req.base, offset, limit)
+			if err != nil {
+				return err
+			}
+			total += n
+			offset = max(0, offset-n)
+			limit -= len(recs)
+			for _, rec := range recs {
+				doc, err := rec.render(tx, req.base, outputOpts(q.proj))
+				if err != nil {
+					return err
+				}
+				raw, err := marshalResource(q.rt, q.proj.apply(doc))
+				if err != nil {
+					return err
+				}
+				resources = append(resources, raw)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(req.w, http.StatusOK, map[string]any{
+		"schemas":      []string{schemaListResponse},
+		"totalResults": total,
+		"startIndex":   p.startIndex,
+		"itemsPerPage": len(resources),
+		"Resources":    resources,
+	})
+	return nil
+}
+
+// search serves POST .../.search.
+func (h *Handler) search(req *request, rts []*resourceType) error {
+	body, err := h.readBody(req)
+	if err != nil {
+		return err
+	}
+	p, err := h.paramsFromSearch(body)
+	if err != nil {
+		return err
+	}
+	return h.list(req, rts, &p)
+}
+
+// collect finds the records q matches, in a stable order (id order, or
+// the sort order with id breaking ties), and returns how many match and
+// those in [offset, offset+limit).
+func collect(tx storage.ReadTx, q *query, base string, offset, limit int) (int, []record, error) {
+	if q.filter == nil && q.sortBy == nil {
+		return collectAll(tx, q.rt, offset, limit)
+	}
+	evalOpts := filterOpts(q.filter)
+	var matches []record
+	var keys []sortKey
+	total := 0
+	consider := func(rec record) error {
+		var doc map[string]any
+		if q.filter != nil {
+			var err error
+			if doc, err = rec.render(tx, base, evalOpts); err != nil {
+				return err
+			}
+			if !q.filter.match(doc) {
+				return nil
+			}
+		}
+		if q.sortBy != nil {
+			k, err := sortKeyOf(tx, rec, doc, *q.sortBy, base)
+			if err != nil {
+				return err
+			}
+			matches, keys = append(matches, rec), append(keys, k)
+			return nil
+		}
+		if total >= offset && total < offset+limit {
+			matches = append(matches, rec)
+		}
+		total++
+		return nil
+	}
+	if lookups, ok := planFilter(q); ok {
+		recs, err := lookupRecords(tx, q.rt, lookups)
+		if err != nil {
+			return 0, nil, err
+		}
+		for _, rec := range recs {
+			if err := consider(rec); err != nil {
+				return 0, nil, err
+			}
+		}
+	} else if err := scanRecords(tx, q.rt, "", func(rec record) (bool, error) {
+		return true, consider(rec)
+	}); err != nil {
+		return 0, nil, err
+	}
+	if q.sortBy == nil {
+		return total, matches, nil
+	}
+	idx := make([]int, len(matches))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool {
+		c := compareSortKeys(keys[idx[a]], keys[idx[b]], q.descending)
+		if c != 0 {
+			return c < 0
+		}
+		return matches[idx[a]].id < matches[idx[b]].id
+	})
+	total = len(matches)
+	var window []record
+	for i := offset; i < total && i < offset+limit; i++ {
+		window = append(window, matches[idx[i]])
+	}
+	return total, window, nil
+}
+
+func planFilter(q *query) ([]indexLookup, bool) {
+	if q.filter == nil {
+		return nil, false
+	}
+	return planLookups(q.rt, q.filter.root)
+}
+
+// collectAll pages through every record without filter or sort.
+func collectAll(tx storage.ReadTx, rt *resourceType, offset, limit int) (int, []record, error) {
+	var total int
+	var err error
+	if rt == userResource {
+		total, err = tx.CountUsers()
+	} else {
+		total, err = tx.CountGroups()
+	}
+	if err != nil || limit <= 0 || offset >= total {
+		return total, nil, err
+	}
+	var recs []record
+	seen := 0
+	err = scanRecords(tx, rt, "", func(rec record) (bool, error) {
+		if seen >= offset {
+			recs = append(recs, rec)
+		}
+		seen++
+		return len(recs) < limit, nil
+	})
+	return total, recs, err
+}
+
+func scanRecords(tx storage.ReadTx, rt *resourceType, after string, fn func(record) (bool, error)) error {
+	if rt == userResource {
+		return tx.ScanUsers(after, func(u *storage.User) (bool, error) {
+			return fn(record{id: u.ID, user: u})
+		})
+	}
+	return tx.ScanGroups(after, func(g *storage.Group) (bool, error) {
+		return fn(record{id: g.ID, group: g})
+	})
+}
+
+// sortKey is the value a resource sorts by.
+type sortKey struct {
+	present bool
+	isNum   bool
+	num     float64
+	isTime  bool
+	tm      time.Time
+	str     string
+}
+
+// sortKeyOf reads the sortBy value of rec (RFC 7644 §3.4.2.3): for a
+// multi-valued attribute, the primary value or else the first.
+func sortKeyOf(tx storage.ReadTx, rec record, doc map[string]any, ref attrRef, base string) (sortKey, error) {
+	if doc == nil {
+		o := renderOpts{}
+		if ref.isTop("groups") {
+			o.groups = true
+		}
+		if ref.isTop("members") {
+			o.members, o.memberDisplay = true, true
+		}
+		var err error
+		if doc, err = rec.render(tx, base, o); err != nil {
+			return sortKey{}, err
+		}
+	}
+	c := containerOf(doc, ref, false)
+	_, v, ok := getField(c, ref.name)
+	if !ok {
+		return sortKey{}, nil
+	}
+	if list, isList := v.([]any); isList {
+		v = nil
+		for _, e := range list {
+			if isPrimary(e) {
+				v = e
+				break
+			}
+		}
+		if v == nil && len(list) > 0 {
+			v = list[0]
+		}
+	}
+	leaf := ref.leaf()
+	sub := ref.sub
+	if sub == "" && ref.def != nil && ref.def.Type == typeComplex {
+		sub, leaf = "value", ref.def.valueSub()
+	}
+	if sub != "" {
+		_, v, _ = getField(asMap(v), sub)
+	}
+	switch t := v.(type) {
+	case nil:
+		return sortKey{}, nil
+	case json.Number:
+		f, _ := t.Float64()
+		return sortKey{present: true, isNum: true, num: f}, nil
+	case bool:
+		if t {
+			return sortKey{present: true, isNum: true, num: 1}, nil
+		}
+		return sortKey{present: true, isNum: true}, nil
+	case string:
+		if leaf != nil && leaf.Type == typeDateTime {
+			if tm, ok := parseDateTime(t); ok {
+				return sortKey{present: true, isTime: true, tm: tm}, nil
+			}
+		}
+		if leaf == nil || !leaf.CaseExact {
+			t = strings.ToLower(t)
+		}
+		return sortKey{present: true, str: t}, nil
+	}
+	return sortKey{}, nil
+}
+
+// compareSortKeys orders keys; resources without a value come last in
+// either direction.
+func compareSortKeys(a, b sortKey, descending bool) int {
+	switch {
+	case !a.present && !b.present:
+		return 0
+	case !a.present:
+		return 1
+	case !b.present:
+		return -1
+	}
+	var c int
+	switch {
+	case a.isNum && b.isNum:
+		c = compareFloats(a.num, b.num)
+	case a.isTime && b.isTime:
+		c = a.tm.Compare(b.tm)
+	default:
+		c = strings.Compare(a.str, b.str)
+	}
+	if descending {
+		c = -c
+	}
+	return c
+}
+
+func compareFloats(a, b float64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,304 @@
+package scimhandler
+
+import (
+	"encoding/json"
+	"sort"
+	"strings"
+
+	filter "github.com/scim2/filter-parser/v2"
+)
+
+// Client documents are brought into one canonical shape before anything is
+// stored or compared: attribute names take the schema's spelling, values
+// take the schema's types where a client's mistake is unambiguous ("False"
+// for false, a bare id for a complex "manager"), null means unassigned, and
+// read-only attributes are dropped as RFC 7643 §2.2 asks.
+
+// normalizeResource canonicalises a resource document received on POST,
+// PUT, or built by PATCH. Keys whose attribute is read-only are ignored.
+func normalizeResource(rt *resourceType, in map[string]any) (map[string]any, error) {
+	out := make(map[string]any, len(in))
+	// Keys are visited in order so that the outcome does not depend on map
+	// iteration when two keys differ only in case.
+	keys := make([]string, 0, len(in))
+	for k := range in {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		v := in[k]
+		if v == nil {
+			continue
+		}
+		switch {
+		case strings.EqualFold(k, "schemas"):
+			if err := checkSchemasValue(v); err != nil {
+				return nil, err
+			}
+		case rt.extension(k) != nil:
+			ext := rt.extension(k)
+			m, ok := v.(map[string]any)
+			if !ok {
+				return nil, errInvalidValue("%s must be an object", ext.ID)
+			}
+			norm, err := normalizeAttrs(ext.Attributes, m, ext.ID+":")
+			if err != nil {
+				return nil, err
+			}
+			if len(norm) > 0 {
+				mergeInto(out, ext.ID, norm)
+			}
+		case rt.isCoreURN(k):
+			// A core-schema container, as some clients nest it.
+			m, ok := v.(map[string]any)
+			if !ok {
+				return nil, errInvalidValue("%s must be an object", rt.Schema.ID)
+			}
+			norm, err := normalizeResource(rt, m)
+			if err != nil {
+				return nil, err
+			}
+			for nk, nv := range norm {
+				out[nk] = nv
+			}
+		case isURNKey(k):
+			// A URN-qualified attribute ("urn:...:User:department") or an
+			// extension this service provider does not know, kept as sent.
+			ap, err := filter.ParseAttrPath([]byte(k))
+			if err != nil {
+				out[k] = v
+				continue
+			}
+			ref, err := resolveAttrPath(rt, ap)
+			if err != nil || ref.container != "" && ref.ext == nil {
+				out[k] = v
+				continue
+			}
+			if err := setNormalized(out, ref, v); err != nil {
+				return nil, err
+			}
+		default:
+			def := rt.topAttr(k)
+			if def == nil {
+				out[k] = v // an attribute beyond the schema, kept as sent
+				continue
+			}
+			if def.isReadOnly() {
+				continue
+			}
+			nv, err := normalizeValue(def, v, def.Name)
+			if err != nil {
+				return nil, err
+			}
+			if nv != nil {
+				out[def.Name] = nv
+			}
+		}
+	}
+	return out, nil
+}
+
+// setNormalized stores v at a resolved URN-qualified path of out.
+func setNormalized(out map[string]any, ref attrRef, v any) error {
+	if ref.def.isReadOnly() || ref.subDef.isReadOnly() {
+		return nil
+	}
+	if ref.sub != "" {
+		v = map[string]any{ref.sub: v}
+	}
+	var nv any = v
+	if ref.def != nil {
+		var err error
+		if nv, err = normalizeValue(ref.def, v, ref.display()); err != nil {
+			return err
+		}
+	}
+	if nv == nil {
+		return nil
+	}
+	c := containerOf(out, ref, true)
+	if existing, ok := c[ref.name].(map[string]any); ok {
+		if m, ok := nv.(map[string]any); ok {
+			for sk, sv := range m {
+				existing[sk] = sv
+			}
+			return nil
+		}
+	}
+	c[ref.name] = nv
+	return nil
+}
+
+func mergeInto(out map[string]any, key string, m map[string]any) {
+	if existing, ok := out[key].(map[string]any); ok {
+		for k, v := range m {
+			existing[k] = v
+		}
+		return
+	}
+	out[key] = m
+}
+
+// normalizeAttrs canonicalises an object whose keys are attributes of defs.
+func normalizeAttrs(defs []*attribute, in map[string]any, pathPrefix string) (map[string]any, error) {
+	out := make(map[string]any, len(in))
+	keys := make([]string, 0, len(in))
+	for k := range in {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		v := in[k]
+		if v == nil || strings.EqualFold(k, "schemas") {
+			continue
+		}
+		def := findAttr(defs, k)
+		if def == nil {
+			out[k] = v
+			continue
+		}
+		if def.isReadOnly() {
+			continue
+		}
+		nv, err := normalizeValue(def, v, pathPrefix+def.Name)
+		if err != nil {
+			return nil, err
+		}
+		if nv != nil {
+			out[def.Name] = nv
+		}
+	}
+	return out, nil
+}
+
+func checkSchemasValue(v any) error {
+	list, ok := v.([]any)
+	if !ok {
+		return errInvalidSyntax("schemas must be an array of schema URNs")
+	}
+	for _, e := range list {
+		if _, ok := e.(string); !ok {
+			return errInvalidSyntax("schemas must be an array of schema URNs")
+		}
+	}
+	return nil
+}
+
+// normalizeValue canonicalises v as a value of def. nil means unassigned.
+func normalizeValue(def *attribute, v any, path string) (any, error) {
+	if v == nil {
+		return nil, nil
+	}
+	if !def.MultiValued {
+		return normalizeSingle(def, v, path)
+	}
+	var out []any
+	for _, e := range asList(v) {
+		ne, err := normalizeSingle(def, e, path)
+		if err != nil {
+			return nil, err
+		}
+		if ne != nil {
+			out = append(out, ne)
+		}
+	}
+	if len(out) == 0 {
+		return nil, nil
+	}
+	keepOnePrimary(out)
+	return out, nil
+}
+
+// normalizeSingle canonicalises one (non-list) value of def.
+func normalizeSingle(def *attribute, v any, path string) (any, error) {
+	if v == nil {
+		return nil, nil
+	}
+	switch def.Type {
+	case typeComplex:
+		m, ok := v.(map[string]any)
+		if !ok {
+			// Entra ID sends a manager as a bare id: that is its value.
+			if s, isStr := v.(string); isStr && def.valueSub() != nil {
+				m = map[string]any{"value": s}
+			} else {
+				return nil, errInvalidValue("%s must be an object", path)
+			}
+		}
+		norm, err := normalizeAttrs(def.SubAttributes, m, path+".")
+		if err != nil {
+			return nil, err
+		}
+		if len(norm) == 0 {
+			return nil, nil
+		}
+		return norm, nil
+	case typeBoolean:
+		switch t := v.(type) {
+		case bool:
+			return t, nil
+		case string:
+			// Entra ID sends "True"/"False".
+			switch strings.ToLower(strings.TrimSpace(t)) {
+			case "true":
+				return true, nil
+			case "false":
+				return false, nil
+			}
+		}
+		return nil, errInvalidValue("%s must be true or false", path)
+	case typeInteger, typeDecimal:
+		switch t := v.(type) {
+		case json.Number:
+			if def.Type == typeInteger {
+				if _, err := t.Int64(); err != nil {
+					return nil, errInvalidValue("%s must be an integer", path)
+				}
+			}
+			return t, nil
+		case string:
+			n := json.Number(strings.TrimSpace(t))
+			if _, err := n.Float64(); err == nil {
+				return normalizeSingle(def, n, path)
+			}
+		}
+		return nil, errInvalidValue("%s must be a number", path)
+	case typeDateTime:
+		s, ok := v.(string)
+		if !ok {
+			return nil, errInvalidValue("%s must be a dateTime string", path)
+		}
+		if _, ok := parseDateTime(s); !ok {
+			return nil, errInvalidValue("%s: %q is not a dateTime", path, s)
+		}
+		return s, nil
+	default: // string, reference, binary
+		switch t := v.(type) {
+		case string:
+			return t, nil
+		case json.Number:
+			// A number for a string attribute (an employeeNumber sent as
+			// 42) is unambiguous: keep its text.
+			return t.String(), nil
+		}
+		return nil, errInvalidValue("%s must be a string", path)
+	}
+}
+
+// keepOnePrimary leaves primary=true on the first element that has it
+// (RFC 7643 §2.4: at most one primary value).
+func keepOnePrimary(list []any) {
+	seen := false
+	for _, e := range list {
+		m, ok := e.(map[string]any)
+		if !ok {
+			continue
+		}
+		if p, ok := m["primary"].(bool); ok && p {
+			if seen {
+				m["primary"] = false
+			}
+			seen = true
+		}
+	}
+}

@@ -1,0 +1,239 @@
+package scimhandler
+
+import (
+	"errors"
+	"sort"
+	"time"
+
+	"github.com/portcullis/portcullis/storage"
+)
+
+// renderOpts says which costly attributes a rendered document holds.
+type renderOpts struct {
+	groups        bool // User.groups: one read per group the user is in
+	members       bool // Group.members: one read of the member list
+	memberDisplay bool // members[].display: one read per member
+}
+
+// outputOpts is what a response under p needs.
+func outputOpts(p *projection) renderOpts {
+	return renderOpts{
+		groups:        p.wantsTop("groups"),
+		members:       p.wantsTop("members"),
+		memberDisplay: p.wantsSub("members", "display"),
+	}
+}
+
+// filterOpts is what evaluating f needs.
+func filterOpts(f *compiledFilter) renderOpts {
+	if f == nil {
+		return renderOpts{}
+	}
+	return renderOpts{
+		groups:        f.refs["groups"] || f.refs["groups.display"],
+		members:       f.refs["members"],
+		memberDisplay: f.refs["members.display"],
+	}
+}
+
+func (o renderOpts) or(p renderOpts) renderOpts {
+	return renderOpts{groups: o.groups || p.groups, members: o.members || p.members,
+		memberDisplay: o.memberDisplay || p.memberDisplay}
+}
+
+const timeFormat = time.RFC3339Nano
+
+// userAttributes is the client-owned part of a user's SCIM document: what
+// was stored, with the typed fields (which other parts of the gateway may
+// set, e.g. for just-in-time users) taking precedence.
+func userAttributes(u *storage.User) (map[string]any, error) {
+	doc, err := decodeStored(u.Attributes)
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range []string{"id", "meta", "groups", "password", "schemas"} {
+		deleteField(doc, k)
+	}
+	doc["userName"] = u.UserName
+	doc["active"] = u.Active
+	setOrDelete(doc, "externalId", nonEmpty(u.ExternalID))
+	setOrDelete(doc, "displayName", nonEmpty(u.DisplayName))
+	if _, _, ok := getField(doc, "emails"); !ok && len(u.Emails) > 0 {
+		var emails []any
+		for i, e := range u.Emails {
+			emails = append(emails, map[string]any{"value": e, "primary": i == 0})
+		}
+		doc["emails"] = emails
+	}
+	return doc, nil
+}
+
+// groupAttributes is the client-owned part of a group's document, members
+// excluded (they live in membership records).
+func groupAttributes(g *storage.Group) (map[string]any, error) {
+	doc, err := decodeStored(g.Attributes)
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range []string{"id", "meta", "members", "schemas"} {
+		deleteField(doc, k)
+	}
+	doc["displayName"] = g.DisplayName
+	setOrDelete(doc, "externalId", nonEmpty(g.ExternalID))
+	return doc, nil
+}
+
+func nonEmpty(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// schemasOf lists the schemas a document uses: the core schema, then the
+// extensions it has attributes of.
+func schemasOf(rt *resourceType, doc map[string]any) []any {
+	out := []any{rt.Schema.ID}
+	for _, ext := range rt.Extensions {
+		if _, v, ok := getField(doc, ext.ID); ok && v != nil {
+			out = append(out, ext.ID)
+		}
+	}
+	var unknown []string
+	for k, v := range doc {
+		if _, isMap := v.(map[string]any); isMap && isURNKey(k) && rt.extension(k) == nil {
+			unknown = append(unknown, k)
+		}
+	}
+	sort.Strings(unknown)
+	for _, k := range unknown {
+		out = append(out, k)
+	}
+	return out
+}
+
+func metaOf(rt *resourceType, id string, created, modified time.Time, version int64, base string) map[string]any {
+	if modified.IsZero() {
+		modified = created
+	}
+	return map[string]any{
+		"resourceType": rt.Name,
+		"created":      created.UTC().Format(timeFormat),
+		"lastModified": modified.UTC().Format(timeFormat),
+		"version":      etag(version),
+		"location":     base + rt.Endpoint + "/" + id,
+	}
+}
+
+// renderUser builds the SCIM representation of u.
+func renderUser(tx storage.ReadTx, u *storage.User, base string, o renderOpts) (map[string]any, error) {
+	doc, err := userAttributes(u)
+	if err != nil {
+		return nil, err
+	}
+	doc["id"] = u.ID
+	doc["schemas"] = schemasOf(userResource, doc)
+	doc["meta"] = metaOf(userResource, u.ID, u.Created, u.Modified, u.Version, base)
+	if o.groups {
+		ids, err := tx.GroupsOf(u.ID)
+		if err != nil {
+			return nil, err
+		}
+		var groups []any
+		for _, gid := range ids {
+			g, err := tx.GetGroup(gid)
+			if errors.Is(err, storage.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			groups = append(groups, map[string]any{
+				"value":   g.ID,
+				"display": g.DisplayName,
+				"$ref":    base + groupResource.Endpoint + "/" + g.ID,
+				"type":    "direct",
+			})
+		}
+		if len(groups) > 0 {
+			doc["groups"] = groups
+		}
+	}
+	return doc, nil
+}
+
+// renderGroup builds the SCIM representation of g.
+func renderGroup(tx storage.ReadTx, g *storage.Group, base string, o renderOpts) (map[string]any, error) {
+	doc, err := groupAttributes(g)
+	if err != nil {
+		return nil, err
+	}
+	doc["id"] = g.ID
+	doc["schemas"] = schemasOf(groupResource, doc)
+	doc["meta"] = metaOf(groupResource, g.ID, g.Created, g.Modified, g.Version, base)
+	if o.members {
+		members := []any{}
+		err := tx.Members(g.ID, func(m storage.Member) (bool, error) {
+			e, err := renderMember(tx, m, base, o.memberDisplay)
+			if err != nil {
+				return false, err
+			}
+			members = append(members, e)
+			return true, nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		doc["members"] = members
+	}
+	return doc, nil
+}
+
+// renderMember is one element of Group.members.
+func renderMember(tx storage.ReadTx, m storage.Member, base string, withDisplay bool) (map[string]any, error) {
+	typ := m.Type
+	if typ == "" {
+		typ = storage.MemberUser
+	}
+	endpoint := userResource.Endpoint
+	if typ == storage.MemberGroup {
+		endpoint = groupResource.Endpoint
+	}
+	e := map[string]any{"value": m.ID, "type": typ, "$ref": base + endpoint + "/" + m.ID}
+	if withDisplay {
+		display, err := memberDisplay(tx, m)
+		if err != nil {
+			return nil, err
+		}
+		if display != "" {
+			e["display"] = display
+		}
+	}
+	return e, nil
+}
+
+// memberDisplay is a member's display name: a user's displayName (or
+// userName), a group's displayName.
+func memberDisplay(tx storage.ReadTx, m storage.Member) (string, error) {
+	if m.Type == storage.MemberGroup {
+		g, err := tx.GetGroup(m.ID)
+		if errors.Is(err, storage.ErrNotFound) {
+			return "", nil
+		}
+		if err != nil {
+			return "", err
+		}
+		return g.DisplayName, nil
+	}
+	u, err := tx.GetUser(m.ID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	if u.DisplayName != "" {
+		return u.DisplayName, nil
+	}
+	return u.UserName, nil
+}

@@ -1,0 +1,83 @@
+package scimhandler
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/portcullis/portcullis/storage"
+)
+
+// IssueToken creates the tenant's SCIM bearer token, or rotates it: the
+// previous token stops working the moment this returns. The plaintext is
+// returned once; only its SHA-256 is stored. The audit event
+// (token.created or token.rotated, actor as given) is written in the same
+// transaction.
+func IssueToken(ctx context.Context, store storage.Store, tenant, actor string) (plaintext string, err error) {
+	if actor == "" {
+		actor = "system"
+	}
+	err = store.Update(ctx, tenant, func(tx storage.Tx) error {
+		old, err := tx.GetSCIMToken()
+		if err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return err
+		}
+		secret, hash := storage.NewSecret()
+		rec := &storage.SCIMToken{ID: storage.NewID(), Hash: hash, Created: time.Now().UTC()}
+		if err := tx.PutSCIMToken(rec); err != nil {
+			return err
+		}
+		ev := storage.Event{
+			Type:         storage.EventTokenCreated,
+			Actor:        actor,
+			ResourceType: "SCIMToken",
+			ResourceID:   rec.ID,
+			After:        "token=" + rec.ID,
+		}
+		if old != nil {
+			ev.Type = storage.EventTokenRotated
+			ev.Before = "token=" + old.ID
+			ev.Reason = "the previous token stopped working"
+		}
+		if err := tx.AppendEvent(ev); err != nil {
+			return err
+		}
+		// fn may run again on a conflict: only the committed run's
+		// secret is returned.
+		plaintext = secret
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return plaintext, nil
+}
+
+// DisableToken deletes the tenant's SCIM token: every SCIM request gets 401
+// until IssueToken makes a new one. Disabling when no token exists succeeds
+// and records nothing.
+func DisableToken(ctx context.Context, store storage.Store, tenant, actor string) error {
+	if actor == "" {
+		actor = "system"
+	}
+	return store.Update(ctx, tenant, func(tx storage.Tx) error {
+		old, err := tx.GetSCIMToken()
+		if errors.Is(err, storage.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := tx.DeleteSCIMToken(); err != nil {
+			return err
+		}
+		return tx.AppendEvent(storage.Event{
+			Type:         storage.EventTokenDisabled,
+			Actor:        actor,
+			ResourceType: "SCIMToken",
+			ResourceID:   old.ID,
+			Before:       "token=" + old.ID,
+			Reason:       "SCIM disabled: every request gets 401 until a new token is issued",
+		})
+	})
+}

@@ -1,0 +1,566 @@
+package scimhandler
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/portcullis/portcullis/storage"
+)
+
+// Bounds on values the store indexes: index keys hold them.
+const (
+	maxIndexedLength = 1024
+	maxEmails        = 100
+)
+
+// userFields are the typed storage.User fields a SCIM document determines.
+type userFields struct {
+	userName    string
+	externalID  string
+	displayName string
+	emails      []string
+	active      *bool // nil: the document does not say
+}
+
+// deriveUserFields reads the typed fields of a normalised user document.
+func deriveUserFields(doc map[string]any) (userFields, error) {
+	var f userFields
+	f.userName, _ = doc["userName"].(string)
+	if strings.TrimSpace(f.userName) == "" {
+		return f, errInvalidValue("userName is required and must not be empty")
+	}
+	f.externalID, _ = doc["externalId"].(string)
+	f.displayName, _ = doc["displayName"].(string)
+	for name, v := range map[string]string{"userName": f.userName, "externalId": f.externalID} {
+		if len(v) > maxIndexedLength {
+			return f, errInvalidValue("%s is longer than %d bytes", name, maxIndexedLength)
+		}
+	}
+	if a, ok := doc["active"].(bool); ok {
+		f.active = &a
+	}
+	emails := asList(doc["emails"])
+	if len(emails) > maxEmails {
+		return f, errInvalidValue("at most %d emails are accepted", maxEmails)
+	}
+	var primary, others []string
+	for _, e := range emails {
+		m, _ := e.(map[string]any)
+		v, _ := m["value"].(string)
+		if v == "" {
+			continue
+		}
+		if len(v) > maxIndexedLength {
+			return f, errInvalidValue("an email value is longer than %d bytes", maxIndexedLength)
+		}
+		if isPrimary(m) {
+			primary = append(primary, v)
+		} else {
+			others = append(others, v)
+		}
+	}
+	f.emails = append(primary, others...)
+	return f, nil
+}
+
+// hashPassword makes the salted hash a password is stored as.
+func hashPassword(pw string) (string, error) {
+	if pw == "" {
+		return "", errInvalidValue("password must not be empty")
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.DefaultCost)
+	if errors.Is(err, bcrypt.ErrPasswordTooLong) {
+		return "", errInvalidValue("password is longer than 72 bytes")
+	}
+	if err != nil {
+		return "", err
+	}
+	return string(h), nil
+}
+
+// takePassword removes the password from a normalised document.
+func takePassword(doc map[string]any) (pw string, given bool) {
+	_, v, ok := getField(doc, "password")
+	if !ok {
+		return "", false
+	}
+	deleteField(doc, "password")
+	s, _ := v.(string)
+	return s, true
+}
+
+// userInput is a user document received on POST or PUT, checked and with
+// its password hashed (outside any transaction: bcrypt is slow on purpose).
+type userInput struct {
+	doc          map[string]any
+	fields       userFields
+	passwordHash string
+	hasPassword  bool
+}
+
+func (h *Handler) readUserInput(req *request) (*userInput, error) {
+	body, err := h.readBody(req)
+	if err != nil {
+		return nil, err
+	}
+	doc, err := normalizeResource(userResource, body)
+	if err != nil {
+		return nil, err
+	}
+	in := &userInput{doc: doc}
+	pw, given := takePassword(doc)
+	if in.fields, err = deriveUserFields(doc); err != nil {
+		return nil, err
+	}
+	if given {
+		if in.passwordHash, err = hashPassword(pw); err != nil {
+			return nil, err
+		}
+		in.hasPassword = true
+	}
+	return in, nil
+}
+
+// projectionFor reads the attributes/excludedAttributes query parameters.
+func projectionFor(rt *resourceType, r *http.Request) (*projection, error) {
+	q := r.URL.Query()
+	return parseProjection(rt, splitAttrList(q.Get("attributes")), splitAttrList(q.Get("excludedAttributes")))
+}
+
+// writeResource answers with one resource.
+func writeResource(req *request, status int, rt *resourceType, doc map[string]any, version int64, p *projection) error {
+	body, err := marshalResource(rt, p.apply(doc))
+	if err != nil {
+		return err
+	}
+	hdr := req.w.Header()
+	hdr.Set("ETag", etag(version))
+	if status == http.StatusCreated {
+		hdr.Set("Location", req.base+rt.Endpoint+"/"+fmt.Sprint(doc["id"]))
+	}
+	hdr.Set("Content-Type", contentTypeSCIM)
+	req.w.WriteHeader(status)
+	_, _ = req.w.Write(body)
+	return nil
+}
+
+func (h *Handler) getUser(req *request, id string) error {
+	p, err := projectionFor(userResource, req.r)
+	if err != nil {
+		return err
+	}
+	var doc map[string]any
+	var version int64
+	err = h.view(req.ctx, func(tx storage.ReadTx) error {
+		u, err := tx.GetUser(id)
+		if err != nil {
+			return notFoundAs(err, "User", id)
+		}
+		version = u.Version
+		if inm := req.r.Header.Get("If-None-Match"); inm != "" && etagListMatches(inm, u.Version) {
+			return nil
+		}
+		doc, err = renderUser(tx, u, req.base, outputOpts(p))
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if doc == nil {
+		req.w.Header().Set("ETag", etag(version))
+		req.w.WriteHeader(http.StatusNotModified)
+		return nil
+	}
+	return writeResource(req, http.StatusOK, userResource, doc, version, p)
+}
+
+// notFoundAs turns the store's ErrNotFound into a 404 naming the resource.
+func notFoundAs(err error, resource, id string) error {
+	if errors.Is(err, storage.ErrNotFound) {
+		return errNotFound("%s %q not found", resource, truncate(id, 64))
+	}
+	return err
+}
+
+func (h *Handler) createUser(req *request) error {
+	p, err := projectionFor(userResource, req.r)
+	if err != nil {
+		return err
+	}
+	in, err := h.readUserInput(req)
+	if err != nil {
+		return err
+	}
+	active := true
+	if in.fields.active != nil {
+		active = *in.fields.active
+	}
+	in.doc["active"] = active
+	attrs, err := json.Marshal(in.doc)
+	if err != nil {
+		return err
+	}
+	now := time.Now().UTC()
+	u := &storage.User{
+		ID:           storage.NewID(),
+		UserName:     in.fields.userName,
+		ExternalID:   in.fields.externalID,
+		DisplayName:  in.fields.displayName,
+		Emails:       in.fields.emails,
+		Active:       active,
+		Source:       storage.SourceSCIM,
+		PasswordHash: in.passwordHash,
+		Attributes:   attrs,
+		Created:      now,
+		Modified:     now,
+	}
+	var stored *storage.User
+	err = h.update(req.ctx, func(tx storage.Tx) error {
+		if err := checkUserNameFree(tx, u.UserName, u.ID); err != nil {
+			return err
+		}
+		rec := *u
+		if err := tx.PutUser(&rec); err != nil {
+			return err
+		}
+		if err := tx.AppendEvent(storage.Event{
+			Type: storage.EventUserCreated, Actor: req.actor, ResourceType: "User",
+			ResourceID: u.ID, After: userSummary(u),
+		}); err != nil {
+			return err
+		}
+		var err error
+		stored, err = tx.GetUser(u.ID)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	h.logger.Info("scim user created", zap.String("id", stored.ID))
+	doc, err := renderUser(nil, stored, req.base, renderOpts{}) // a new user is in no group
+	if err != nil {
+		return err
+	}
+	return writeResource(req, http.StatusCreated, userResource, doc, stored.Version, p)
+}
+
+// checkUserNameFree answers 409 uniqueness when another user holds
+// userName (case-insensitively). The store enforces it too; this gives the
+// clearer message.
+func checkUserNameFree(tx storage.ReadTx, userName, id string) error {
+	other, err := tx.UserByUserName(userName)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return nil
+	case err != nil:
+		return err
+	case other.ID != id:
+		return &scimError{status: http.StatusConflict, scimType: scimTypeUniqueness,
+			detail: fmt.Sprintf("userName %q is already taken", truncate(userName, 128))}
+	}
+	return nil
+}
+
+func (h *Handler) replaceUser(req *request, id string) error {
+	p, err := projectionFor(userResource, req.r)
+	if err != nil {
+		return err
+	}
+	in, err := h.readUserInput(req)
+	if err != nil {
+		return err
+	}
+	var doc map[string]any
+	var version int64
+	err = h.update(req.ctx, func(tx storage.Tx) error {
+		u, err := tx.GetUser(id)
+		if err != nil {
+			return notFoundAs(err, "User", id)
+		}
+		if err := checkIfMatch(req.r, u.Version); err != nil {
+			return err
+		}
+		next := *u
+		next.UserName, next.ExternalID = in.fields.userName, in.fields.externalID
+		next.DisplayName, next.Emails = in.fields.displayName, in.fields.emails
+		// PUT replaces the document, but a missing "active" keeps the
+		// user's state: a deactivated user is never reactivated by a
+		// client that merely left the attribute out.
+		if in.fields.active != nil {
+			next.Active = *in.fields.active
+		}
+		if in.hasPassword {
+			next.PasswordHash = in.passwordHash
+		}
+		d := cloneDoc(in.doc)
+		d["active"] = next.Active
+		if next.Attributes, err = json.Marshal(d); err != nil {
+			return err
+		}
+		saved, err := h.saveUser(tx, req.actor, u, &next)
+		if err != nil {
+			return err
+		}
+		version = saved.Version
+		doc, err = renderUser(tx, saved, req.base, outputOpts(p))
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return writeResource(req, http.StatusOK, userResource, doc, version, p)
+}
+
+// saveUser writes next over before with its audit event: user.updated,
+// or user.deactivated / user.reactivated when active flipped. Deactivation
+// ends every session of the user in the same transaction, so the gateway
+// refuses the user's next request. An unchanged user is not written.
+func (h *Handler) saveUser(tx storage.Tx, actor string, before, next *storage.User) (*storage.User, error) {
+	if userUnchanged(before, next) {
+		return before, nil
+	}
+	if !strings.EqualFold(before.UserName, next.UserName) {
+		if err := checkUserNameFree(tx, next.UserName, next.ID); err != nil {
+			return nil, err
+		}
+	}
+	next.Modified = time.Now().UTC()
+	if err := tx.PutUser(next); err != nil {
+		return nil, err
+	}
+	b, a := userDiff(before, next)
+	ev := storage.Event{Type: storage.EventUserUpdated, Actor: actor, ResourceType: "User",
+		ResourceID: next.ID, Before: b, After: a}
+	switch {
+	case before.Active && !next.Active:
+		n, err := tx.DeleteSessionsOf(next.ID)
+		if err != nil {
+			return nil, err
+		}
+		ev.Type = storage.EventUserDeactivated
+		ev.Reason = fmt.Sprintf("%d sessions ended", n)
+	case !before.Active && next.Active:
+		ev.Type = storage.EventUserReactivated
+	}
+	if err := tx.AppendEvent(ev); err != nil {
+		return nil, err
+	}
+	return tx.GetUser(next.ID)
+}
+
+func userUnchanged(a, b *storage.User) bool {
+	return a.UserName == b.UserName && a.ExternalID == b.ExternalID && a.DisplayName == b.DisplayName &&
+		a.Active == b.Active && a.PasswordHash == b.PasswordHash &&
+		strings.Join(a.Emails, "\x00") == strings.Join(b.Emails, "\x00") &&
+		len(changedAttributes(a.Attributes, b.Attributes)) == 0
+}
+
+// passwordChange is a password set or removed by PATCH.
+type passwordChange struct {
+	hash  string
+	clear bool
+}
+
+// takePasswordOps removes the operations on "password" from ops, so the
+// password is hashed before the transaction and never enters the document.
+func takePasswordOps(ops []patchOp) ([]patchOp, *passwordChange, error) {
+	var change *passwordChange
+	var plain *string
+	var rest []patchOp
+	isPasswordPath := func(p string) bool {
+		return strings.EqualFold(p, "password") || strings.EqualFold(p, schemaUser+":password")
+	}
+	for _, op := range ops {
+		switch {
+		case op.path != "" && isPasswordPath(op.path):
+			if op.op == opRemove || op.value == nil {
+				plain, change = nil, &passwordChange{clear: true}
+				continue
+			}
+			s, ok := op.value.(string)
+			if !ok {
+				return nil, nil, errInvalidValue("password must be a string")
+			}
+			plain, change = &s, &passwordChange{}
+		case op.path == "" && op.op != opRemove:
+			m, ok := op.value.(map[string]any)
+			if !ok {
+				rest = append(rest, op)
+				continue
+			}
+			key, v, has := getField(m, "password")
+			if !has {
+				rest = append(rest, op)
+				continue
+			}
+			s, ok := v.(string)
+			if v != nil && !ok {
+				return nil, nil, errInvalidValue("password must be a string")
+			}
+			if v == nil {
+				plain, change = nil, &passwordChange{clear: true}
+			} else {
+				plain, change = &s, &passwordChange{}
+			}
+			trimmed := make(map[string]any, len(m))
+			for k, e := range m {
+				if k != key {
+					trimmed[k] = e
+				}
+			}
+			if len(trimmed) > 0 {
+				op.value = trimmed
+				rest = append(rest, op)
+			}
+		default:
+			rest = append(rest, op)
+		}
+	}
+	if plain != nil {
+		hash, err := hashPassword(*plain)
+		if err != nil {
+			return nil, nil, err
+		}
+		change.hash = hash
+	}
+	return rest, change, nil
+}
+
+func (h *Handler) patchUser(req *request, id string) error {
+	p, err := projectionFor(userResource, req.r)
+	if err != nil {
+		return err
+	}
+	body, err := h.readBody(req)
+	if err != nil {
+		return err
+	}
+	ops, err := parsePatchBody(body)
+	if err != nil {
+		return err
+	}
+	ops, pw, err := takePasswordOps(ops)
+	if err != nil {
+		return err
+	}
+	var doc map[string]any
+	var version int64
+	err = h.update(req.ctx, func(tx storage.Tx) error {
+		u, err := tx.GetUser(id)
+		if err != nil {
+			return notFoundAs(err, "User", id)
+		}
+		if err := checkIfMatch(req.r, u.Version); err != nil {
+			return err
+		}
+		d, err := userAttributes(u)
+		if err != nil {
+			return err
+		}
+		if err := applyPatch(userResource, d, ops); err != nil {
+			return err
+		}
+		if d, err = normalizeResource(userResource, d); err != nil {
+			return err
+		}
+		takePassword(d)
+		f, err := deriveUserFields(d)
+		if err != nil {
+			return err
+		}
+		next := *u
+		next.UserName, next.ExternalID, next.DisplayName, next.Emails = f.userName, f.externalID, f.displayName, f.emails
+		if f.active != nil {
+			next.Active = *f.active
+		}
+		d["active"] = next.Active
+		if pw != nil {
+			next.PasswordHash = pw.hash
+		}
+		if next.Attributes, err = json.Marshal(d); err != nil {
+			return err
+		}
+		saved, err := h.saveUser(tx, req.actor, u, &next)
+		if err != nil {
+			return err
+		}
+		version = saved.Version
+		doc, err = renderUser(tx, saved, req.base, outputOpts(p))
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return writeResource(req, http.StatusOK, userResource, doc, version, p)
+}
+
+func (h *Handler) deleteUser(req *request, id string) error {
+	err := h.update(req.ctx, func(tx storage.Tx) error {
+		u, err := tx.GetUser(id)
+		if err != nil {
+			return notFoundAs(err, "User", id)
+		}
+		if err := checkIfMatch(req.r, u.Version); err != nil {
+			return err
+		}
+		groupIDs, err := tx.GroupsOf(id)
+		if err != nil {
+			return err
+		}
+		n, err := tx.DeleteSessionsOf(id)
+		if err != nil {
+			return err
+		}
+		if err := tx.DeleteUser(id); err != nil {
+			return err
+		}
+		if err := tx.AppendEvent(storage.Event{
+			Type: storage.EventUserDeleted, Actor: req.actor, ResourceType: "User", ResourceID: id,
+			Before: userSummary(u), Reason: fmt.Sprintf("%d sessions ended", n),
+		}); err != nil {
+			return err
+		}
+		// The store dropped the user's memberships; the groups changed,
+		// so their versions move on too.
+		return touchGroupsAfterMemberLoss(tx, req.actor, groupIDs, storage.Member{ID: id, Type: storage.MemberUser})
+	})
+	if err != nil {
+		return err
+	}
+	h.logger.Info("scim user deleted", zap.String("id", id))
+	req.w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// touchGroupsAfterMemberLoss bumps the groups a deleted member was in and
+// records the lost memberships.
+func touchGroupsAfterMemberLoss(tx storage.Tx, actor string, groupIDs []string, m storage.Member) error {
+	now := time.Now().UTC()
+	for _, gid := range groupIDs {
+		g, err := tx.GetGroup(gid)
+		if errors.Is(err, storage.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		g.Modified = now
+		if err := tx.PutGroup(g); err != nil {
+			return err
+		}
+		if err := tx.AppendEvent(storage.Event{
+			Type: storage.EventMemberRemoved, Actor: actor, ResourceType: "Group", ResourceID: gid,
+			Before: memberSummary(m), Reason: "member deleted",
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
