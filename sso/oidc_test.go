@@ -209,6 +209,7 @@ func TestOIDCRefusals(t *testing.T) {
 				t.Fatalf("got %d at %s, want %d at the callback:\n%s", p.status, p.url, tc.wantStatus, p.body)
 			}
 			mustContain(t, "page", p.body, tc.wantPage)
+			t.Logf("refusal: %s", g.lastRefusal())
 			mustContain(t, "audit reason", g.lastRefusal(), tc.wantReason)
 			if b.cookie(g.URL(), DefaultCookieName) != "" {
 				t.Error("a refused sign-in set a session cookie")
