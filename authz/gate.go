@@ -1,0 +1,397 @@
+package authz
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/portcullis/portcullis/storage"
+)
+
+// Policy is what one route asks of a caller. The zero Policy lets in any
+// signed-in user whose account is allowed in the tenant.
+type Policy struct {
+	// Public routes never require a session; identity headers are set
+	// when the request carries a live one.
+	Public bool
+	// Require is the minimum role (`require editor`): that level or a
+	// higher one.
+	Require string
+	// AllowGroups lets in members of any of these groups (`allow_groups
+	// a b`), referenced like map_group (see GroupRef). With Require too,
+	// the caller must satisfy both.
+	AllowGroups []string
+}
+
+func (p Policy) String() string {
+	var parts []string
+	if p.Public {
+		parts = append(parts, "public")
+	}
+	if p.Require != "" {
+		parts = append(parts, "require "+p.Require)
+	}
+	if len(p.AllowGroups) > 0 {
+		parts = append(parts, "allow_groups "+strings.Join(p.AllowGroups, " "))
+	}
+	if len(parts) == 0 {
+		return "signed-in"
+	}
+	return strings.Join(parts, "; ")
+}
+
+// GateConfig configures the gate of one route.
+type GateConfig struct {
+	// Identities is the tenant's shared resolver.
+	Identities *Identities
+	Policy     Policy
+	Headers    HeaderNames
+	// LoginURL returns where a browser goes to sign in and come back to
+	// returnPath (a local path with its query). nil: no redirect, every
+	// unauthenticated request gets 401.
+	LoginURL func(returnPath string) string
+	// ReturnPath gives the path and query to come back to after sign-in;
+	// default r.URL.RequestURI(). The Caddy wiring passes the original
+	// request's, before any rewrite. Whatever it returns, only a local
+	// path ("/..." but not "//..." or "/\...") is used, so the return
+	// path can never be an open redirect.
+	ReturnPath func(r *http.Request) string
+	// Assertions, with AssertionAudience, adds a signed assertion header.
+	Assertions        *AssertionSigner
+	AssertionAudience string
+	// Route names the route in audit events and logs (e.g. the site and
+	// path matcher); default the policy.
+	Route  string
+	Logger *zap.Logger
+}
+
+// Gate protects one route: it strips forged identity headers, resolves the
+// caller, applies the policy, and sets the identity headers.
+type Gate struct {
+	ids        *Identities
+	policy     Policy
+	required   int   // minimum level, -1 none
+	allowRefs  []int // ref indexes of AllowGroups
+	headers    *headerSet
+	loginURL   func(string) string
+	returnPath func(*http.Request) string
+	signer     *AssertionSigner
+	audience   string
+	route      string
+	logger     *zap.Logger
+}
+
+// NewGate checks the configuration and builds the gate.
+func NewGate(cfg GateConfig) (*Gate, error) {
+	if cfg.Identities == nil {
+		return nil, errors.New("authz: a gate needs the tenant's Identities")
+	}
+	g := &Gate{
+		ids:        cfg.Identities,
+		policy:     cfg.Policy,
+		required:   -1,
+		loginURL:   cfg.LoginURL,
+		returnPath: cfg.ReturnPath,
+		signer:     cfg.Assertions,
+		audience:   cfg.AssertionAudience,
+		route:      cfg.Route,
+		logger:     cfg.Logger,
+	}
+	if g.logger == nil {
+		g.logger = zap.NewNop()
+	}
+	if g.returnPath == nil {
+		g.returnPath = func(r *http.Request) string { return r.URL.RequestURI() }
+	}
+	if g.route == "" {
+		g.route = cfg.Policy.String()
+	}
+	p := cfg.Policy
+	if p.Public && (p.Require != "" || len(p.AllowGroups) > 0) {
+		return nil, errors.New("authz: a public route cannot also require a role or groups")
+	}
+	if p.Require != "" {
+		roles := g.ids.roles
+		g.required = roles.level(p.Require)
+		if g.required < 0 {
+			return nil, fmt.Errorf("authz: require %q: not one of the roles %v", p.Require, roles.Levels)
+		}
+	}
+	for _, ref := range p.AllowGroups {
+		if strings.TrimSpace(ref) == "" {
+			return nil, errors.New("authz: allow_groups has an empty group name")
+		}
+		g.allowRefs = append(g.allowRefs, g.ids.refIndexOf(ref))
+	}
+	if (g.signer == nil) != (g.audience == "") {
+		return nil, errors.New("authz: a signed assertion needs both a signer and an audience")
+	}
+	hs, err := cfg.Headers.resolve()
+	if err != nil {
+		return nil, fmt.Errorf("authz: %w", err)
+	}
+	g.headers = hs
+	return g, nil
+}
+
+// HeaderName returns the canonical names the gate sets, for documentation
+// and tests: user, email, name, groups, role, assertion.
+func (g *Gate) HeaderNames() HeaderNames {
+	n := g.headers.names
+	return HeaderNames{User: n[slotUser], Email: n[slotEmail], Name: n[slotName], Groups: n[slotGroups], Role: n[slotRole], Assertion: n[slotAssertion]}
+}
+
+// Authorize runs the gate for one request. When proceed is true the
+// request goes on to the upstream: its identity headers are set, and id is
+// the caller (nil on a public route without a session). When proceed is
+// false the gate has written the answer (redirect, 401, 403 or an error)
+// and the request must stop. The returned Identity is shared: read only.
+func (g *Gate) Authorize(w http.ResponseWriter, r *http.Request) (id *Identity, proceed bool) {
+	g.headers.strip(r.Header)
+	if len(r.Trailer) > 0 {
+		g.headers.strip(r.Trailer)
+	}
+
+	e, out, err := g.ids.resolve(r)
+	if err != nil {
+		g.logger.Error("resolving the caller", zap.String("tenant", g.ids.tenant), zap.String("route", g.route), zap.Error(err))
+		if g.policy.Public {
+			return nil, true
+		}
+		g.writeStoreError(w, r, err)
+		return nil, false
+	}
+	if out != identified {
+		if g.policy.Public {
+			return nil, true
+		}
+		switch out {
+		case inactive:
+			g.writeRefusal(w, r, http.StatusForbidden, "account_inactive",
+				"Your account is not active", "Your account has been deactivated. Ask your administrator if you need access.")
+		case unmapped:
+			g.writeRefusal(w, r, http.StatusForbidden, "no_mapped_group",
+				"You have no access", "You are in none of the groups that grant access here. Ask your administrator to add you to one.")
+		default:
+			g.writeUnauthenticated(w, r)
+		}
+		return nil, false
+	}
+
+	if !g.policy.Public && !g.allowed(e) {
+		g.writeForbidden(w, r, e)
+		return nil, false
+	}
+
+	// One backing array for every value: one allocation per request, and
+	// no slice shared between requests that a later handler could edit.
+	vals := make([]string, slotCount)
+	copy(vals, e.values[:])
+	if g.signer != nil {
+		tok, err := e.assertion(g.signer, g.audience, g.ids.now())
+		if err != nil {
+			g.logger.Error("signing the identity assertion", zap.String("tenant", g.ids.tenant), zap.Error(err))
+			g.writeStoreError(w, r, err)
+			return nil, false
+		}
+		vals[slotAssertion] = tok
+	}
+	for i, name := range g.headers.names {
+		if vals[i] != "" {
+			r.Header[name] = vals[i : i+1 : i+1]
+		}
+	}
+	return &e.identity, true
+}
+
+// allowed applies the policy to a resolved caller.
+func (g *Gate) allowed(e *entry) bool {
+	if g.required >= 0 && e.identity.RoleLevel < g.required {
+		return false
+	}
+	if len(g.allowRefs) == 0 {
+		return true
+	}
+	for _, i := range g.allowRefs {
+		if e.inRef[i] {
+			return true
+		}
+	}
+	return false
+}
+
+// Handler wraps next with the gate for plain net/http use; the identity is
+// on the request context (IdentityFromContext).
+func (g *Gate) Handler(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, ok := g.Authorize(w, r)
+		if !ok {
+			return
+		}
+		if id != nil {
+			r = r.WithContext(ContextWithIdentity(r.Context(), id))
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// wantsHTML says whether the request comes from a browser navigating: it
+// accepts text/html.
+func wantsHTML(r *http.Request) bool {
+	for _, v := range r.Header.Values("Accept") {
+		if strings.Contains(strings.ToLower(v), "text/html") {
+			return true
+		}
+	}
+	return false
+}
+
+// localPath keeps p only if it is a path on this site, also once a backend
+// or browser percent-decodes it (a few layers deep): "//host", "/\host"
+// and control characters hidden as %2F%2F, %5C or %09 are refused too.
+func localPath(p string) string {
+	const maxLen = 2048
+	if len(p) > maxLen {
+		return "/"
+	}
+	layer := p
+	for range 4 {
+		if !strings.HasPrefix(layer, "/") || strings.HasPrefix(layer, "//") || strings.HasPrefix(layer, "/\\") {
+			return "/"
+		}
+		for i := 0; i < len(layer); i++ {
+			if c := layer[i]; c < 0x20 || c == 0x7F {
+				return "/"
+			}
+		}
+		next, err := url.PathUnescape(layer)
+		if err != nil || next == layer {
+			break
+		}
+		layer = next
+	}
+	return p
+}
+
+func noStore(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	h.Add("Vary", "Accept")
+	h.Add("Vary", "Cookie")
+}
+
+func (g *Gate) writeUnauthenticated(w http.ResponseWriter, r *http.Request) {
+	noStore(w)
+	login := ""
+	if g.loginURL != nil {
+		login = g.loginURL(localPath(g.returnPath(r)))
+	}
+	if login != "" && wantsHTML(r) {
+		http.Redirect(w, r, login, http.StatusFound)
+		return
+	}
+	writeJSON(w, http.StatusUnauthorized, struct {
+		Error    string `json:"error"`
+		Message  string `json:"message"`
+		LoginURL string `json:"login_url,omitempty"`
+	}{"unauthenticated", "Sign in first.", login})
+}
+
+func (g *Gate) writeForbidden(w http.ResponseWriter, r *http.Request, e *entry) {
+	id := &e.identity
+	body := forbiddenBody{Error: "forbidden", Role: id.Role}
+	var reason string
+	if g.required >= 0 && id.RoleLevel < g.required {
+		body.RequiredRole = g.ids.roles.Levels[g.required]
+		reason = fmt.Sprintf("requires role %s, has %q", body.RequiredRole, id.Role)
+	} else {
+		body.AllowedGroups = g.policy.AllowGroups
+		reason = fmt.Sprintf("requires membership in one of %q", g.policy.AllowGroups)
+	}
+	body.Message = "You do not have access to this page."
+	g.ids.auditDenied(r.Context(), id, g.route, reason+" on "+r.Method+" "+r.URL.Path)
+	g.logger.Info("access denied", zap.String("tenant", g.ids.tenant), zap.String("route", g.route),
+		zap.String("user_id", id.UserID), zap.String("reason", reason))
+	noStore(w)
+	if wantsHTML(r) {
+		writeHTML(w, http.StatusForbidden, forbiddenPage, body)
+		return
+	}
+	writeJSON(w, http.StatusForbidden, body)
+}
+
+type forbiddenBody struct {
+	Error         string   `json:"error"`
+	Message       string   `json:"message"`
+	RequiredRole  string   `json:"required_role,omitempty"`
+	AllowedGroups []string `json:"allowed_groups,omitempty"`
+	Role          string   `json:"role,omitempty"`
+}
+
+func (g *Gate) writeRefusal(w http.ResponseWriter, r *http.Request, status int, code, title, message string) {
+	noStore(w)
+	if wantsHTML(r) {
+		writeHTML(w, status, refusalPage, struct{ Title, Message string }{title, message})
+		return
+	}
+	writeJSON(w, status, struct {
+		Error   string `json:"error"`
+		Message string `json:"message"`
+	}{code, message})
+}
+
+func (g *Gate) writeStoreError(w http.ResponseWriter, r *http.Request, err error) {
+	status, code := http.StatusInternalServerError, "internal_error"
+	if errors.Is(err, storage.ErrConflict) {
+		status, code = http.StatusServiceUnavailable, "busy"
+		w.Header().Set("Retry-After", "1")
+	}
+	g.writeRefusal(w, r, status, code, "Something went wrong", "The gateway could not check your access. Try again in a moment.")
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		b = []byte(`{"error":"internal_error"}`)
+		status = http.StatusInternalServerError
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+func writeHTML(w http.ResponseWriter, status int, t *template.Template, data any) {
+	var b strings.Builder
+	if err := t.Execute(&b, data); err != nil {
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(b.String()))
+}
+
+const pageStyle = `<style>body{font-family:system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;color:#222}h1{font-size:1.4rem}code{background:#eee;padding:0 .2rem}</style>`
+
+var forbiddenPage = template.Must(template.New("forbidden").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Access denied</title>` + pageStyle + `</head>
+<body><h1>Access denied</h1>
+{{if .RequiredRole}}<p>This page needs the <strong>{{.RequiredRole}}</strong> role{{if .Role}}; your role is <strong>{{.Role}}</strong>{{end}}.</p>
+{{else}}<p>This page is for members of {{range $i, $g := .AllowedGroups}}{{if $i}}, {{end}}<strong>{{$g}}</strong>{{end}}.</p>
+{{end}}<p>Ask your administrator if you need access.</p>
+</body></html>
+`))
+
+var refusalPage = template.Must(template.New("refusal").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{{.Title}}</title>` + pageStyle + `</head>
+<body><h1>{{.Title}}</h1><p>{{.Message}}</p></body></html>
+`))
