@@ -41,7 +41,7 @@ func parseFilter(rt *resourceType, text string) (*compiledFilter, error) {
 		return nil, err
 	}
 	rewritten, valuePaths := extractValuePathSubAttrs(text)
-	expr, err := filter.ParseFilterNumber([]byte(rewritten))
+	expr, err := parseFilterCached(rewritten)
 	if err != nil {
 		return nil, errInvalidFilter("filter %q cannot be parsed: %s", text, parserMessage(err))
 	}
