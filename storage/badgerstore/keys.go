@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
+	"hash/fnv"
 	"strings"
 )
 
@@ -27,6 +28,7 @@ import (
 //	kindRecord     comp(kind) comp(key)                 -> expiry (8 bytes) + value
 //	kindEvent      event id                             -> Event JSON
 //	kindAnchor     'g' group id | 'm' member id         -> empty
+//	kindCount      'u' | 'g', shard byte                -> int64 (8 bytes)
 //
 // A trailing id is stored raw, so iteration gives id order. A component that
 // is followed by more key bytes goes through comp, which makes it
@@ -50,6 +52,19 @@ const (
 	kindRecord    = 'r'
 	kindEvent     = 'v'
 	kindAnchor    = 'a'
+	kindCount     = 'c'
+)
+
+// Counts of users and groups are kept in countShards counter keys per kind,
+// updated in the transaction that creates or deletes the record. Reading
+// 32 keys is O(1) where walking 100,000 keys is not (SCIM asks for the
+// total on every page), and sharding by id keeps concurrent creates from
+// all conflicting on one counter: two only conflict when their ids land in
+// the same shard, and then one retries.
+const (
+	countShards = 32
+	countUsers  = 'u'
+	countGroups = 'g'
 )
 
 // Anchors close a gap in Badger's conflict detection, which tracks the keys
@@ -126,6 +141,16 @@ func (k keyer) compID(kind byte, v, id string) []byte {
 
 func (k keyer) anchor(side, id string) []byte {
 	return append(k.id(kindAnchor, side), id...)
+}
+
+func (k keyer) countShard(kind byte, id string) []byte {
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	return append(k.kind(kindCount), kind, byte(h.Sum32()%countShards))
+}
+
+func (k keyer) counts(kind byte) []byte {
+	return append(k.kind(kindCount), kind)
 }
 
 func (k keyer) session(hash [32]byte) []byte {

@@ -52,10 +52,16 @@ const (
 	// recently read users) without holding the whole set in RAM twice
 	// (the OS page cache also holds the files).
 	blockCacheSize = 32 << 20
-	// valueLogFileSize: values are kept inline in the LSM tree (records
-	// are small; ValueThreshold stays at Badger's 1 MiB default), so the
-	// value log holds only rare large values; 64 MiB files keep each mmap
-	// small.
+	// valueThreshold: values longer than this live in the value log, not
+	// in the LSM tree (Badger's key-value separation). The tree then holds
+	// keys, index entries and small values only (~50 bytes an entry), so
+	// it fits the block cache, and key scans (memberships, index lookups)
+	// do not read and decompress whole user records. User and group
+	// records (~0.3-2 KiB of JSON) are read from the mmap'd value log
+	// with no decompression.
+	valueThreshold = 128
+	// valueLogFileSize: 64 MiB files keep each mmap small and let GC
+	// rewrite one file at a time.
 	valueLogFileSize = 64 << 20
 	// numCompactors: Badger's minimum; the host has few cores.
 	numCompactors = 2
@@ -97,6 +103,7 @@ func Open(dir string, logger *zap.Logger) (*Store, error) {
 		WithMemTableSize(memTableSize).
 		WithNumMemtables(numMemtables).
 		WithBlockCacheSize(blockCacheSize).
+		WithValueThreshold(valueThreshold).
 		WithValueLogFileSize(valueLogFileSize).
 		WithNumCompactors(numCompactors).
 		WithMetricsEnabled(false).

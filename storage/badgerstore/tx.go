@@ -121,6 +121,38 @@ func (t *tx) suffixes(prefix []byte) ([]string, error) {
 	return out, err
 }
 
+// addCount adds d to the counter shard of id (see countShards).
+func (t *tx) addCount(kind byte, id string, d int64) error {
+	key := t.k.countShard(kind, id)
+	var n int64
+	b, err := t.getBytes(key)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+	case err != nil:
+		return err
+	case len(b) == 8:
+		n = int64(binary.BigEndian.Uint64(b))
+	default:
+		return fmt.Errorf("badgerstore: counter %q is corrupt", key)
+	}
+	return t.set(key, binary.BigEndian.AppendUint64(nil, uint64(n+d)))
+}
+
+// sumCounts adds up the counter shards of kind.
+func (t *tx) sumCounts(kind byte) (int, error) {
+	var total int64
+	err := t.iterate(t.k.counts(kind), "", func(_ []byte, item *badger.Item) (bool, error) {
+		return true, item.Value(func(b []byte) error {
+			if len(b) != 8 {
+				return errors.New("badgerstore: counter is corrupt")
+			}
+			total += int64(binary.BigEndian.Uint64(b))
+			return nil
+		})
+	})
+	return int(total), err
+}
+
 func (t *tx) count(prefix []byte) (int, error) {
 	n := 0
 	err := t.iterate(prefix, "", func([]byte, *badger.Item) (bool, error) {
@@ -215,7 +247,7 @@ func (t *tx) ScanUsers(after string, fn func(*storage.User) (bool, error)) error
 	})
 }
 
-func (t *tx) CountUsers() (int, error) { return t.count(t.k.kind(kindUser)) }
+func (t *tx) CountUsers() (int, error) { return t.sumCounts(countUsers) }
 
 // userIndexKeys lists the secondary index keys of u (not the unique
 // userName one).
@@ -275,6 +307,9 @@ func (t *tx) PutUser(u *storage.User) error {
 			}
 		}
 	} else {
+		if err := t.addCount(countUsers, u.ID, 1); err != nil {
+			return err
+		}
 		u.Version = 1
 		if u.Created.IsZero() {
 			u.Created = time.Now()
@@ -317,6 +352,9 @@ func (t *tx) DeleteUser(id string) error {
 		return err
 	}
 	if _, err := t.DeleteSessionsOf(id); err != nil {
+		return err
+	}
+	if err := t.addCount(countUsers, id, -1); err != nil {
 		return err
 	}
 	return t.del(t.k.id(kindUser, id))
@@ -382,7 +420,7 @@ func (t *tx) ScanGroups(after string, fn func(*storage.Group) (bool, error)) err
 	})
 }
 
-func (t *tx) CountGroups() (int, error) { return t.count(t.k.kind(kindGroup)) }
+func (t *tx) CountGroups() (int, error) { return t.sumCounts(countGroups) }
 
 func (t *tx) groupIndexKeys(g *storage.Group) map[string]struct{} {
 	keys := map[string]struct{}{
@@ -417,6 +455,9 @@ func (t *tx) PutGroup(g *storage.Group) error {
 			}
 		}
 	} else {
+		if err := t.addCount(countGroups, g.ID, 1); err != nil {
+			return err
+		}
 		g.Version = 1
 		if g.Created.IsZero() {
 			g.Created = time.Now()
@@ -472,6 +513,9 @@ func (t *tx) DeleteGroup(id string) error {
 	}
 	// Memberships of this group in other groups.
 	if err := t.removeMembershipsOf(id, storage.MemberGroup); err != nil {
+		return err
+	}
+	if err := t.addCount(countGroups, id, -1); err != nil {
 		return err
 	}
 	return t.del(t.k.id(kindGroup, id))

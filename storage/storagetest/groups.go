@@ -44,6 +44,12 @@ func testGroupCRUD(t *testing.T, h *harness) {
 		}
 	}
 
+	h.view(tenant, func(tx storage.ReadTx) error {
+		if n, err := tx.CountGroups(); err != nil || n != 2 {
+			t.Fatalf("CountGroups after create and replaces = %d, %v; want 2", n, err)
+		}
+		return nil
+	})
 	h.update(tenant, func(tx storage.Tx) error { return tx.DeleteGroup("g1") })
 	_, err = h.getGroup(tenant, "g1")
 	wantErr(t, "GetGroup after delete", err, storage.ErrNotFound)

@@ -76,9 +76,11 @@ func testUserCRUD(t *testing.T, h *harness) {
 		}
 	}
 
+	countUsers(t, h, "after create and replaces", 2)
 	h.update(tenant, func(tx storage.Tx) error { return tx.DeleteUser("u1") })
 	_, err = h.getUser(tenant, "u1")
 	wantErr(t, "GetUser after delete", err, storage.ErrNotFound)
+	countUsers(t, h, "after delete", 1)
 	err = h.s.Update(t.Context(), tenant, func(tx storage.Tx) error { return tx.DeleteUser("u1") })
 	wantErr(t, "DeleteUser of a missing user", err, storage.ErrNotFound)
 	_, err = h.getUser(tenant, "nobody")
@@ -90,6 +92,18 @@ func testUserCRUD(t *testing.T, h *harness) {
 	if again.Version != 1 {
 		t.Fatalf("Version of a re-created user = %d, want 1", again.Version)
 	}
+	countUsers(t, h, "after re-create", 2)
+}
+
+func countUsers(t *testing.T, h *harness, step string, want int) {
+	t.Helper()
+	h.view(tenant, func(tx storage.ReadTx) error {
+		n, err := tx.CountUsers()
+		if err != nil || n != want {
+			t.Fatalf("%s: CountUsers = %d, %v; want %d", step, n, err, want)
+		}
+		return nil
+	})
 }
 
 func testUserNameUniqueness(t *testing.T, h *harness) {
