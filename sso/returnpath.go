@@ -49,7 +49,7 @@ func SanitizeReturnPath(raw string) string {
 	if u.RawQuery != "" {
 		out += "?" + u.RawQuery
 	}
-	if !safePathLayer(out) {
+	if len(out) > maxReturnPathLen || !safePathLayer(out) {
 		return "/"
 	}
 	return out
