@@ -72,7 +72,11 @@ func userDiff(before, after *storage.User) (string, string) {
 	if before.PasswordHash != after.PasswordHash {
 		a = append(a, "password=changed")
 	}
-	if changed := changedAttributes(before.Attributes, after.Attributes); len(changed) > 0 {
+	reported := map[string]bool{"userName": true, "active": true, "externalId": true, "displayName": true}
+	if len(b) > 0 && strings.HasPrefix(b[len(b)-1], "emails=") {
+		reported["emails"] = true
+	}
+	if changed := changedAttributes(before.Attributes, after.Attributes, reported); len(changed) > 0 {
 		a = append(a, "changed="+strings.Join(changed, ","))
 	}
 	return summary(b), summary(a)
@@ -98,14 +102,16 @@ func groupDiff(before, after *storage.Group) (string, string) {
 	if before.ExternalID != after.ExternalID {
 		b, a = append(b, kv("externalId", before.ExternalID)), append(a, kv("externalId", after.ExternalID))
 	}
-	if changed := changedAttributes(before.Attributes, after.Attributes); len(changed) > 0 {
+	reported := map[string]bool{"displayName": true, "externalId": true}
+	if changed := changedAttributes(before.Attributes, after.Attributes, reported); len(changed) > 0 {
 		a = append(a, "changed="+strings.Join(changed, ","))
 	}
 	return summary(b), summary(a)
 }
 
-// changedAttributes lists the top-level attributes whose values differ.
-func changedAttributes(before, after json.RawMessage) []string {
+// changedAttributes lists the top-level attributes whose values differ,
+// leaving out those already reported.
+func changedAttributes(before, after json.RawMessage, reported map[string]bool) []string {
 	if bytes.Equal(before, after) {
 		return nil
 	}
@@ -118,12 +124,12 @@ func changedAttributes(before, after json.RawMessage) []string {
 	var out []string
 	for k, v := range a {
 		seen[k] = true
-		if !jsonEqual(v, b[k]) {
+		if !reported[k] && !jsonEqual(v, b[k]) {
 			out = append(out, k)
 		}
 	}
 	for k := range b {
-		if !seen[k] {
+		if !seen[k] && !reported[k] {
 			out = append(out, k)
 		}
 	}

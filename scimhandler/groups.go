@@ -195,7 +195,7 @@ func saveGroup(tx storage.Tx, actor string, before, next *storage.Group, edit *m
 		return nil, err
 	}
 	docChanged := before.DisplayName != next.DisplayName || before.ExternalID != next.ExternalID ||
-		len(changedAttributes(before.Attributes, next.Attributes)) > 0
+		len(changedAttributes(before.Attributes, next.Attributes, nil)) > 0
 	if !docChanged && len(added) == 0 && len(removed) == 0 {
 		return before, nil
 	}

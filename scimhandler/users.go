@@ -359,7 +359,7 @@ func userUnchanged(a, b *storage.User) bool {
 	return a.UserName == b.UserName && a.ExternalID == b.ExternalID && a.DisplayName == b.DisplayName &&
 		a.Active == b.Active && a.PasswordHash == b.PasswordHash &&
 		strings.Join(a.Emails, "\x00") == strings.Join(b.Emails, "\x00") &&
-		len(changedAttributes(a.Attributes, b.Attributes)) == 0
+		len(changedAttributes(a.Attributes, b.Attributes, nil)) == 0
 }
 
 // passwordChange is a password set or removed by PATCH.
