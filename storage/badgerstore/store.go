@@ -22,17 +22,19 @@ import (
 
 var _ storage.Store = (*Store)(nil)
 
-// Retry policy of Update on badger.ErrConflict. Fifty concurrent updaters of
-// one group each need a turn; with jittered backoff capped at maxBackoff
-// they spread out, and maxAttempts leaves ample room (the last of 50 needs
-// at most ~50 attempts even if it loses every race). Total wait is bounded
-// by maxAttempts*maxBackoff (~10 s) plus the commits themselves.
+// Retry policy of Update on badger.ErrConflict. A transaction only
+// conflicts when another one committed meanwhile, so of 50 concurrent
+// updaters of one group the unluckiest needs at most 50 attempts;
+// defaultMaxAttempts leaves ample room for others arriving meanwhile.
+// Jittered backoff (capped at maxBackoff) spreads the losers out. Total
+// wait is bounded by defaultMaxAttempts*maxBackoff/2 on average (~5 s)
+// plus the commits themselves.
 const (
-	maxAttempts  = 200
-	baseBackoff  = 500 * time.Microsecond
-	maxBackoff   = 50 * time.Millisecond
-	gcInterval   = 5 * time.Minute
-	gcDiscardPct = 0.5
+	defaultMaxAttempts = 200
+	baseBackoff        = 500 * time.Microsecond
+	maxBackoff         = 50 * time.Millisecond
+	gcInterval         = 5 * time.Minute
+	gcDiscardPct       = 0.5
 )
 
 // Memory-conscious Badger options. Badger's defaults (64 MiB memtables x 5,
@@ -41,16 +43,17 @@ const (
 // resident memory at 100,000 users, so:
 const (
 	// memTableSize bounds the in-memory write buffer (one active plus
-	// numMemtables-1 being flushed). 32 MiB also sets the largest single
-	// transaction Badger accepts (15% of it, ~4.8 MiB or ~48k entries),
-	// which must hold e.g. deleting a group with 20,000 memberships (two
-	// keys each); 16 MiB would halve that limit.
+	// numMemtables-1 being flushed); its arena is Go heap. It also sets
+	// the largest single transaction Badger accepts: 15% of it, i.e.
+	// ~4.8 MiB or ~52,000 written keys (badger.ErrTxnTooBig beyond), which
+	// must hold e.g. deleting a group of 25,000 members in one transaction
+	// (two keys each). 16 MiB would halve that limit for 16 MiB saved.
 	memTableSize = 32 << 20
 	numMemtables = 2
-	// blockCacheSize caches decompressed SST blocks: 100,000 users are
-	// ~60 MiB of table data, so 32 MiB keeps the hot part (indexes and
-	// recently read users) without holding the whole set in RAM twice
-	// (the OS page cache also holds the files).
+	// blockCacheSize caches decompressed LSM blocks. With records in the
+	// value log, the tree of 100,000 users and their indexes is ~20 MiB
+	// on disk (Snappy), so 32 MiB keeps most of it hot; more would only
+	// duplicate what the OS page cache already holds.
 	blockCacheSize = 32 << 20
 	// valueThreshold: values longer than this live in the value log, not
 	// in the LSM tree (Badger's key-value separation). The tree then holds
@@ -79,6 +82,10 @@ type Store struct {
 
 	generations sync.Map // tenant -> *atomic.Uint64
 
+	// maxAttempts is the retry bound of Update (defaultMaxAttempts; tests
+	// lower it).
+	maxAttempts int
+
 	stopGC    chan struct{}
 	gcDone    chan struct{}
 	closeOnce sync.Once
@@ -98,8 +105,9 @@ func Open(dir string, logger *zap.Logger) (*Store, error) {
 	logger = logger.Named("badger")
 	opts := badger.DefaultOptions(dir).
 		WithSyncWrites(true).
+		// Not WithLoggingLevel: it replaces the logger with Badger's own
+		// stderr one. zapLogger does the level filtering instead.
 		WithLogger(zapLogger{logger.Sugar()}).
-		WithLoggingLevel(badger.WARNING).
 		WithMemTableSize(memTableSize).
 		WithNumMemtables(numMemtables).
 		WithBlockCacheSize(blockCacheSize).
@@ -113,10 +121,11 @@ func Open(dir string, logger *zap.Logger) (*Store, error) {
 		return nil, fmt.Errorf("badgerstore: open %s: %w", dir, err)
 	}
 	s := &Store{
-		db:     db,
-		logger: logger,
-		stopGC: make(chan struct{}),
-		gcDone: make(chan struct{}),
+		db:          db,
+		logger:      logger,
+		maxAttempts: defaultMaxAttempts,
+		stopGC:      make(chan struct{}),
+		gcDone:      make(chan struct{}),
 	}
 	go s.runGC()
 	return s, nil
@@ -241,7 +250,7 @@ func (s *Store) Update(ctx context.Context, tenant string, fn func(storage.Tx) e
 		if !errors.Is(err, badger.ErrConflict) {
 			return fmt.Errorf("badgerstore: commit: %w", err)
 		}
-		if attempt >= maxAttempts {
+		if attempt >= s.maxAttempts {
 			return storage.ErrConflict
 		}
 		// Full jitter over an exponentially growing window: concurrent
