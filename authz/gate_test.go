@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -742,6 +743,17 @@ func TestRolesValidate(t *testing.T) {
 	}
 }
 
+func TestUnresolvedGroups(t *testing.T) {
+	f := newFixture(t)
+	f.group("Editors", "ext-ed")
+	ids := f.identities(threeRoles(GroupMapping{"ext-ed", "editor"}, GroupMapping{"Editrs", "admin"}))
+	f.gate(ids, GateConfig{Policy: Policy{AllowGroups: []string{"editors", "Ghosts"}}})
+	got, err := ids.UnresolvedGroups(context.Background())
+	if err != nil || strings.Join(got, ",") != "Editrs,Ghosts" {
+		t.Fatalf("UnresolvedGroups = %q, %v; want Editrs, Ghosts", got, err)
+	}
+}
+
 func TestCacheBounded(t *testing.T) {
 	f := newFixture(t)
 	ids, err := NewIdentities(IdentitiesConfig{Tenant: testTenant, Store: f.store, Sessions: f.sessions,
@@ -781,5 +793,59 @@ func TestDisplayNameFallback(t *testing.T) {
 	}
 	if got := headerSafe(" evil\r\nX-Remote-Role: admin "); got != "evil\uFFFD\uFFFDX-Remote-Role: admin" {
 		t.Errorf("headerSafe = %q", got)
+	}
+}
+
+// TestConcurrentRequestsAndWrites runs requests from several goroutines
+// while the store changes the user's groups, then checks the first request
+// after the last write sees its result. Run with -race.
+func TestConcurrentRequestsAndWrites(t *testing.T) {
+	f := newFixture(t)
+	admins := f.group("Admins", "")
+	ids := f.identities(threeRoles(GroupMapping{"Admins", "admin"}))
+	signer := newSigner(t, f.store)
+	g := f.gate(ids, GateConfig{Assertions: signer, AssertionAudience: testAudience})
+	u := f.user("zed")
+	cookie := f.signIn(u)
+	req := func() (*Identity, bool) {
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.AddCookie(&http.Cookie{Name: testCookie, Value: cookie})
+		r.Header.Set("X-Remote-Role", "admin")
+		return g.Authorize(httptest.NewRecorder(), r)
+	}
+	done := make(chan struct{})
+	errs := make(chan string, 4)
+	for range 4 {
+		go func() {
+			for i := 0; i < 200; i++ {
+				select {
+				case <-done:
+					errs <- ""
+					return
+				default:
+				}
+				if id, ok := req(); !ok || (id.Role != "viewer" && id.Role != "admin") {
+					errs <- "refused or unknown role"
+					return
+				}
+			}
+			errs <- ""
+		}()
+	}
+	for i := range 20 {
+		if i%2 == 0 {
+			f.join(u, admins)
+		} else {
+			f.leave(u, admins)
+		}
+	}
+	close(done)
+	for range 4 {
+		if e := <-errs; e != "" {
+			t.Fatal(e)
+		}
+	}
+	if id, ok := req(); !ok || id.Role != "viewer" {
+		t.Fatalf("after the last write (removed from admins): %+v %v", id, ok)
 	}
 }

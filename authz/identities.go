@@ -628,3 +628,26 @@ func (a *auditLimiter) allow(key string, now time.Time) bool {
 	a.seen[key] = now
 	return true
 }
+
+// UnresolvedGroups lists the group references of the configuration
+// (map_group lines and every gate's allow_groups) that name no group in the
+// tenant now, so the Caddy wiring can warn about a typo at start-up. It is
+// not an error: the IdP may not have pushed the group yet.
+func (ids *Identities) UnresolvedGroups(ctx context.Context) ([]string, error) {
+	var missing []string
+	refs := ids.refList()
+	err := ids.store.View(ctx, ids.tenant, func(tx storage.ReadTx) error {
+		missing = missing[:0]
+		for _, ref := range refs {
+			groups, err := GroupRef(tx, ref)
+			if err != nil {
+				return err
+			}
+			if len(groups) == 0 {
+				missing = append(missing, ref)
+			}
+		}
+		return nil
+	})
+	return missing, err
+}
