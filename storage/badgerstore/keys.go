@@ -1,7 +1,6 @@
 package badgerstore
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"hash/fnv"
@@ -170,6 +169,3 @@ func (k keyer) record(kind, key string) []byte {
 func fold(s string) string { return strings.ToLower(s) }
 
 func validID(id string) bool { return id != "" && len(id) <= maxIDLen }
-
-// hasPrefix reports whether key starts with prefix.
-func hasPrefix(key, prefix []byte) bool { return bytes.HasPrefix(key, prefix) }
