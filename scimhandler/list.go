@@ -43,26 +43,17 @@ type listParams struct {
 // lenientInt reads an integer query parameter; anything unreadable counts
 // as absent, as the RFC's "interpreted as" rules suggest leniency.
 func lenientInt(s string, def int) int {
+	const limit = 1 << 31
 	s = strings.TrimSpace(s)
 	if s == "" {
 		return def
 	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil {
-		f, ferr := strconv.ParseFloat(s, 64)
-		if ferr != nil {
-			return def
-		}
-		n = int64(f)
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || f != f { // unreadable or NaN
+		return def
 	}
-	const limit = 1 << 31
-	if n > limit {
-		n = limit
-	}
-	if n < -limit {
-		n = -limit
-	}
-	return int(n)
+	f = min(max(f, -limit), limit)
+	return int(f)
 }
 
 // fix applies the RFC's rules: startIndex below 1 is 1, a negative count

@@ -64,6 +64,9 @@ func normalizeResource(rt *resourceType, in map[string]any) (map[string]any, err
 		case isURNKey(k):
 			// A URN-qualified attribute ("urn:...:User:department") or an
 			// extension this service provider does not know, kept as sent.
+			if reservedURN(k) {
+				return nil, errInvalidValue("%q is not a schema of %s resources", truncate(k, 128), rt.Name)
+			}
 			ap, err := filter.ParseAttrPath([]byte(k))
 			if err != nil {
 				out[k] = v
@@ -80,6 +83,9 @@ func normalizeResource(rt *resourceType, in map[string]any) (map[string]any, err
 		default:
 			def := rt.topAttr(k)
 			if def == nil {
+				if err := checkNotForeign(rt, attrRef{name: k}); err != nil {
+					return nil, errInvalidValue("%s", err.(*scimError).detail)
+				}
 				out[k] = v // an attribute beyond the schema, kept as sent
 				continue
 			}
@@ -273,13 +279,8 @@ func normalizeSingle(def *attribute, v any, path string) (any, error) {
 		}
 		return s, nil
 	default: // string, reference, binary
-		switch t := v.(type) {
-		case string:
-			return t, nil
-		case json.Number:
-			// A number for a string attribute (an employeeNumber sent as
-			// 42) is unambiguous: keep its text.
-			return t.String(), nil
+		if s, ok := v.(string); ok {
+			return s, nil
 		}
 		return nil, errInvalidValue("%s must be a string", path)
 	}
@@ -301,4 +302,33 @@ func keepOnePrimary(list []any) {
 			seen = true
 		}
 	}
+}
+
+// Attributes beyond the schema are kept (custom attributes and extensions
+// of the client), except names that belong to the other resource type or
+// to the SCIM namespaces this service provider defines: those are client
+// mistakes (a password on a Group, members on a User) and are refused.
+
+// reservedURN says whether urn lies in a SCIM namespace whose schemas are
+// all known here (core schemas and protocol messages).
+func reservedURN(urn string) bool {
+	l := strings.ToLower(urn)
+	return strings.HasPrefix(l, "urn:ietf:params:scim:schemas:core:") || strings.HasPrefix(l, "urn:ietf:params:scim:api:")
+}
+
+// checkNotForeign refuses a written attribute path that is not rt's but
+// another resource type's, or in a reserved namespace.
+func checkNotForeign(rt *resourceType, ref attrRef) error {
+	if ref.container != "" && ref.ext == nil && reservedURN(ref.container) {
+		return errInvalidPath("%q is not a schema of %s resources", truncate(ref.container, 128), rt.Name)
+	}
+	if ref.container != "" || ref.def != nil {
+		return nil
+	}
+	for _, other := range resourceTypes {
+		if other != rt && other.topAttr(ref.name) != nil {
+			return errInvalidPath("%s is not an attribute of %s resources", ref.name, rt.Name)
+		}
+	}
+	return nil
 }

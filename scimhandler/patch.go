@@ -104,6 +104,9 @@ func resolvePatchPath(rt *resourceType, path string) (patchTarget, error) {
 	if err != nil {
 		return patchTarget{}, errInvalidPath("path %q: %v", path, err)
 	}
+	if err := checkNotForeign(rt, ref); err != nil {
+		return patchTarget{}, err
+	}
 	t := patchTarget{ref: ref}
 	if p.ValueExpression != nil {
 		if ref.wholeExt || ref.def != nil && ref.def.Type != typeComplex {

@@ -190,7 +190,7 @@ func TestNormalizeResource(t *testing.T) {
 	in := mustDoc(t, `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"id":"client-id","meta":{"resourceType":"User"},
 		"USERNAME":"Bob","Active":"TRUE","groups":[{"value":"g"}],"password":"pw",
 		"emails":[{"value":"a@x","primary":true},{"value":"b@x","primary":true}],"roles":[],"nickName":null,
-		"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":{"Department":"Ops","employeeNumber":701984,"manager":"m-1"},
+		"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":{"Department":"Ops","employeeNumber":"701984","manager":"m-1"},
 		"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:costCenter":"CC"}`)
 	got, err := normalizeResource(userResource, in)
 	if err != nil {
