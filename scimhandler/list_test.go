@@ -101,9 +101,9 @@ func TestListFilterSortProject(t *testing.T) {
 		{"filter=" + q(`meta.lastModified lt "2000-01-01T00:00:00Z"`), ""},
 		{"sortBy=userName", "Alice,bob,carol"},
 		{"sortBy=userName&sortOrder=descending", "carol,bob,Alice"},
-		{"sortBy=title", "Alice,carol,bob"},                                  // no value sorts last
-		{"sortBy=title&sortOrder=DESCENDING", "carol,Alice,bob"},             // still last
-		{"sortBy=emails&count=2", "Alice,bob"},                               // primary or first value
+		{"sortBy=title", "Alice,carol,bob"},                      // no value sorts last
+		{"sortBy=title&sortOrder=DESCENDING", "carol,Alice,bob"}, // still last
+		{"sortBy=emails&count=2", "Alice,bob"},                   // primary or first value
 		{"sortBy=emails&startIndex=3", "carol"},
 		{"sortBy=urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department", "bob,carol,Alice"},
 	}
@@ -129,14 +129,14 @@ func TestListFilterSortProject(t *testing.T) {
 
 	// Bad queries are 400s with the right scimType.
 	for query, scimType := range map[string]string{
-		"filter=" + q(`userName eq`):                                   "invalidFilter",
-		"filter=":                                                      "invalidFilter",
-		"filter=" + q(`active gt true`):                                "invalidFilter",
+		"filter=" + q(`userName eq`):    "invalidFilter",
+		"filter=":                       "invalidFilter",
+		"filter=" + q(`active gt true`): "invalidFilter",
 		"filter=" + q(strings.Repeat("(", 40)+`title pr`+strings.Repeat(")", 40)): "invalidFilter",
-		"filter=" + q(`title eq "`+strings.Repeat("x", 5000)+`"`):      "invalidFilter",
-		"sortBy=" + q(`emails[`):                                       "invalidValue",
-		"sortOrder=sideways":                                           "invalidValue",
-		"attributes=" + q(`name..x`):                                   "invalidValue",
+		"filter=" + q(`title eq "`+strings.Repeat("x", 5000)+`"`):                 "invalidFilter",
+		"sortBy=" + q(`emails[`):     "invalidValue",
+		"sortOrder=sideways":         "invalidValue",
+		"attributes=" + q(`name..x`): "invalidValue",
 	} {
 		r := e.want(e.do("GET", "/Users?"+query, nil), http.StatusBadRequest).obj(t)
 		if r["scimType"] != scimType {
