@@ -140,8 +140,7 @@ func NewGate(cfg GateConfig) (*Gate, error) {
 	return g, nil
 }
 
-// HeaderName returns the canonical names the gate sets, for documentation
-// and tests: user, email, name, groups, role, assertion.
+// HeaderNames returns the canonical names of the headers the gate sets.
 func (g *Gate) HeaderNames() HeaderNames {
 	n := g.headers.names
 	return HeaderNames{User: n[slotUser], Email: n[slotEmail], Name: n[slotName], Groups: n[slotGroups], Role: n[slotRole], Assertion: n[slotAssertion]}
@@ -153,6 +152,9 @@ func (g *Gate) HeaderNames() HeaderNames {
 // false the gate has written the answer (redirect, 401, 403 or an error)
 // and the request must stop. The returned Identity is shared: read only.
 func (g *Gate) Authorize(w http.ResponseWriter, r *http.Request) (id *Identity, proceed bool) {
+	if r.Header == nil {
+		r.Header = make(http.Header)
+	}
 	g.headers.strip(r.Header)
 	if len(r.Trailer) > 0 {
 		g.headers.strip(r.Trailer)
