@@ -11,6 +11,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"encoding/xml"
 	"io"
 	"log"
@@ -202,10 +203,22 @@ func newKeyPair(t *testing.T, cn string) (*rsa.PrivateKey, *x509.Certificate) {
 // samlSetup runs an IdP with users and a gateway registered with it.
 func samlSetup(t *testing.T, mutate func(*TenantConfig)) (*samlIdP, *gateway) {
 	t.Helper()
+	idp := startSAMLIdPWithUsers(t)
+	return idp, samlGateway(t, idp, mutate)
+}
+
+func startSAMLIdPWithUsers(t *testing.T) *samlIdP {
+	t.Helper()
 	idp := startSAMLIdP(t)
 	idp.addUser("alice", "alice-pw", "alice@acme.test", "Alice Example", []string{"engineering", "admins"})
 	idp.addUser("eve", "eve-pw", "eve@evil.test", "Eve", nil)
 	idp.addUser("carol", "carol-pw", "carol@acme.test", "Carol", nil)
+	return idp
+}
+
+// samlGateway starts a gateway signing in at idp and registers it there.
+func samlGateway(t *testing.T, idp *samlIdP, mutate func(*TenantConfig)) *gateway {
+	t.Helper()
 	g := newGateway(t)
 	cfg := TenantConfig{SAML: &SAMLConfig{
 		IDPMetadataURL: idp.metadataURL(),
@@ -216,7 +229,7 @@ func samlSetup(t *testing.T, mutate func(*TenantConfig)) (*samlIdP, *gateway) {
 	}
 	g.start(cfg)
 	idp.registerSP(g.URL() + "/sso" + PathSAMLMetadata)
-	return idp, g
+	return g
 }
 
 // samlSignIn goes from a protected page through the IdP's login form to the
@@ -317,7 +330,7 @@ func TestSAMLMetadata(t *testing.T) {
 }
 
 func TestSAMLEncryptedAssertions(t *testing.T) {
-	idp, g := samlSetup(t, func(c *TenantConfig) { c.SAML.AllowEncryptedAssertions = true })
+	_, g := samlSetup(t, func(c *TenantConfig) { c.SAML.AllowEncryptedAssertions = true })
 	g.putUser(&storage.User{UserName: "alice@acme.test", Active: true})
 	// The IdP encrypts to the certificate in the SP metadata.
 	acsForm, p := samlSignIn(t, newBrowser(t), g, "alice", "alice-pw", "/")
@@ -326,10 +339,10 @@ func TestSAMLEncryptedAssertions(t *testing.T) {
 	if !bytes.Contains(raw, []byte("EncryptedAssertion")) {
 		t.Fatal("the IdP did not encrypt the assertion")
 	}
-	// The same SP (key kept in the store) no longer accepting them.
+	// The same SP (key kept in the store) no longer accepting them, while
+	// the IdP still encrypts to the metadata it has on file.
 	g.cfg.SAML.AllowEncryptedAssertions = false
 	g.restart()
-	_ = idp
 	_, p = samlSignIn(t, newBrowser(t), g, "alice", "alice-pw", "/")
 	if p.status != http.StatusBadRequest {
 		t.Fatalf("status %d", p.status)
@@ -338,6 +351,8 @@ func TestSAMLEncryptedAssertions(t *testing.T) {
 }
 
 func TestSAMLRefusals(t *testing.T) {
+	idp := startSAMLIdPWithUsers(t)
+	idpKey := idp.signer.current()
 	otherKey, _ := newKeyPair(t, "not the idp")
 	shift := func(a *saml.Assertion, d time.Duration) {
 		a.IssueInstant = a.IssueInstant.Add(d)
@@ -402,7 +417,11 @@ func TestSAMLRefusals(t *testing.T) {
 			wantStatus: 403, wantPage: "You do not have access", wantReason: "just-in-time creation is off"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			idp, g := samlSetup(t, tc.mutate)
+			g := samlGateway(t, idp, tc.mutate)
+			t.Cleanup(func() {
+				idp.setTamper(nil)
+				idp.signer.use(idpKey)
+			})
 			g.putUser(&storage.User{UserName: "alice.ok", Emails: []string{"alice-other@acme.test"}, Active: true})
 			if tc.setup != nil {
 				tc.setup(g)
@@ -553,5 +572,89 @@ func TestSAMLSPKeyIsGeneratedOnceAndKept(t *testing.T) {
 	g.restart()
 	if !bytes.Equal(first, g.service().saml.cert.Raw) {
 		t.Fatal("the SP certificate changed across a restart")
+	}
+}
+
+// TestSAMLIdPInitiatedLogout: the person signs out at the IdP; the IdP
+// sends a signed LogoutRequest to our SLO endpoint through the browser, the
+// gateway ends the matching session and answers with a LogoutResponse.
+func TestSAMLIdPInitiatedLogout(t *testing.T) {
+	_, g := samlSetup(t, nil)
+	alice := &storage.User{UserName: "alice@acme.test", Active: true}
+	g.putUser(alice)
+	b := newBrowser(t)
+	samlSignIn(t, b, g, "alice", "alice-pw", "/")
+	if len(g.sessionsOf(alice.ID)) != 1 {
+		t.Fatal("no session")
+	}
+	var idpURL string
+	for _, u := range b.visited() {
+		if u.Path == "/sso" && !strings.HasPrefix(u.Host, mustURL(g.URL()).Host) {
+			idpURL = u.Scheme + "://" + u.Host
+		}
+	}
+	p := b.get(idpURL + "/logout")
+	// The IdP propagates with an auto-submitted form or a redirect.
+	for i := 0; i < 5 && strings.Contains(p.body, "<form"); i++ {
+		p = b.submitForm(p, nil)
+	}
+	sawRequest := false
+	for _, u := range b.visited() {
+		if u.Path == "/sso"+PathSAMLSLO && u.Query().Get("SAMLRequest") != "" {
+			sawRequest = true
+		}
+	}
+	if !sawRequest {
+		t.Fatalf("no LogoutRequest reached our SLO endpoint; last page %d at %s: %.300s", p.status, p.url, p.body)
+	}
+	if n := len(g.sessionsOf(alice.ID)); n != 0 {
+		t.Fatalf("%d sessions after IdP-initiated logout (last page %d at %s)", n, p.status, p.url)
+	}
+	evs := g.events(storage.EventSignOut)
+	if len(evs) != 1 || evs[0].Reason != "single logout requested by the IdP" {
+		t.Errorf("signout events: %+v", evs)
+	}
+}
+
+// TestSAMLHandConfiguredIdP signs in with the IdP given by entity id, SSO
+// URL and certificate instead of metadata, and a configured SP key pair.
+func TestSAMLHandConfiguredIdP(t *testing.T) {
+	idp := startSAMLIdPWithUsers(t)
+	spKey, spCert := newKeyPair(t, "configured sp")
+	certPEM := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: idp.idp.IDP.Certificate.Raw}))
+	keyPEM := string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(spKey)}))
+	spCertPEM := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: spCert.Raw}))
+	g := newGateway(t)
+	g.start(TenantConfig{SAML: &SAMLConfig{
+		IDPEntityID:       idp.metadataURL(),
+		IDPSSOURL:         idp.server.URL + "/sso",
+		IDPSLOURL:         idp.server.URL + "/slo",
+		IDPCertificatePEM: certPEM,
+		EntityID:          "urn:portcullis:test-sp",
+		SPKeyPEM:          keyPEM,
+		SPCertPEM:         spCertPEM,
+		NameIDFormat:      string(saml.EmailAddressNameIDFormat),
+		SignAuthnRequests: true,
+		EmailAttribute:    "urn:oid:0.9.2342.19200300.100.1.3",
+		GroupsAttribute:   "eduPersonAffiliation", // by FriendlyName
+	}, JIT: true})
+	idp.registerSP(g.URL() + "/sso" + PathSAMLMetadata)
+	if !g.service().saml.cert.Equal(spCert) {
+		t.Fatal("configured SP certificate not used")
+	}
+	b := newBrowser(t)
+	// samlidp's login form re-posts the AuthnRequest without its
+	// HTTP-Redirect signature, so sign in at the IdP first; the signed
+	// request then finds the IdP session.
+	if p := b.post(idp.server.URL+"/login", url.Values{"user": {"alice"}, "password": {"alice-pw"}}); p.status != http.StatusOK {
+		t.Fatalf("IdP login: %d", p.status)
+	}
+	p := b.get(g.URL() + "/hand")
+	p = b.submitForm(p, nil)
+	mustContain(t, "app page", p.body, "app page /hand for alice@acme.test groups=admins,engineering")
+	for _, u := range b.visited() {
+		if u.Path == "/sso" && u.Query().Get("SAMLRequest") != "" && u.Query().Get("Signature") == "" {
+			t.Error("AuthnRequest not signed")
+		}
 	}
 }
