@@ -14,9 +14,9 @@ import (
 func (ep *endpoints) cookiePath() string { return ep.prefix + "/" }
 
 // newRandom returns a fresh 256-bit random value, hex encoded.
-func newRandom() (string, error) {
+func newRandom() string {
 	v, _ := storage.NewSecret()
-	return v, nil
+	return v
 }
 
 func queryEscape(s string) string { return url.QueryEscape(s) }

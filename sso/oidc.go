@@ -72,7 +72,7 @@ func (o *oidcRP) oauth2Config(redirectURI string) *oauth2.Config {
 func (ep *endpoints) oidcLogin(w http.ResponseWriter, r *http.Request, returnPath string) {
 	s := ep.s
 	redirectURI := ep.url(r, PathOIDCCallback)
-	nonce, _ := newRandom()
+	nonce := newRandom()
 	f := &loginFlow{
 		Protocol:    protocolOIDC,
 		ReturnPath:  returnPath,

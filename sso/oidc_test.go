@@ -117,19 +117,25 @@ func TestOIDCSignInProvisionedUser(t *testing.T) {
 
 func TestOIDCJustInTimeUsersAndGroups(t *testing.T) {
 	for _, tc := range []struct {
-		name   string
-		faults memop.Faults
+		name        string
+		faults      memop.Faults
+		groupsClaim string
+		wantGroups  string
 	}{
-		{"groups in id token", memop.Faults{}},
-		{"groups only from userinfo", memop.Faults{GroupsOnlyInUserinfo: true}},
+		{"groups in id token", memop.Faults{}, "", "admins,engineering"},
+		{"groups only from userinfo", memop.Faults{GroupsOnlyInUserinfo: true}, "", "admins,engineering"},
+		{"groups claim configured to another name", memop.Faults{}, "roles", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			op, g := oidcSetup(t, func(c *TenantConfig) { c.JIT = true })
+			op, g := oidcSetup(t, func(c *TenantConfig) { c.JIT = true; c.OIDC.GroupsClaim = tc.groupsClaim })
 			op.SetFaults(tc.faults)
 			op.AutoLogin("sub-alice")
 			b := newBrowser(t)
 			p := b.get(g.URL() + "/")
-			mustContain(t, "app page", p.body, "for alice@acme.test groups=admins,engineering")
+			mustContain(t, "app page", p.body, "for alice@acme.test groups=")
+			if !strings.HasSuffix(p.body, "groups="+tc.wantGroups) {
+				t.Fatalf("groups: %s", p.body)
+			}
 			u := g.userByName("alice@acme.test")
 			if u.Source != storage.SourceJIT || u.DisplayName != "Alice Example" || u.PrimaryEmail() != "alice@acme.test" || !u.Active {
 				t.Errorf("jit user: %+v", u)
@@ -137,8 +143,8 @@ func TestOIDCJustInTimeUsersAndGroups(t *testing.T) {
 			if evs := g.events(storage.EventJITUserCreated); len(evs) != 1 || evs[0].ResourceID != u.ID {
 				t.Errorf("user.jit_created events: %+v", evs)
 			}
-			if evs := g.events(storage.EventGroupCreated); len(evs) != 2 {
-				t.Errorf("group.created events: %+v", evs)
+			if want := len(strings.Split(tc.wantGroups, ",")); tc.wantGroups != "" && len(g.events(storage.EventGroupCreated)) != want {
+				t.Errorf("group.created events: %d, want %d", len(g.events(storage.EventGroupCreated)), want)
 			}
 		})
 	}

@@ -282,7 +282,7 @@ func (ep *endpoints) samlLogin(w http.ResponseWriter, r *http.Request, returnPat
 // writeAutoPost serves a self-submitting form under a CSP that allows only
 // its own script.
 func writeAutoPost(w http.ResponseWriter, form func(nonce string) []byte) {
-	nonce, _ := newRandom()
+	nonce := newRandom()
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Content-Security-Policy", "default-src 'none'; script-src 'nonce-"+nonce+"'; form-action *; frame-ancestors 'none'")
 	_, _ = w.Write([]byte(`<!DOCTYPE html><html><head><meta charset="utf-8"><title>Signing in</title></head><body>`))

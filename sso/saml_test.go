@@ -236,6 +236,13 @@ func samlGateway(t *testing.T, idp *samlIdP, mutate func(*TenantConfig)) *gatewa
 // ACS, and returns the ACS form the IdP's page posted and the final page.
 func samlSignIn(t *testing.T, b *browser, g *gateway, user, password, path string) (url.Values, page) {
 	t.Helper()
+	return samlSignInTo(t, b, g, user, password, path, "")
+}
+
+// samlSignInTo is samlSignIn, posting the IdP's form to acs instead of its
+// action when acs is not "".
+func samlSignInTo(t *testing.T, b *browser, g *gateway, user, password, path, acs string) (url.Values, page) {
+	t.Helper()
 	p := b.get(g.URL() + path)
 	if !strings.Contains(p.body, `name="password"`) {
 		t.Fatalf("expected the IdP login form at %s, got %d:\n%s", p.url, p.status, p.body)
@@ -244,6 +251,9 @@ func samlSignIn(t *testing.T, b *browser, g *gateway, user, password, path strin
 	_, acsForm := parseForm(t, p.body)
 	if acsForm.Get("SAMLResponse") == "" {
 		t.Fatalf("expected the IdP's auto-post form, got %d:\n%s", p.status, p.body)
+	}
+	if acs != "" {
+		return acsForm, b.post(acs, acsForm)
 	}
 	return acsForm, b.submitForm(p, nil)
 }
@@ -367,8 +377,9 @@ func TestSAMLRefusals(t *testing.T) {
 		name       string
 		user, pw   string
 		tamper     func(req *saml.IdpAuthnRequest, a *saml.Assertion)
-		otherKey   bool
-		unsigned   bool
+		otherKey     bool
+		unsigned     bool
+		postToOurACS bool
 		setup      func(g *gateway)
 		mutate     func(*TenantConfig)
 		wantStatus int
@@ -402,6 +413,19 @@ func TestSAMLRefusals(t *testing.T) {
 				a.Subject.SubjectConfirmations[0].SubjectConfirmationData.InResponseTo = "id-0123456789"
 			},
 			wantStatus: 400, wantPage: "Sign-in failed", wantReason: "possible request IDs"},
+		{name: "conditions expired beyond the gateway's skew", user: "alice", pw: "alice-pw",
+			tamper: func(_ *saml.IdpAuthnRequest, a *saml.Assertion) {
+				// Within crewjam's 180 s skew, outside the gateway's 60 s.
+				a.Conditions.NotOnOrAfter = time.Now().Add(-2 * time.Minute)
+			},
+			wantStatus: 400, wantPage: "Sign-in failed", wantReason: "assertion expired (NotOnOrAfter"},
+		{name: "response for another destination", user: "alice", pw: "alice-pw", postToOurACS: true,
+			tamper: func(req *saml.IdpAuthnRequest, _ *saml.Assertion) {
+				other := *req.ACSEndpoint
+				other.Location = "https://someone-else.example/acs"
+				req.ACSEndpoint = &other
+			},
+			wantStatus: 400, wantPage: "Sign-in failed", wantReason: "Destination"},
 		{name: "wrong recipient", user: "alice", pw: "alice-pw",
 			tamper: func(_ *saml.IdpAuthnRequest, a *saml.Assertion) {
 				a.Subject.SubjectConfirmations[0].SubjectConfirmationData.Recipient = "https://someone-else.example/acs"
@@ -434,7 +458,11 @@ func TestSAMLRefusals(t *testing.T) {
 			idp.unsigned = tc.unsigned
 			idp.mu.Unlock()
 			b := newBrowser(t)
-			_, p := samlSignIn(t, b, g, tc.user, tc.pw, "/app")
+			acs := ""
+			if tc.postToOurACS {
+				acs = g.URL() + "/sso" + PathSAMLACS
+			}
+			_, p := samlSignInTo(t, b, g, tc.user, tc.pw, "/app", acs)
 			if p.status != tc.wantStatus || p.url.Path != "/sso"+PathSAMLACS {
 				t.Fatalf("got %d at %s, want %d at the ACS:\n%s", p.status, p.url, tc.wantStatus, p.body)
 			}
