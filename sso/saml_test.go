@@ -374,17 +374,17 @@ func TestSAMLRefusals(t *testing.T) {
 		}
 	}
 	for _, tc := range []struct {
-		name       string
-		user, pw   string
-		tamper     func(req *saml.IdpAuthnRequest, a *saml.Assertion)
+		name         string
+		user, pw     string
+		tamper       func(req *saml.IdpAuthnRequest, a *saml.Assertion)
 		otherKey     bool
 		unsigned     bool
 		postToOurACS bool
-		setup      func(g *gateway)
-		mutate     func(*TenantConfig)
-		wantStatus int
-		wantPage   string
-		wantReason string
+		setup        func(g *gateway)
+		mutate       func(*TenantConfig)
+		wantStatus   int
+		wantPage     string
+		wantReason   string
 	}{
 		{name: "assertion signed by another key", user: "alice", pw: "alice-pw", otherKey: true,
 			wantStatus: 400, wantPage: "Sign-in failed", wantReason: "saml response rejected"},
