@@ -18,6 +18,10 @@ type record struct {
 	id    string
 	user  *storage.User
 	group *storage.Group
+	// doc, when set, is the record already rendered with the options the
+	// response needs (candidates of an indexed filter are few, so they
+	// are rendered once for both the filter and the answer).
+	doc map[string]any
 }
 
 func (rec record) render(tx storage.ReadTx, base string, o renderOpts) (map[string]any, error) {
@@ -235,9 +239,12 @@ func (h *Handler) list(req *request, rts []*resourceType, p *listParams) error {
 			offset = max(0, offset-n)
 			limit -= len(recs)
 			for _, rec := range recs {
-				doc, err := rec.render(tx, req.base, outputOpts(q.proj))
-				if err != nil {
-					return err
+				doc := rec.doc
+				if doc == nil {
+					var err error
+					if doc, err = rec.render(tx, req.base, outputOpts(q.proj)); err != nil {
+						return err
+					}
 				}
 				raw, err := marshalResource(q.rt, q.proj.apply(doc))
 				if err != nil {
@@ -282,6 +289,11 @@ func collect(tx storage.ReadTx, q *query, base string, offset, limit int) (int, 
 		return collectAll(tx, q.rt, offset, limit)
 	}
 	evalOpts := filterOpts(q.filter)
+	lookups, planned := planFilter(q)
+	keepDoc := planned
+	if keepDoc {
+		evalOpts = evalOpts.or(outputOpts(q.proj))
+	}
 	var matches []record
 	var keys []sortKey
 	total := 0
@@ -294,6 +306,9 @@ func collect(tx storage.ReadTx, q *query, base string, offset, limit int) (int, 
 			}
 			if !q.filter.match(doc) {
 				return nil
+			}
+			if keepDoc {
+				rec.doc = doc
 			}
 		}
 		if q.sortBy != nil {
@@ -310,7 +325,7 @@ func collect(tx storage.ReadTx, q *query, base string, offset, limit int) (int, 
 		total++
 		return nil
 	}
-	if lookups, ok := planFilter(q); ok {
+	if planned {
 		recs, err := lookupRecords(tx, q.rt, lookups)
 		if err != nil {
 			return 0, nil, err
