@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -684,5 +685,37 @@ func TestSAMLHandConfiguredIdP(t *testing.T) {
 		if u.Path == "/sso" && u.Query().Get("SAMLRequest") != "" && u.Query().Get("Signature") == "" {
 			t.Error("AuthnRequest not signed")
 		}
+	}
+}
+
+// TestSAMLMetadataFile reads the IdP from a metadata file instead of a URL.
+func TestSAMLMetadataFile(t *testing.T) {
+	idp := startSAMLIdPWithUsers(t)
+	resp, err := http.Get(idp.metadataURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	md, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	file := t.TempDir() + "/idp.xml"
+	if err := os.WriteFile(file, md, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g := newGateway(t)
+	g.start(TenantConfig{SAML: &SAMLConfig{IDPMetadataFile: file, EntityID: g.URL() + "/sso/saml/metadata"}, JIT: true})
+	idp.registerSP(g.URL() + "/sso" + PathSAMLMetadata)
+	if got := g.service().saml.idp.Load().EntityID; got != idp.metadataURL() {
+		t.Fatalf("IdP entity id %q", got)
+	}
+	_, p := samlSignIn(t, newBrowser(t), g, "carol", "carol-pw", "/f")
+	mustContain(t, "app page", p.body, "app page /f for carol@acme.test")
+
+	// A file that is not metadata stops the start with a clear error.
+	if err := os.WriteFile(file, []byte("<html/>"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = New(t.Context(), TenantConfig{Tenant: "other", SAML: &SAMLConfig{IDPMetadataFile: file, EntityID: "e"}}, g.store, nil)
+	if err == nil || !strings.Contains(err.Error(), "saml IdP metadata") {
+		t.Fatalf("bad metadata file: %v", err)
 	}
 }
