@@ -272,7 +272,7 @@ func (c *filterCompiler) compileValuePath(e *filter.ValuePath) (*valuePathNode, 
 
 // compileValuePathSub compiles `attr[filter].sub op value`.
 func (c *filterCompiler) compileValuePathSub(e *filter.AttributeExpression, vpText string) (filterNode, error) {
-	vp, err := filter.ParseValuePathNumber([]byte(vpText))
+	vp, err := parseValuePathCached(vpText)
 	if err != nil {
 		return nil, errInvalidFilter("value path %q cannot be parsed: %s", vpText, parserMessage(err))
 	}

@@ -270,3 +270,39 @@ func BenchmarkParseFilterUserNameEq(b *testing.B) {
 		}
 	}
 }
+
+func TestShapeCache(t *testing.T) {
+	doc := sampleUser(t)
+	// The same shape with other literals must not reuse the first values.
+	for filter, want := range map[string]bool{
+		`userName eq "bjensen@example.com" and title eq "Tour Guide"`: true,
+		`userName eq "someone@else" and title eq "Tour Guide"`:        false,
+		`userName eq "bjensen@example.com" and title eq "CEO"`:        false,
+		`emails[type eq "work"].value eq "bjensen@example.com"`:       true,
+		`emails[type eq "home"].value eq "bjensen@example.com"`:       false,
+		`displayName eq "Babs \"B\" Jensen"`:                          false,
+		`displayName ne "Babs \u00e9"`:                                true, // lower-case hex, refused by the parser itself
+	} {
+		for range 2 { // miss, then hit
+			f, err := parseFilter(userResource, filter)
+			if err != nil {
+				t.Fatalf("%s: %v", filter, err)
+			}
+			if got := f.match(doc); got != want {
+				t.Errorf("%s: match = %v, want %v", filter, got, want)
+			}
+		}
+	}
+	for _, p := range []string{`members[value eq "a"]`, `members[value eq "b"]`} {
+		got, err := parsePathCached(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ids, _ := memberIDsOf(got.ValueExpression); len(ids) != 1 || ids[0] != p[18:19] {
+			t.Errorf("%s: parsed ids %v", p, ids)
+		}
+	}
+	if _, err := parseFilter(userResource, `userName eq "a\qb"`); err == nil {
+		t.Error("an invalid escape must not pass through the cache")
+	}
+}

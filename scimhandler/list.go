@@ -8,8 +8,6 @@ import (
 	"strings"
 	"time"
 
-	filter "github.com/scim2/filter-parser/v2"
-
 	"github.com/portcullis/portcullis/storage"
 )
 
@@ -187,7 +185,7 @@ func compileQuery(rt *resourceType, p listParams) (*query, error) {
 		if len(p.sortBy) > maxFilterLength {
 			return nil, errInvalidValue("sortBy is too long")
 		}
-		ap, err := filter.ParseAttrPath([]byte(p.sortBy))
+		ap, err := parseAttrPathCached(p.sortBy)
 		if err != nil {
 			return nil, errInvalidValue("sortBy %q is not an attribute path", truncate(p.sortBy, 128))
 		}

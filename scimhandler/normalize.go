@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"sort"
 	"strings"
-
-	filter "github.com/scim2/filter-parser/v2"
 )
 
 // Client documents are brought into one canonical shape before anything is
@@ -14,9 +12,16 @@ import (
 // for false, a bare id for a complex "manager"), null means unassigned, and
 // read-only attributes are dropped as RFC 7643 §2.2 asks.
 
+// maxAttributes bounds the keys of a resource or of one of its objects:
+// URN-qualified keys are parsed one by one.
+const maxAttributes = 1000
+
 // normalizeResource canonicalises a resource document received on POST,
 // PUT, or built by PATCH. Keys whose attribute is read-only are ignored.
 func normalizeResource(rt *resourceType, in map[string]any) (map[string]any, error) {
+	if len(in) > maxAttributes {
+		return nil, errInvalidValue("a resource may have at most %d attributes", maxAttributes)
+	}
 	out := make(map[string]any, len(in))
 	// Keys are visited in order so that the outcome does not depend on map
 	// iteration when two keys differ only in case.
@@ -67,7 +72,7 @@ func normalizeResource(rt *resourceType, in map[string]any) (map[string]any, err
 			if reservedURN(k) {
 				return nil, errInvalidValue("%q is not a schema of %s resources", truncate(k, 128), rt.Name)
 			}
-			ap, err := filter.ParseAttrPath([]byte(k))
+			ap, err := parseAttrPathCached(k)
 			if err != nil {
 				out[k] = v
 				continue
@@ -147,6 +152,9 @@ func mergeInto(out map[string]any, key string, m map[string]any) {
 
 // normalizeAttrs canonicalises an object whose keys are attributes of defs.
 func normalizeAttrs(defs []*attribute, in map[string]any, pathPrefix string) (map[string]any, error) {
+	if len(in) > maxAttributes {
+		return nil, errInvalidValue("%s may have at most %d attributes", strings.TrimSuffix(pathPrefix, "."), maxAttributes)
+	}
 	out := make(map[string]any, len(in))
 	keys := make([]string, 0, len(in))
 	for k := range in {

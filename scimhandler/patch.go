@@ -28,6 +28,10 @@ type patchOp struct {
 	hasValue bool
 }
 
+// maxPatchPaths bounds the attribute paths one PATCH may name (operations
+// plus the keys of path-less values): each is parsed and applied in turn.
+const maxPatchPaths = 1000
+
 // parsePatchBody reads a PatchOp message.
 func parsePatchBody(body map[string]any) ([]patchOp, error) {
 	if _, v, ok := getField(body, "schemas"); ok {
@@ -44,6 +48,7 @@ func parsePatchBody(body map[string]any) ([]patchOp, error) {
 		return nil, errInvalidSyntax("Operations must be a non-empty array")
 	}
 	ops := make([]patchOp, 0, len(list))
+	paths := 0
 	for i, e := range list {
 		m, ok := e.(map[string]any)
 		if !ok {
@@ -70,6 +75,18 @@ func parsePatchBody(body map[string]any) ([]patchOp, error) {
 		if op.op != opRemove && !op.hasValue && op.op == opAdd {
 			return nil, errInvalidSyntax("operation %d: add needs a value", i+1)
 		}
+		paths++
+		if m, ok := op.value.(map[string]any); ok && op.path == "" {
+			paths += len(m)
+			for _, v := range m {
+				if inner, ok := v.(map[string]any); ok {
+					paths += len(inner)
+				}
+			}
+		}
+		if paths > maxPatchPaths {
+			return nil, errBadRequest(scimTypeTooMany, "a PATCH may name at most %d attribute paths", maxPatchPaths)
+		}
 		ops = append(ops, op)
 	}
 	return ops, nil
@@ -89,7 +106,7 @@ func resolvePatchPath(rt *resourceType, path string) (patchTarget, error) {
 		se := err.(*scimError)
 		return patchTarget{}, errInvalidPath("path: %s", se.detail)
 	}
-	p, err := filter.ParsePathNumber([]byte(path))
+	p, err := parsePathCached(path)
 	if err != nil {
 		return patchTarget{}, errInvalidPath("path %q cannot be parsed: %s", path, parserMessage(err))
 	}

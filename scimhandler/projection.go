@@ -2,8 +2,6 @@ package scimhandler
 
 import (
 	"strings"
-
-	filter "github.com/scim2/filter-parser/v2"
 )
 
 // projection implements the "attributes" and "excludedAttributes"
@@ -59,7 +57,7 @@ func parseSelection(rt *resourceType, paths []string, param string) (*selection,
 		if total > maxProjectionLength {
 			return nil, errInvalidValue("%s is longer than %d bytes", param, maxProjectionLength)
 		}
-		ap, err := filter.ParseAttrPath([]byte(p))
+		ap, err := parseAttrPathCached(p)
 		if err != nil {
 			return nil, errInvalidValue("%s: %q is not an attribute path", param, p)
 		}
