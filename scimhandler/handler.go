@@ -58,6 +58,7 @@ type Handler struct {
 
 	tokens     tokenCache
 	rejections rejectionLimiter
+	cursors    pageCursors
 }
 
 // New checks cfg and returns a Handler.
@@ -299,7 +300,8 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request, actor string) er
 func (h *Handler) readBody(req *request) (map[string]any, error) {
 	if ct := req.r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || !(mt == "application/json" || mt == contentTypeSCIM || strings.HasSuffix(mt, "+json")) {
+		// Okta's documentation shows text/json; any JSON type is read.
+		if err != nil || !(mt == "application/json" || mt == "text/json" || mt == contentTypeSCIM || strings.HasSuffix(mt, "+json")) {
 			return nil, &scimError{status: http.StatusUnsupportedMediaType,
 				detail: "request bodies must be application/scim+json or application/json"}
 		}

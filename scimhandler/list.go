@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/portcullis/portcullis/storage"
@@ -223,13 +224,14 @@ func (h *Handler) list(req *request, rts []*resourceType, p *listParams) error {
 	}
 	total := 0
 	resources := []json.RawMessage{}
+	gen := h.store.Generation(h.tenant) // before the snapshot: see pageCursors
 	err := h.view(req.ctx, func(tx storage.ReadTx) error {
 		total, resources = 0, []json.RawMessage{}
 		// The window [offset, offset+limit) runs over the concatenation of
 		// the resource types' results (users, then groups, for /.search).
 		offset, limit := p.startIndex-1, p.count
 		for _, q := range queries {
-			n, recs, err := collect(tx, q, req.base, offset, limit)
+			n, recs, err := collect(tx, q, req.base, offset, limit, &h.cursors, gen)
 			if err != nil {
 				return err
 			}
@@ -282,9 +284,9 @@ func (h *Handler) search(req *request, rts []*resourceType) error {
 // collect finds the records q matches, in a stable order (id order, or
 // the sort order with id breaking ties), and returns how many match and
 // those in [offset, offset+limit).
-func collect(tx storage.ReadTx, q *query, base string, offset, limit int) (int, []record, error) {
+func collect(tx storage.ReadTx, q *query, base string, offset, limit int, cursors *pageCursors, gen uint64) (int, []record, error) {
 	if q.filter == nil && q.sortBy == nil {
-		return collectAll(tx, q.rt, offset, limit)
+		return collectAll(tx, q.rt, offset, limit, cursors, gen)
 	}
 	evalOpts := filterOpts(q.filter)
 	lookups, planned := planFilter(q)
@@ -367,8 +369,11 @@ func planFilter(q *query) ([]indexLookup, bool) {
 	return planLookups(q.rt, q.filter.root)
 }
 
-// collectAll pages through every record without filter or sort.
-func collectAll(tx storage.ReadTx, rt *resourceType, offset, limit int) (int, []record, error) {
+// collectAll pages through every record without filter or sort. A client
+// paging through the tenant (Okta imports with count=100) continues from
+// where its previous page ended, found in cursors, instead of skipping
+// startIndex-1 records again.
+func collectAll(tx storage.ReadTx, rt *resourceType, offset, limit int, cursors *pageCursors, gen uint64) (int, []record, error) {
 	var total int
 	var err error
 	if rt == userResource {
@@ -379,16 +384,62 @@ func collectAll(tx storage.ReadTx, rt *resourceType, offset, limit int) (int, []
 	if err != nil || limit <= 0 || offset >= total {
 		return total, nil, err
 	}
+	after, seen := "", 0
+	if id, ok := cursors.get(gen, rt, offset); ok {
+		after, seen = id, offset
+	}
 	var recs []record
-	seen := 0
-	err = scanRecords(tx, rt, "", func(rec record) (bool, error) {
+	err = scanRecords(tx, rt, after, func(rec record) (bool, error) {
 		if seen >= offset {
 			recs = append(recs, rec)
 		}
 		seen++
 		return len(recs) < limit, nil
 	})
+	if err == nil && len(recs) > 0 {
+		cursors.put(gen, rt, offset+len(recs), recs[len(recs)-1].id)
+	}
 	return total, recs, err
+}
+
+// pageCursors remembers, for the store generation they were read at, the
+// id of the last record of recent pages: the record at a position is the
+// same as long as the generation (bumped by every committed write) is.
+type pageCursors struct {
+	mu  sync.Mutex
+	gen uint64
+	ids map[string]string // resource type and position → id
+}
+
+const maxPageCursors = 256
+
+func cursorKey(rt *resourceType, position int) string {
+	return rt.Name + ":" + strconv.Itoa(position)
+}
+
+func (c *pageCursors) get(gen uint64, rt *resourceType, position int) (string, bool) {
+	if c == nil || position == 0 {
+		return "", false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gen != gen {
+		return "", false
+	}
+	id, ok := c.ids[cursorKey(rt, position)]
+	return id, ok
+}
+
+func (c *pageCursors) put(gen uint64, rt *resourceType, position int, id string) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gen != gen || c.ids == nil || len(c.ids) >= maxPageCursors {
+		c.gen, c.ids = gen, map[string]string{}
+	}
+	c.ids[cursorKey(rt, position)] = id
 }
 
 func scanRecords(tx storage.ReadTx, rt *resourceType, after string, fn func(record) (bool, error)) error {
