@@ -227,6 +227,7 @@ func (h *Handler) list(req *request, rts []*resourceType, p *listParams) error {
 	gen := h.store.Generation(h.tenant) // before the snapshot: see pageCursors
 	err := h.view(req.ctx, func(tx storage.ReadTx) error {
 		total, resources = 0, []json.RawMessage{}
+		names := map[string]string{}
 		// The window [offset, offset+limit) runs over the concatenation of
 		// the resource types' results (users, then groups, for /.search).
 		offset, limit := p.startIndex-1, p.count
@@ -241,8 +242,10 @@ func (h *Handler) list(req *request, rts []*resourceType, p *listParams) error {
 			for _, rec := range recs {
 				doc := rec.doc
 				if doc == nil {
+					o := outputOpts(q.proj)
+					o.names = names
 					var err error
-					if doc, err = rec.render(tx, req.base, outputOpts(q.proj)); err != nil {
+					if doc, err = rec.render(tx, req.base, o); err != nil {
 						return err
 					}
 				}

@@ -196,7 +196,7 @@ func (e *memberEdit) applyMemberOp(op patchOp, t patchTarget, base string) error
 			return err
 		}
 		for _, m := range current {
-			el, err := renderMember(e.tx, m, base, true)
+			el, err := renderMember(e.tx, m, base, true, nil)
 			if err != nil {
 				return err
 			}

@@ -13,6 +13,9 @@ type renderOpts struct {
 	groups        bool // User.groups: one read per group the user is in
 	members       bool // Group.members: one read of the member list
 	memberDisplay bool // members[].display: one read per member
+	// names, when set, keeps the display names read so far in this
+	// request: a list of groups often names the same members.
+	names map[string]string
 }
 
 // outputOpts is what a response under p needs.
@@ -37,8 +40,12 @@ func filterOpts(f *compiledFilter) renderOpts {
 }
 
 func (o renderOpts) or(p renderOpts) renderOpts {
+	names := o.names
+	if names == nil {
+		names = p.names
+	}
 	return renderOpts{groups: o.groups || p.groups, members: o.members || p.members,
-		memberDisplay: o.memberDisplay || p.memberDisplay}
+		memberDisplay: o.memberDisplay || p.memberDisplay, names: names}
 }
 
 const timeFormat = time.RFC3339Nano
@@ -174,7 +181,7 @@ func renderGroup(tx storage.ReadTx, g *storage.Group, base string, o renderOpts)
 	if o.members {
 		members := []any{}
 		err := tx.Members(g.ID, func(m storage.Member) (bool, error) {
-			e, err := renderMember(tx, m, base, o.memberDisplay)
+			e, err := renderMember(tx, m, base, o.memberDisplay, o.names)
 			if err != nil {
 				return false, err
 			}
@@ -190,7 +197,7 @@ func renderGroup(tx storage.ReadTx, g *storage.Group, base string, o renderOpts)
 }
 
 // renderMember is one element of Group.members.
-func renderMember(tx storage.ReadTx, m storage.Member, base string, withDisplay bool) (map[string]any, error) {
+func renderMember(tx storage.ReadTx, m storage.Member, base string, withDisplay bool, names map[string]string) (map[string]any, error) {
 	typ := m.Type
 	if typ == "" {
 		typ = storage.MemberUser
@@ -201,9 +208,15 @@ func renderMember(tx storage.ReadTx, m storage.Member, base string, withDisplay 
 	}
 	e := map[string]any{"value": m.ID, "type": typ, "$ref": base + endpoint + "/" + m.ID}
 	if withDisplay {
-		display, err := memberDisplay(tx, m)
-		if err != nil {
-			return nil, err
+		display, known := names[m.ID]
+		if !known {
+			var err error
+			if display, err = memberDisplay(tx, m); err != nil {
+				return nil, err
+			}
+			if names != nil {
+				names[m.ID] = display
+			}
 		}
 		if display != "" {
 			e["display"] = display
