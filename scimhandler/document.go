@@ -200,6 +200,18 @@ func orderedKeys(rt *resourceType, doc map[string]any) []string {
 	return keys
 }
 
+// marshalJSON encodes v without escaping <, > and & (names such as
+// "R&D" stay readable; the answers are never embedded in HTML).
+func marshalJSON(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
 // marshalResource encodes doc with its keys in response order.
 func marshalResource(rt *resourceType, doc map[string]any) (json.RawMessage, error) {
 	var buf bytes.Buffer
@@ -208,11 +220,11 @@ func marshalResource(rt *resourceType, doc map[string]any) (json.RawMessage, err
 		if i > 0 {
 			buf.WriteByte(',')
 		}
-		kb, err := json.Marshal(k)
+		kb, err := marshalJSON(k)
 		if err != nil {
 			return nil, err
 		}
-		vb, err := json.Marshal(doc[k])
+		vb, err := marshalJSON(doc[k])
 		if err != nil {
 			return nil, err
 		}

@@ -2,7 +2,6 @@ package scimhandler
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -340,7 +339,7 @@ func (h *Handler) view(ctx context.Context, fn func(tx storage.ReadTx) error) er
 
 // writeJSON writes v with the SCIM content type.
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	body, err := json.Marshal(v)
+	body, err := marshalJSON(v)
 	if err != nil {
 		status = http.StatusInternalServerError
 		body = []byte(`{"schemas":["` + schemaError + `"],"status":"500","detail":"internal error"}`)
