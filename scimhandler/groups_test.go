@@ -62,6 +62,13 @@ func TestGroupLifecycle(t *testing.T) {
 	if m := e.members(gid); len(m) != 2 || m[carol] == "" || m[bob] == "" {
 		t.Errorf("members after PUT %v", m)
 	}
+	if ev := e.events(storage.EventGroupUpdated); len(ev) != 1 || ev[0].Before != `displayName="Engineering" externalId="eng-1"` ||
+		ev[0].After != `displayName="Eng" externalId=""` {
+		t.Errorf("group.updated %+v", ev)
+	}
+	if ev := e.events(storage.EventMemberRemoved); len(ev) != 1 || ev[0].Before != "member="+alice || ev[0].ResourceID != gid {
+		t.Errorf("group.member_removed %+v", ev)
+	}
 
 	// A nested group is a member of type Group.
 	sub := e.createGroup("Sub")
@@ -205,5 +212,17 @@ func TestGroupPatchDoesNotRewriteMembers(t *testing.T) {
 	e.want(e.do("GET", "/Groups?excludedAttributes=members&filter="+q(`displayName eq "big"`), nil), http.StatusOK)
 	if c := e.store.reset(); c["Members"] != 0 || c["ScanGroups"] != 0 {
 		t.Errorf("GET with excludedAttributes=members read members or scanned: %v", c)
+	}
+}
+
+func TestAnswersKeepAmpersands(t *testing.T) {
+	e := newEnv(t)
+	r := e.want(e.do("POST", "/Groups", `{"displayName":"R&D <core>"}`), http.StatusCreated)
+	if !strings.Contains(string(r.body), `"displayName":"R&D <core>"`) {
+		t.Errorf("body %s", r.body)
+	}
+	list := e.want(e.do("GET", "/Groups?filter="+q(`displayName eq "r&d <CORE>"`), nil), http.StatusOK)
+	if !strings.Contains(string(list.body), `"totalResults":1`) {
+		t.Errorf("list %s", list.body)
 	}
 }
