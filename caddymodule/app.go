@@ -49,7 +49,7 @@ type App struct {
 // role mappings) add their settings here.
 type Tenant struct {
 	// Name identifies the tenant in URLs, admin API paths and storage
-	// keys; see ValidTenantName.
+	// keys; see CheckTenantName.
 	Name string `json:"name"`
 }
 
@@ -57,10 +57,10 @@ type Tenant struct {
 // name and a storage key prefix: a DNS-label-like lower-case word.
 var tenantNamePattern = regexp.MustCompile(`^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$`)
 
-// ValidTenantName reports whether name can be a tenant name: 1 to 63
-// lower-case letters, digits and hyphens, starting and ending with a letter
-// or digit.
-func ValidTenantName(name string) error {
+// CheckTenantName returns an error unless name can be a tenant name: 1 to
+// 63 lower-case letters, digits and hyphens, starting and ending with a
+// letter or digit.
+func CheckTenantName(name string) error {
 	if !tenantNamePattern.MatchString(name) {
 		return fmt.Errorf("invalid tenant name %q: use 1-63 lower-case letters, digits and hyphens, starting and ending with a letter or digit", name)
 	}
@@ -111,7 +111,7 @@ func (a *App) checkTenants() error {
 		if t == nil {
 			return errors.New("tenant entry is empty")
 		}
-		if err := ValidTenantName(t.Name); err != nil {
+		if err := CheckTenantName(t.Name); err != nil {
 			return err
 		}
 		if _, dup := a.tenants[t.Name]; dup {

@@ -87,7 +87,7 @@ func parseTenant(d *caddyfile.Dispenser) (*Tenant, error) {
 		return nil, d.Err("tenant needs a name")
 	}
 	t := &Tenant{Name: d.Val()}
-	if err := ValidTenantName(t.Name); err != nil {
+	if err := CheckTenantName(t.Name); err != nil {
 		return nil, d.Err(err.Error())
 	}
 	if d.NextArg() {
