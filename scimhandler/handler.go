@@ -43,7 +43,7 @@ const (
 	// updateAttempts bounds how often a request's transaction is run
 	// again after the store reports ErrConflict (it retries internally
 	// too); concurrent PATCHes of one group conflict on the group record.
-	updateAttempts = 3
+	updateAttempts = 2
 )
 
 // Handler serves SCIM 2.0 for one tenant. It is safe for concurrent use.

@@ -72,7 +72,7 @@ func parsePatchBody(body map[string]any) ([]patchOp, error) {
 		if op.value == nil {
 			op.hasValue = false
 		}
-		if op.op != opRemove && !op.hasValue && op.op == opAdd {
+		if op.op == opAdd && !op.hasValue {
 			return nil, errInvalidSyntax("operation %d: add needs a value", i+1)
 		}
 		paths++

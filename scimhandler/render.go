@@ -56,7 +56,10 @@ const timeFormat = time.RFC3339Nano
 func userAttributes(u *storage.User) (map[string]any, error) {
 	doc, err := decodeStored(u.Attributes)
 	if err != nil {
-		return nil, err
+		// Attributes another part of the gateway wrote in another shape
+		// must not make the user (or every list holding it) unreadable:
+		// the typed fields below still describe the user.
+		doc = map[string]any{}
 	}
 	for _, k := range []string{"id", "meta", "groups", "password", "schemas"} {
 		deleteField(doc, k)
@@ -80,7 +83,7 @@ func userAttributes(u *storage.User) (map[string]any, error) {
 func groupAttributes(g *storage.Group) (map[string]any, error) {
 	doc, err := decodeStored(g.Attributes)
 	if err != nil {
-		return nil, err
+		doc = map[string]any{} // as for users: the typed fields suffice
 	}
 	for _, k := range []string{"id", "meta", "members", "schemas"} {
 		deleteField(doc, k)

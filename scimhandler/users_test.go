@@ -254,3 +254,45 @@ func TestUserGroupsAttribute(t *testing.T) {
 		t.Errorf("group ETag unchanged (%s) after losing a member", after)
 	}
 }
+
+// TestUsersFromOtherSources: a user created at sign-in (typed fields only,
+// or attributes in another shape) is served, filtered and patched.
+func TestUsersFromOtherSources(t *testing.T) {
+	e := newEnv(t)
+	err := e.badger.Update(context.Background(), tenant, func(tx storage.Tx) error {
+		now := time.Now()
+		if err := tx.PutUser(&storage.User{ID: "jit-1", UserName: "jit@example.com", DisplayName: "Jit User",
+			Emails: []string{"jit@example.com", "alt@example.com"}, Active: true, Source: storage.SourceJIT, Created: now}); err != nil {
+			return err
+		}
+		return tx.PutUser(&storage.User{ID: "odd-1", UserName: "odd", Active: true, Source: storage.SourceDirectory,
+			Attributes: []byte(`["not","an","object"]`), Created: now})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := e.want(e.do("GET", "/Users/jit-1", nil), http.StatusOK).obj(t)
+	expectFields(t, doc, map[string]any{"userName": "jit@example.com", "displayName": "Jit User", "active": true})
+	if path(doc, "emails", 0, "value") != "jit@example.com" || path(doc, "emails", 0, "primary") != true {
+		t.Errorf("emails %v", doc["emails"])
+	}
+	list := e.want(e.do("GET", "/Users?filter="+q(`emails eq "ALT@example.com"`), nil), http.StatusOK).obj(t)
+	if num(list["totalResults"]) != 1 {
+		t.Errorf("filter by email: %v", list)
+	}
+	e.want(e.do("GET", "/Users/odd-1", nil), http.StatusOK)
+	e.want(e.do("GET", "/Users?sortBy=title", nil), http.StatusOK)
+	e.want(e.do("PATCH", "/Users/jit-1", `{"Operations":[{"op":"replace","path":"active","value":false}]}`), http.StatusOK)
+	if u := e.user("jit-1"); u.Active || u.Source != storage.SourceJIT || len(u.Emails) != 2 {
+		t.Errorf("after PATCH %+v", u)
+	}
+}
+
+func expectFields(t *testing.T, doc map[string]any, want map[string]any) {
+	t.Helper()
+	for k, v := range want {
+		if doc[k] != v {
+			t.Errorf("%s = %v, want %v", k, doc[k], v)
+		}
+	}
+}
