@@ -1,9 +1,18 @@
-// Package memop is a real OpenID provider for tests: zitadel's op package
-// (discovery, authorize, token, userinfo, JWKS, end_session) over an
-// in-memory op.Storage, served on 127.0.0.1, with a login step that signs in
-// a chosen user at once or through a username/password form. Faults make it
-// issue the bad answers a relying party must refuse.
-package memop
+// Package devidp is a development OpenID provider, for local trial and tests
+// only: it is never part of the gateway binary (cmd/caddy and caddymodule do
+// not import it) and must never stand in for a real identity provider.
+//
+// It owns a real provider built from zitadel's op package (discovery,
+// authorize, token, userinfo, JWKS, end_session) over in-memory users and
+// clients, served on a loopback address, with its own sign-in step: a login
+// form that lists the sample users and their passwords (for the quick start's
+// `go run ./cmd/demo`), or, for tests, an automatic sign-in of a chosen user.
+// Faults make it issue the bad answers a relying party must refuse.
+//
+// The ID token carries sub, preferred_username, email, email_verified and
+// name (for the profile and email scopes) and a "groups" claim with the
+// user's groups; the userinfo endpoint answers the same.
+package devidp
 
 import (
 	"context"
@@ -11,9 +20,10 @@ import (
 	"crypto/rsa"
 	"encoding/hex"
 	"errors"
-	"html/template"
+	"fmt"
+	"net"
 	"net/http"
-	"net/http/httptest"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,12 +35,27 @@ import (
 // User is a person the provider can sign in.
 type User struct {
 	Subject           string
-	PreferredUsername string
+	PreferredUsername string // what the login form asks for
 	Email             string
 	EmailVerified     bool
 	Name              string
-	Groups            []string
-	Password          string
+	Groups            []string // the ID token's "groups" claim
+	// Password for the login form; a user without one can only be signed in
+	// by AutoLogin.
+	Password string
+}
+
+// Config says where the provider listens and whom it knows.
+type Config struct {
+	// Addr is the listen address, e.g. "127.0.0.1:0" (a free port) or
+	// "localhost:9000". The issuer is "http://" + Addr with the port the
+	// listener got. It must be a loopback address unless AllowNonLoopback:
+	// the provider speaks plain HTTP and shows passwords on its login form.
+	// Empty means "127.0.0.1:0".
+	Addr string
+	// AllowNonLoopback lets Addr name another interface.
+	AllowNonLoopback bool
+	Users            []User
 }
 
 // Faults make the provider misbehave in one way each.
@@ -48,23 +73,77 @@ const otherClientID = "someone-elses-client"
 
 // Provider is a running OpenID provider.
 type Provider struct {
+	// Issuer is "http://<host>:<port>", the host as Config.Addr gave it.
 	Issuer string
-	server *httptest.Server
+	server *http.Server
+	done   chan struct{}
 	op     *op.Provider
 	st     *memStorage
 }
 
-// Start runs a provider on 127.0.0.1 with the given users.
-func Start(users ...User) (*Provider, error) {
+// Start runs a provider on cfg.Addr with cfg.Users. Close stops it.
+func Start(cfg Config) (*Provider, error) {
+	addr := cfg.Addr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("devidp: listen address %q: %w", addr, err)
+	}
+	if !cfg.AllowNonLoopback && !isLoopbackHost(host) {
+		return nil, fmt.Errorf("devidp: listen address %q is not a loopback address; the development provider is for local trial only", addr)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("devidp: %w", err)
+	}
+	lnAddr := ln.Addr().(*net.TCPAddr)
+	if !cfg.AllowNonLoopback && !lnAddr.IP.IsLoopback() {
+		// "localhost" resolved to something else.
+		_ = ln.Close()
+		return nil, fmt.Errorf("devidp: %q listens on %s, not a loopback address", addr, lnAddr)
+	}
+	if host == "" {
+		host = "localhost"
+	}
+	issuer := "http://" + net.JoinHostPort(host, fmt.Sprint(lnAddr.Port))
+
+	p, err := newProvider(issuer, cfg.Users)
+	if err != nil {
+		_ = ln.Close()
+		return nil, err
+	}
+	p.server = &http.Server{
+		Handler:           p.routes(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
+	p.done = make(chan struct{})
+	go func() {
+		defer close(p.done)
+		_ = p.server.Serve(ln)
+	}()
+	return p, nil
+}
+
+func isLoopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// newProvider builds the op provider for issuer; routes serves it.
+func newProvider(issuer string, users []User) (*Provider, error) {
 	st, err := newMemStorage(users)
 	if err != nil {
 		return nil, err
 	}
-	p := &Provider{st: st}
-	mux := http.NewServeMux()
-	p.server = httptest.NewServer(mux)
-	p.Issuer = p.server.URL
-	st.issuer = p.Issuer
+	st.issuer = issuer
+	p := &Provider{Issuer: issuer, st: st}
 
 	var cryptoKey [32]byte
 	if _, err := rand.Read(cryptoKey[:]); err != nil {
@@ -72,12 +151,12 @@ func Start(users ...User) (*Provider, error) {
 	}
 	config := &op.Config{
 		CryptoKey:                cryptoKey,
-		CryptoKeyId:              "memop",
-		DefaultLogoutRedirectURI: "/logged-out",
+		CryptoKeyId:              "devidp",
+		DefaultLogoutRedirectURI: pathLoggedOut,
 		CodeMethodS256:           true,
 		AuthMethodPost:           true,
 	}
-	issuer := func(bool) (op.IssuerFromRequest, error) {
+	issuerFn := func(bool) (op.IssuerFromRequest, error) {
 		return func(r *http.Request) string {
 			if r.URL.Path == "/oauth/token" && st.faults().WrongIssuer {
 				return "http://127.0.0.1:1/not-the-issuer"
@@ -85,31 +164,50 @@ func Start(users ...User) (*Provider, error) {
 			return p.Issuer
 		}, nil
 	}
-	p.op, err = op.NewProvider(config, st, issuer, op.WithAllowInsecure())
+	// Plain HTTP issuers are refused by op unless allowed; this provider
+	// only ever listens on loopback (or where its caller insisted).
+	p.op, err = op.NewProvider(config, st, issuerFn, op.WithAllowInsecure())
 	if err != nil {
-		p.server.Close()
 		return nil, err
 	}
-	interceptor := op.NewIssuerInterceptor(p.op.IssuerFromRequest)
-	callback := op.AuthCallbackURL(p.op)
-	mux.Handle("/login", interceptor.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p.login(w, r, callback)
-	}))
-	mux.HandleFunc("/logged-out", func(w http.ResponseWriter, r *http.Request) {
-		_, _ = w.Write([]byte("signed out at the provider"))
-	})
-	mux.Handle("/", p.op)
 	return p, nil
 }
 
-// Close stops the provider.
-func (p *Provider) Close() { p.server.Close() }
+const (
+	pathLogin     = "/login"
+	pathLoggedOut = "/logged-out"
+)
 
-// AddClient registers a confidential web client.
+func (p *Provider) routes() http.Handler {
+	mux := http.NewServeMux()
+	interceptor := op.NewIssuerInterceptor(p.op.IssuerFromRequest)
+	callback := op.AuthCallbackURL(p.op)
+	mux.Handle(pathLogin, interceptor.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p.login(w, r, callback)
+	}))
+	mux.HandleFunc("GET "+pathLoggedOut, p.loggedOut)
+	mux.HandleFunc("GET /{$}", p.home)
+	mux.Handle("/", p.op)
+	return mux
+}
+
+// Close stops the provider.
+func (p *Provider) Close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := p.server.Shutdown(ctx); err != nil {
+		_ = p.server.Close()
+	}
+	<-p.done
+}
+
+// AddClient registers a confidential web client (client_secret_basic or
+// client_secret_post, authorization code flow). redirectURIs and
+// postLogoutURIs are matched exactly.
 func (p *Provider) AddClient(id, secret string, redirectURIs, postLogoutURIs []string) {
 	p.st.mu.Lock()
 	defer p.st.mu.Unlock()
-	p.st.clients[id] = &client{id: id, secret: secret, redirectURIs: redirectURIs, postLogoutURIs: postLogoutURIs, loginURL: p.Issuer + "/login"}
+	p.st.clients[id] = &client{id: id, secret: secret, redirectURIs: redirectURIs, postLogoutURIs: postLogoutURIs, loginURL: p.Issuer + pathLogin}
 }
 
 // AutoLogin makes the login step sign in subject without a form; "" shows
@@ -127,6 +225,15 @@ func (p *Provider) SetFaults(f Faults) {
 	p.st.fault = f
 }
 
+// SetGroups changes the groups the provider asserts for subject.
+func (p *Provider) SetGroups(subject string, groups []string) {
+	p.st.mu.Lock()
+	defer p.st.mu.Unlock()
+	if u, ok := p.st.users[subject]; ok {
+		u.Groups = append([]string(nil), groups...)
+	}
+}
+
 // EndSessionCalls counts requests that reached TerminateSession.
 func (p *Provider) EndSessionCalls() int {
 	p.st.mu.Lock()
@@ -134,56 +241,12 @@ func (p *Provider) EndSessionCalls() int {
 	return p.st.terminated
 }
 
-var loginForm = template.Must(template.New("login").Parse(`<!DOCTYPE html><html><body>
-<form method="post" action="/login">
-<input type="hidden" name="authRequestID" value="{{.ID}}">
-<label>Username <input type="text" name="username" id="username"></label>
-<label>Password <input type="password" name="password" id="password"></label>
-<button type="submit" id="submit">Sign in</button>
-</form>{{if .Error}}<p id="error">{{.Error}}</p>{{end}}</body></html>`))
-
-// login is the provider's own sign-in step: it decides who the auth request
-// is for and hands back to the op package's callback.
-func (p *Provider) login(w http.ResponseWriter, r *http.Request, callback func(context.Context, string) string) {
-	if err := r.ParseForm(); err != nil {
-		http.Error(w, "bad form", http.StatusBadRequest)
-		return
-	}
-	id := r.Form.Get("authRequestID")
-	subject := ""
-	switch r.Method {
-	case http.MethodGet:
-		p.st.mu.Lock()
-		subject = p.st.autoLogin
-		p.st.mu.Unlock()
-		if subject == "" {
-			_ = loginForm.Execute(w, map[string]string{"ID": id})
-			return
-		}
-	case http.MethodPost:
-		u, ok := p.st.userByName(r.PostForm.Get("username"))
-		if !ok || u.Password == "" || u.Password != r.PostForm.Get("password") {
-			w.WriteHeader(http.StatusUnauthorized)
-			_ = loginForm.Execute(w, map[string]string{"ID": id, "Error": "wrong username or password"})
-			return
-		}
-		subject = u.Subject
-	default:
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-		return
-	}
-	if err := p.st.completeLogin(id, subject); err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	http.Redirect(w, r, callback(r.Context(), id), http.StatusFound)
-}
-
 // memStorage implements op.Storage in memory.
 type memStorage struct {
 	mu         sync.Mutex
 	issuer     string
 	users      map[string]*User
+	order      []string // subjects, as configured
 	clients    map[string]*client
 	requests   map[string]*authRequest
 	codes      map[string]string // code -> request id
@@ -223,7 +286,15 @@ func newMemStorage(users []User) (*memStorage, error) {
 	}
 	for i := range users {
 		u := users[i]
+		if u.Subject == "" {
+			return nil, fmt.Errorf("devidp: user %d has no subject", i)
+		}
+		if _, dup := s.users[u.Subject]; dup {
+			return nil, fmt.Errorf("devidp: subject %q given twice", u.Subject)
+		}
+		u.Groups = append([]string(nil), u.Groups...)
 		s.users[u.Subject] = &u
+		s.order = append(s.order, u.Subject)
 	}
 	return s, nil
 }
@@ -234,16 +305,40 @@ func (s *memStorage) faults() Faults {
 	return s.fault
 }
 
-func (s *memStorage) userByName(name string) (*User, bool) {
+// userByName finds the user a person typed on the login form: by
+// preferred_username or email, ignoring case.
+func (s *memStorage) userByName(name string) (User, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, u := range s.users {
-		if u.PreferredUsername == name {
-			c := *u
-			return &c, true
+	name = strings.TrimSpace(name)
+	if name == "" {
+		return User{}, false
+	}
+	for _, sub := range s.order {
+		u := s.users[sub]
+		if strings.EqualFold(u.PreferredUsername, name) || strings.EqualFold(u.Email, name) {
+			return *u, true
 		}
 	}
-	return nil, false
+	return User{}, false
+}
+
+// listed returns the users in the order they were configured.
+func (s *memStorage) listed() []User {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]User, 0, len(s.order))
+	for _, sub := range s.order {
+		out = append(out, *s.users[sub])
+	}
+	return out
+}
+
+func (s *memStorage) hasRequest(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.requests[id]
+	return ok
 }
 
 func (s *memStorage) completeLogin(id, subject string) error {
@@ -558,15 +653,9 @@ func (c *client) RestrictAdditionalIdTokenScopes() func([]string) []string {
 func (c *client) RestrictAdditionalAccessTokenScopes() func([]string) []string {
 	return func(s []string) []string { return s }
 }
-func (c *client) IsScopeAllowed(string) bool           { return true }
-func (c *client) IDTokenUserinfoClaimsAssertion() bool { return false }
-func (c *client) ClockSkew() time.Duration             { return 0 }
+func (c *client) IsScopeAllowed(string) bool { return true }
 
-// SetGroups changes the groups the provider asserts for subject.
-func (p *Provider) SetGroups(subject string, groups []string) {
-	p.st.mu.Lock()
-	defer p.st.mu.Unlock()
-	if u, ok := p.st.users[subject]; ok {
-		u.Groups = append([]string(nil), groups...)
-	}
-}
+// IDTokenUserinfoClaimsAssertion puts the profile and email claims in the ID
+// token as well as at userinfo, as Entra ID and Google do.
+func (c *client) IDTokenUserinfoClaimsAssertion() bool { return true }
+func (c *client) ClockSkew() time.Duration             { return 0 }

@@ -20,7 +20,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/portcullis/portcullis/sso/internal/memop"
+	"github.com/portcullis/portcullis/devidp"
 	"github.com/portcullis/portcullis/storage/badgerstore"
 )
 
@@ -143,7 +143,7 @@ func FuzzOIDCCallback(f *testing.F) {
 	} {
 		f.Add(s)
 	}
-	op, err := memop.Start()
+	op, err := devidp.Start(devidp.Config{})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/portcullis/portcullis/sso/internal/memop"
+	"github.com/portcullis/portcullis/devidp"
 	"github.com/portcullis/portcullis/storage"
 )
 
@@ -15,7 +15,7 @@ const (
 	testClientSecret = "s3cret-for-tests"
 )
 
-var oidcUsers = []memop.User{
+var oidcUsers = []devidp.User{
 	{Subject: "sub-alice", PreferredUsername: "alice@acme.test", Email: "alice@acme.test", EmailVerified: true, Name: "Alice Example", Groups: []string{"engineering", "admins"}, Password: "alice-pw"},
 	{Subject: "sub-bob", PreferredUsername: "bob", Email: "bob@acme.test", EmailVerified: true, Name: "Bob Example", Groups: []string{"sales"}},
 	{Subject: "sub-eve", PreferredUsername: "eve@evil.test", Email: "eve@evil.test", EmailVerified: true, Name: "Eve"},
@@ -23,9 +23,9 @@ var oidcUsers = []memop.User{
 }
 
 // oidcSetup runs a provider and a gateway signing in through it.
-func oidcSetup(t *testing.T, mutate func(*TenantConfig)) (*memop.Provider, *gateway) {
+func oidcSetup(t *testing.T, mutate func(*TenantConfig)) (*devidp.Provider, *gateway) {
 	t.Helper()
-	op, err := memop.Start(oidcUsers...)
+	op, err := devidp.Start(devidp.Config{Users: oidcUsers})
 	if err != nil {
 		t.Fatalf("start provider: %v", err)
 	}
@@ -118,13 +118,13 @@ func TestOIDCSignInProvisionedUser(t *testing.T) {
 func TestOIDCJustInTimeUsersAndGroups(t *testing.T) {
 	for _, tc := range []struct {
 		name        string
-		faults      memop.Faults
+		faults      devidp.Faults
 		groupsClaim string
 		wantGroups  string
 	}{
-		{"groups in id token", memop.Faults{}, "", "admins,engineering"},
-		{"groups only from userinfo", memop.Faults{GroupsOnlyInUserinfo: true}, "", "admins,engineering"},
-		{"groups claim configured to another name", memop.Faults{}, "roles", ""},
+		{"groups in id token", devidp.Faults{}, "", "admins,engineering"},
+		{"groups only from userinfo", devidp.Faults{GroupsOnlyInUserinfo: true}, "", "admins,engineering"},
+		{"groups claim configured to another name", devidp.Faults{}, "roles", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			op, g := oidcSetup(t, func(c *TenantConfig) { c.JIT = true; c.OIDC.GroupsClaim = tc.groupsClaim })
@@ -174,22 +174,22 @@ func TestOIDCRefusals(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
 		subject    string
-		faults     memop.Faults
+		faults     devidp.Faults
 		setup      func(g *gateway)
 		mutate     func(*TenantConfig)
 		wantStatus int
 		wantPage   string
 		wantReason string
 	}{
-		{name: "wrong nonce", subject: "sub-alice", faults: memop.Faults{WrongNonce: true},
+		{name: "wrong nonce", subject: "sub-alice", faults: devidp.Faults{WrongNonce: true},
 			wantStatus: 400, wantPage: "Sign-in failed", wantReason: "nonce does not match"},
-		{name: "wrong audience", subject: "sub-alice", faults: memop.Faults{WrongAudience: true},
+		{name: "wrong audience", subject: "sub-alice", faults: devidp.Faults{WrongAudience: true},
 			wantStatus: 400, wantPage: "Sign-in failed", wantReason: "expected audience"},
-		{name: "wrong issuer", subject: "sub-alice", faults: memop.Faults{WrongIssuer: true},
+		{name: "wrong issuer", subject: "sub-alice", faults: devidp.Faults{WrongIssuer: true},
 			wantStatus: 400, wantPage: "Sign-in failed", wantReason: "issued by a different provider"},
-		{name: "expired id token", subject: "sub-alice", faults: memop.Faults{Expired: true},
+		{name: "expired id token", subject: "sub-alice", faults: devidp.Faults{Expired: true},
 			wantStatus: 400, wantPage: "Sign-in failed", wantReason: "expired"},
-		{name: "signature by a key not in the JWKS", subject: "sub-alice", faults: memop.Faults{UnpublishedKey: true},
+		{name: "signature by a key not in the JWKS", subject: "sub-alice", faults: devidp.Faults{UnpublishedKey: true},
 			wantStatus: 400, wantPage: "Sign-in failed", wantReason: "id token rejected"},
 		{name: "inactive provisioned user", subject: "sub-alice",
 			setup:      func(g *gateway) { g.putUser(&storage.User{UserName: "alice@acme.test", Active: false}) },
