@@ -10,12 +10,12 @@ import (
 	"github.com/portcullis/portcullis/storage"
 )
 
-// SCIM message schema URNs (RFC 7644 §3.12, §3.4.2, §3.5.2, §3.4.3).
+// SCIM message schema URNs (RFC 7644 §3.12, §3.4.2). PatchOp and
+// SearchRequest bodies are read whatever their "schemas" say: clients
+// differ there, and the body's shape tells what it is.
 const (
-	schemaError         = "urn:ietf:params:scim:api:messages:2.0:Error"
-	schemaListResponse  = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
-	schemaPatchOp       = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
-	schemaSearchRequest = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
+	schemaError        = "urn:ietf:params:scim:api:messages:2.0:Error"
+	schemaListResponse = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 )
 
 // scimType values named by RFC 7644 §3.12.
@@ -103,8 +103,8 @@ func writeSCIMError(w http.ResponseWriter, e *scimError) {
 }
 
 // classify turns any error met while serving a request into the SCIM error
-// the client gets. ok is false for faults of the server itself (a 500),
-// which the caller logs.
+// the client gets. serverFault is true for faults of the server itself (a
+// 500), which the caller logs.
 func classify(err error) (e *scimError, serverFault bool) {
 	var se *scimError
 	var tooBig *http.MaxBytesError
