@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -305,5 +306,23 @@ func TestConfigErrors(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `tenant "acme" is configured twice`) {
 		_ = caddy.Stop()
 		t.Fatalf("duplicate tenant in JSON: %v", err)
+	}
+}
+
+// TestDefaultStorageDir checks that without a storage line the store lives
+// under Caddy's data directory.
+func TestDefaultStorageDir(t *testing.T) {
+	gatewaytest.Load(t, "{\n admin off\n persist_config off\n portcullis {\n tenant acme\n }\n}\n")
+	app := runningApp()
+	if app == nil {
+		t.Fatal("no running app")
+	}
+	// gatewaytest.Load points XDG_DATA_HOME (Caddy's data home) at a temp dir.
+	want := filepath.Join(os.Getenv("XDG_DATA_HOME"), "caddy", "portcullis")
+	if app.storeKey != "badger:"+want {
+		t.Fatalf("store %s, want badger:%s", app.storeKey, want)
+	}
+	if _, err := os.Stat(want); err != nil {
+		t.Fatalf("store directory: %v", err)
 	}
 }
