@@ -119,6 +119,14 @@ func classify(err error) (e *scimError, serverFault bool) {
 	case errors.Is(err, storage.ErrUniqueness):
 		return &scimError{status: http.StatusConflict, scimType: scimTypeUniqueness,
 			detail: "userName is already taken by another user"}, false
+	case errors.Is(err, storage.ErrTooBig):
+		// The change needs more writes than the store takes in one
+		// transaction (e.g. deleting a group of tens of thousands of
+		// members). Nothing was written. RFC 7644 names no scimType for
+		// 413; the detail says how to get the change through.
+		return &scimError{status: http.StatusRequestEntityTooLarge,
+			detail: "the change is too large for the store to apply in one transaction and nothing was changed; " +
+				"send it as smaller requests (for a large group, remove its members in batches before deleting it)"}, false
 	case errors.Is(err, storage.ErrConflict):
 		// The store gave up after repeated conflicts with concurrent
 		// writers; the request did nothing and can simply be sent again.

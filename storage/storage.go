@@ -29,6 +29,12 @@ var (
 	// ErrConflict: the transaction kept conflicting with concurrent ones
 	// and ran out of retries. Callers answer with a retryable error.
 	ErrConflict = errors.New("storage: transaction conflict, retries exhausted")
+	// ErrTooBig: the transaction holds more writes than the backend
+	// accepts in one commit. The write that overflowed it returns
+	// ErrTooBig, and so does Update, which then commits nothing even if
+	// fn went on. The same change split into smaller transactions can
+	// succeed; callers answer that the request is too large.
+	ErrTooBig = errors.New("storage: transaction too big for the backend")
 )
 
 // Source says where a user came from.

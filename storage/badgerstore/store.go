@@ -247,6 +247,9 @@ func (s *Store) Update(ctx context.Context, tenant string, fn func(storage.Tx) e
 		if errors.As(err, &fe) {
 			return fe.err
 		}
+		if errors.Is(err, storage.ErrTooBig) {
+			return err // the same writes would be refused again
+		}
 		if !errors.Is(err, badger.ErrConflict) {
 			return fmt.Errorf("badgerstore: commit: %w", err)
 		}
@@ -277,10 +280,14 @@ func (s *Store) Update(ctx context.Context, tenant string, fn func(storage.Tx) e
 func (s *Store) attempt(prefix []byte, fn func(storage.Tx) error) error {
 	txn := s.db.NewTransaction(true)
 	defer txn.Discard()
-	if err := fn(&tx{txn: txn, k: keyer{prefix}, writable: true}); err != nil {
+	t := &tx{txn: txn, k: keyer{prefix}, writable: true}
+	if err := fn(t); err != nil {
 		return fnError{err}
 	}
-	return txn.Commit()
+	if t.tooBig {
+		return storage.ErrTooBig
+	}
+	return t.written(txn.Commit())
 }
 
 // zapLogger routes Badger's log lines to zap. Info and debug are dropped:

@@ -21,6 +21,9 @@ type tx struct {
 	txn      *badger.Txn
 	k        keyer
 	writable bool
+	// tooBig is set once Badger refused a write for the transaction's
+	// size: Update then commits nothing, even if fn carried on.
+	tooBig bool
 }
 
 var _ storage.Tx = (*tx)(nil)
@@ -76,12 +79,24 @@ func (t *tx) setJSON(key []byte, v any) error {
 	if err != nil {
 		return fmt.Errorf("badgerstore: encode: %w", err)
 	}
-	return t.txn.Set(key, b)
+	return t.written(t.txn.Set(key, b))
 }
 
-func (t *tx) set(key, value []byte) error { return t.txn.Set(key, value) }
+func (t *tx) set(key, value []byte) error { return t.written(t.txn.Set(key, value)) }
 
-func (t *tx) del(key []byte) error { return t.txn.Delete(key) }
+func (t *tx) del(key []byte) error { return t.written(t.txn.Delete(key)) }
+
+// written passes on the error of one write. Badger bounds a transaction's
+// writes (count and size, from the memtable size) and refuses the write
+// past the bound with ErrTxnTooBig: that is storage.ErrTooBig, and the
+// transaction must not commit the part that fit.
+func (t *tx) written(err error) error {
+	if errors.Is(err, badger.ErrTxnTooBig) {
+		t.tooBig = true
+		return storage.ErrTooBig
+	}
+	return err
+}
 
 // iterate calls fn with each key suffix (after prefix) and item, in key
 // order, from the first key > prefix+after (or the first key when after is
@@ -772,10 +787,10 @@ func (t *tx) PutSession(s *storage.Session) error {
 		sessEntry = sessEntry.WithTTL(ttl)
 		idxEntry = idxEntry.WithTTL(ttl)
 	}
-	if err := t.txn.SetEntry(sessEntry); err != nil {
+	if err := t.written(t.txn.SetEntry(sessEntry)); err != nil {
 		return err
 	}
-	return t.txn.SetEntry(idxEntry)
+	return t.written(t.txn.SetEntry(idxEntry))
 }
 
 // DeleteSession is a no-op when there is no such session.
@@ -862,7 +877,7 @@ func (t *tx) PutRecord(kind, key string, value []byte, ttl time.Duration) error 
 	if ttl > 0 {
 		e = e.WithTTL(ttlSeconds(ttl))
 	}
-	return t.txn.SetEntry(e)
+	return t.written(t.txn.SetEntry(e))
 }
 
 // DeleteRecord is a no-op when there is no such record.

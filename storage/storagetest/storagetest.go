@@ -64,6 +64,7 @@ var suite = []struct {
 	{"EventsLimit", testEventsLimit},
 	{"TenantIsolation", testTenantIsolation},
 	{"AbortedUpdateWritesNothing", testAbort},
+	{"TransactionTooBig", testTooBig},
 	{"CancelledContext", testCancelledContext},
 	{"Generation", testGeneration},
 	{"ConcurrentMembershipUpdates", testConcurrentMembers},

@@ -554,3 +554,64 @@ func testDeleteRacesWithAdd(t *testing.T, h *harness) {
 		})
 	}
 }
+
+// tooBigWrites is how many small records testTooBig writes in one
+// transaction before it concludes that the backend has no size limit.
+const tooBigWrites = 200_000
+
+// testTooBig: a transaction larger than the backend accepts fails with
+// ErrTooBig and writes nothing, whether fn returns the error or carries
+// on past it; the store keeps working. A backend that takes tooBigWrites
+// writes in one transaction has no limit this test can reach, and skips.
+func testTooBig(t *testing.T, h *harness) {
+	gen := h.s.Generation(tenant)
+	tests := []struct {
+		name    string
+		swallow bool // fn ignores the ErrTooBig and returns nil
+	}{
+		{"fn returns the error", false},
+		{"fn carries on", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var overflowed bool
+			err := h.s.Update(t.Context(), tenant, func(tx storage.Tx) error {
+				overflowed = false
+				for i := 0; i < tooBigWrites; i++ {
+					err := tx.PutRecord("toobig", fmt.Sprint(i), []byte("x"), 0)
+					if errors.Is(err, storage.ErrTooBig) {
+						overflowed = true
+						if tc.swallow {
+							return nil
+						}
+					}
+					if err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err == nil && !overflowed {
+				t.Skipf("the backend took %d writes in one transaction", tooBigWrites)
+			}
+			wantErr(t, "Update of an oversized transaction", err, storage.ErrTooBig)
+			h.view(tenant, func(tx storage.ReadTx) error {
+				if _, err := tx.GetRecord("toobig", "0"); !errors.Is(err, storage.ErrNotFound) {
+					t.Errorf("a write of the refused transaction is visible: %v", err)
+				}
+				return nil
+			})
+		})
+	}
+	if g := h.s.Generation(tenant); g != gen {
+		t.Errorf("Generation moved from %d to %d after refused Updates", gen, g)
+	}
+	h.update(tenant, func(tx storage.Tx) error { return tx.PutRecord("toobig", "after", []byte("x"), 0) })
+	h.view(tenant, func(tx storage.ReadTx) error {
+		v, err := tx.GetRecord("toobig", "after")
+		if err != nil || string(v) != "x" {
+			t.Errorf("write after the refused transactions: %q, %v", v, err)
+		}
+		return nil
+	})
+}
