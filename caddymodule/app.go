@@ -2,22 +2,34 @@
 // (with cmd/) that imports Caddy. It owns:
 //
 //   - the "portcullis" app: the store (opened once per process and shared
-//     across config reloads) and the configured tenants;
+//     across config reloads) and the configured tenants, with each tenant's
+//     sign-in service (package sso), identity resolver and assertion signer
+//     (package authz), built per config and closed with it;
 //   - the "scim" HTTP handler, which serves one tenant's SCIM endpoint
 //     through package scimhandler;
+//   - the "sso" HTTP handler, which serves a tenant's sign-in endpoints;
+//   - the "identity" HTTP handler, which protects a route: it strips forged
+//     identity headers, sends the unauthenticated to sign in, applies the
+//     route's policy and passes the caller's identity on as headers and
+//     placeholders (package authz);
+//   - the "identity_jwks" HTTP handler, which publishes the key backends
+//     verify X-Remote-Assertion with;
 //   - the admin API routes under /portcullis/ (SCIM tokens, audit events);
 //   - the "caddy portcullis" CLI subcommands, which call those routes;
 //   - Caddyfile parsing for all of the above.
 //
-// Everything else (SCIM, storage) is plain Go that this package wires up.
+// Everything else (SCIM, sign-in, authorization, storage) is plain Go that
+// this package wires up.
 package caddymodule
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
 	"sync"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
@@ -42,15 +54,8 @@ type App struct {
 	store    storage.Store
 	storeKey string // set while this app holds a use of the store
 	tenants  map[string]*Tenant
+	runtimes map[string]*tenantRuntime
 	logger   *zap.Logger
-}
-
-// Tenant is the configuration of one tenant. Later capabilities (sign-in,
-// role mappings) add their settings here.
-type Tenant struct {
-	// Name identifies the tenant in URLs, admin API paths and storage
-	// keys; see CheckTenantName.
-	Name string `json:"name"`
 }
 
 // tenantNamePattern keeps tenant names safe as a URL path segment, a file
@@ -101,6 +106,19 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+
+	// Each tenant's sign-in reaches its IdP once here, so a config whose
+	// IdP cannot be reached is refused at load (a reload keeps the running
+	// config) rather than failing people at sign-in. On error Caddy calls
+	// Cleanup, which closes what was built.
+	a.runtimes = make(map[string]*tenantRuntime, len(a.Tenants))
+	for _, t := range a.Tenants {
+		rt, err := newTenantRuntime(ctx, t, a.store, a.logger)
+		if err != nil {
+			return err
+		}
+		a.runtimes[t.Name] = rt
+	}
 	return nil
 }
 
@@ -117,6 +135,9 @@ func (a *App) checkTenants() error {
 		if _, dup := a.tenants[t.Name]; dup {
 			return fmt.Errorf("tenant %q is configured twice", t.Name)
 		}
+		if err := t.check(); err != nil {
+			return err
+		}
 		a.tenants[t.Name] = t
 	}
 	return nil
@@ -128,7 +149,35 @@ func (a *App) Start() error {
 	liveApp.Lock()
 	liveApp.app = a
 	liveApp.Unlock()
+	a.warnUnresolvedGroups()
 	return nil
+}
+
+// unresolvedGroupsTimeout bounds the start-up check of group references.
+const unresolvedGroupsTimeout = 5 * time.Second
+
+// warnUnresolvedGroups logs the map_group and allow_groups references that
+// name no group yet. Every route is provisioned by now, so their
+// allow_groups are known. A missing group is not an error: the IdP may not
+// have pushed it yet; but it is often a typo.
+func (a *App) warnUnresolvedGroups() {
+	for _, t := range a.Tenants {
+		rt := a.runtimes[t.Name]
+		if rt == nil || rt.identities == nil {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), unresolvedGroupsTimeout)
+		refs, err := rt.identities.UnresolvedGroups(ctx)
+		cancel()
+		if err != nil {
+			a.logger.Warn("cannot check the configured group names", zap.String("tenant", t.Name), zap.Error(err))
+			continue
+		}
+		if len(refs) > 0 {
+			a.logger.Warn("configured groups that name no group of the tenant yet (a typo, or not pushed by the IdP yet)",
+				zap.String("tenant", t.Name), zap.Strings("groups", refs))
+		}
+	}
 }
 
 // Stop withdraws this app from the admin API unless a newer one has
@@ -146,12 +195,19 @@ func (a *App) Stop() error {
 // Caddy may call it after a failed Provision, so it tolerates having
 // nothing to release.
 func (a *App) Cleanup() error {
-	if a.storeKey == "" {
-		return nil
+	var errs []error
+	for name, rt := range a.runtimes {
+		if err := rt.close(); err != nil {
+			errs = append(errs, fmt.Errorf("tenant %s: %w", name, err))
+		}
 	}
-	key := a.storeKey
-	a.storeKey = ""
-	return releaseStore(key, a.logger)
+	a.runtimes = nil
+	if a.storeKey != "" {
+		key := a.storeKey
+		a.storeKey = ""
+		errs = append(errs, releaseStore(key, a.logger))
+	}
+	return errors.Join(errs...)
 }
 
 // Store is the app's store.
@@ -161,6 +217,29 @@ func (a *App) Store() storage.Store { return a.store }
 func (a *App) Tenant(name string) (*Tenant, bool) {
 	t, ok := a.tenants[name]
 	return t, ok
+}
+
+// tenantRuntime returns the running services of a configured tenant, or an
+// error a handler can return from Provision as is.
+func (a *App) tenantRuntime(handler, name string) (*tenantRuntime, error) {
+	rt, ok := a.runtimes[name]
+	if !ok {
+		return nil, fmt.Errorf("%s %s: tenant %q is not configured in the portcullis global option", handler, name, name)
+	}
+	return rt, nil
+}
+
+// portcullisApp returns the portcullis app of the config a handler is
+// provisioned in, or an error saying how to configure it.
+func portcullisApp(ctx caddy.Context, handler, tenant string) (*App, error) {
+	if tenant == "" {
+		return nil, fmt.Errorf("%s: tenant is required", handler)
+	}
+	appIface, err := ctx.AppIfConfigured("portcullis")
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: the portcullis app is not configured; add a global option block `portcullis { tenant %s }`: %v", handler, tenant, tenant, err)
+	}
+	return appIface.(*App), nil
 }
 
 // liveApp is the running portcullis app. Caddy provisions admin API routers

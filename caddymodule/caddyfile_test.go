@@ -52,6 +52,142 @@ func TestGlobalOption(t *testing.T) {
 			want:    `{"tenants":[{"name":"acme"}]}`,
 		},
 		{
+			name: "tenant with oidc, roles and every option",
+			options: `portcullis {
+				tenant acme {
+					oidc {
+						issuer https://login.example.com
+						client_id gw
+						client_secret {env.OIDC_SECRET}
+						scopes openid email profile groups
+						groups_claim roles
+						email_claim mail
+						name_claim display
+						username_claim upn
+						post_logout_redirect https://app.example.com/
+					}
+					allowed_domains acme.com, acme.de
+					provisioning jit
+					session {
+						cookie_name acme_session
+						absolute_timeout 8h
+						idle_timeout 30m
+					}
+					external_url https://app.example.com/
+					roles viewer editor admin
+					map_group "Engineering" editor
+					map_group "R&D, Europe" admin
+					default_role viewer
+					require_mapped_group
+					assertion {
+						issuer https://app.example.com/portcullis/acme
+						ttl 2m
+					}
+				}
+			}`,
+			want: `{"tenants":[{"name":"acme","oidc":{"issuer":"https://login.example.com","client_id":"gw","client_secret":"{env.OIDC_SECRET}","scopes":["openid","email","profile","groups"],"groups_claim":"roles","email_claim":"mail","name_claim":"display","username_claim":"upn","post_logout_redirect":"https://app.example.com/"},"allowed_domains":["acme.com","acme.de"],"provisioning":"jit","session":{"cookie_name":"acme_session","absolute_timeout":28800000000000,"idle_timeout":1800000000000},"external_url":"https://app.example.com/","roles":["viewer","editor","admin"],"group_mappings":[{"group":"Engineering","role":"editor"},{"group":"R\u0026D, Europe","role":"admin"}],"default_role":"viewer","require_mapped_group":true,"assertion":{"issuer":"https://app.example.com/portcullis/acme","ttl":120000000000}}]}`,
+		},
+		{
+			name: "tenant with saml",
+			options: `portcullis {
+				tenant globex {
+					saml {
+						idp_metadata_url https://idp.example.com/metadata
+						metadata_refresh 1h
+						entity_id https://globex.example.com/sso/saml/metadata
+						sp_key /etc/portcullis/sp.key
+						sp_cert /etc/portcullis/sp.crt
+						name_id_format email
+						email_attribute mail
+						name_attribute displayName
+						groups_attribute memberOf
+						sign_authn_requests
+						allow_encrypted_assertions
+					}
+					session {
+						idle_timeout off
+					}
+				}
+			}`,
+			want: `{"tenants":[{"name":"globex","saml":{"idp_metadata_url":"https://idp.example.com/metadata","metadata_refresh":3600000000000,"entity_id":"https://globex.example.com/sso/saml/metadata","sp_key_file":"/etc/portcullis/sp.key","sp_cert_file":"/etc/portcullis/sp.crt","name_id_format":"urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress","email_attribute":"mail","name_attribute":"displayName","groups_attribute":"memberOf","sign_authn_requests":true,"allow_encrypted_assertions":true},"session":{"idle_timeout":-1}}]}`,
+		},
+		{
+			name: "saml idp by hand",
+			options: `portcullis {
+				tenant globex {
+					saml {
+						idp_entity_id https://idp.example.com
+						idp_sso_url https://idp.example.com/sso
+						idp_slo_url https://idp.example.com/slo
+						idp_certificate idp.pem
+						entity_id urn:globex:gateway
+						name_id_format urn:oasis:names:tc:SAML:2.0:nameid-format:persistent
+					}
+				}
+			}`,
+			want: `{"tenants":[{"name":"globex","saml":{"idp_entity_id":"https://idp.example.com","idp_sso_url":"https://idp.example.com/sso","idp_slo_url":"https://idp.example.com/slo","idp_certificate_file":"idp.pem","entity_id":"urn:globex:gateway","name_id_format":"urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"}}]}`,
+		},
+		{
+			name:    "oidc and saml",
+			options: "portcullis {\n tenant acme {\n oidc {\n issuer https://a\n client_id b\n }\n saml {\n idp_metadata_file x\n entity_id y\n }\n }\n}",
+			wantErr: "configure oidc or saml, not both",
+		},
+		{
+			name:    "oidc without client_id",
+			options: "portcullis {\n tenant acme {\n oidc {\n issuer https://a\n }\n }\n}",
+			wantErr: "oidc needs issuer and client_id",
+		},
+		{
+			name:    "unknown oidc option",
+			options: "portcullis {\n tenant acme {\n oidc {\n issuer https://a\n client_id b\n secret c\n }\n }\n}",
+			wantErr: `unrecognized oidc option "secret"`,
+		},
+		{
+			name:    "saml without entity_id",
+			options: "portcullis {\n tenant acme {\n saml {\n idp_metadata_url https://idp/md\n }\n }\n}",
+			wantErr: "saml needs entity_id",
+		},
+		{
+			name:    "unknown name_id_format",
+			options: "portcullis {\n tenant acme {\n saml {\n entity_id x\n name_id_format kerberos\n }\n }\n}",
+			wantErr: `name_id_format "kerberos"`,
+		},
+		{
+			name:    "bad provisioning",
+			options: "portcullis {\n tenant acme {\n provisioning ldap\n }\n}",
+			wantErr: `provisioning "ldap": use scim or jit`,
+		},
+		{
+			name:    "bad duration",
+			options: "portcullis {\n tenant acme {\n session {\n idle_timeout soon\n }\n }\n}",
+			wantErr: `idle_timeout "soon"`,
+		},
+		{
+			name:    "negative duration",
+			options: "portcullis {\n tenant acme {\n assertion {\n ttl -5s\n }\n }\n}",
+			wantErr: "must be positive",
+		},
+		{
+			name:    "external_url with a path",
+			options: "portcullis {\n tenant acme {\n external_url https://app.example.com/app\n }\n}",
+			wantErr: "must be only a scheme and host",
+		},
+		{
+			name:    "map_group without role",
+			options: "portcullis {\n tenant acme {\n map_group Engineering\n }\n}",
+			wantErr: "map_group needs a group and a role",
+		},
+		{
+			name:    "roles twice",
+			options: "portcullis {\n tenant acme {\n roles a b\n roles c\n }\n}",
+			wantErr: "roles is set twice",
+		},
+		{
+			name:    "flag with a value",
+			options: "portcullis {\n tenant acme {\n require_mapped_group yes\n }\n}",
+			wantErr: `require_mapped_group takes no value`,
+		},
+		{
 			name:    "unknown tenant option",
 			options: "portcullis {\n tenant acme {\n sso okta\n }\n}",
 			wantErr: `tenant acme: unrecognized option "sso"`,
@@ -113,6 +249,152 @@ func TestGlobalOption(t *testing.T) {
 				t.Errorf("portcullis app =\n%s\nwant\n%s", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestHandlerDirectives(t *testing.T) {
+	tests := []struct {
+		name    string
+		site    string
+		handler string
+		want    string // the handler's JSON
+		wantErr string
+	}{
+		{
+			name:    "sso",
+			site:    "handle /sso/* {\n sso acme\n}",
+			handler: "sso",
+			want:    `{"handler":"sso","tenant":"acme"}`,
+		},
+		{
+			name:    "sso with prefix",
+			site:    "handle /auth/* {\n sso acme /auth\n}",
+			handler: "sso",
+			want:    `{"handler":"sso","prefix":"/auth","tenant":"acme"}`,
+		},
+		{name: "sso without tenant", site: "sso", wantErr: "sso needs the tenant name"},
+		{name: "sso with a relative prefix", site: "sso acme auth", wantErr: `"auth" is not a path`},
+		{name: "sso at the root", site: "sso acme /", wantErr: "cannot be the root"},
+		{name: "sso with a block", site: "sso acme {\n prefix /x\n}", wantErr: "sso takes no block"},
+		{
+			name:    "identity_jwks",
+			site:    "handle /.well-known/portcullis/acme/jwks.json {\n identity_jwks acme\n}",
+			handler: "identity_jwks",
+			want:    `{"handler":"identity_jwks","tenant":"acme"}`,
+		},
+		{name: "identity_jwks with two tenants", site: "identity_jwks acme globex", wantErr: "wrong argument count"},
+		{
+			name:    "identity, signed-in only",
+			site:    "identity acme",
+			handler: "identity",
+			want:    `{"handler":"identity","tenant":"acme"}`,
+		},
+		{
+			name: "identity with every option",
+			site: `identity /app/* acme {
+				require editor
+				allow_groups "Engineering" "R&D, Europe"
+				assertion_audience my-app
+				header_prefix X-Auth-
+				header_user X-Auth-Login
+				header_email X-Mail
+				header_name X-Auth-Full-Name
+				header_groups X-Auth-Teams
+				header_role X-Auth-Level
+				header_assertion X-Auth-JWT
+				login_prefix /auth
+			}`,
+			handler: "identity",
+			want:    `{"allow_groups":["Engineering","R\u0026D, Europe"],"assertion_audience":"my-app","handler":"identity","header_assertion":"X-Auth-JWT","header_email":"X-Mail","header_groups":"X-Auth-Teams","header_name":"X-Auth-Full-Name","header_prefix":"X-Auth-","header_role":"X-Auth-Level","header_user":"X-Auth-Login","login_prefix":"/auth","require":"editor","tenant":"acme"}`,
+		},
+		{
+			name:    "identity public",
+			site:    "identity acme {\n public\n}",
+			handler: "identity",
+			want:    `{"handler":"identity","public":true,"tenant":"acme"}`,
+		},
+		{name: "identity public and require", site: "identity acme {\n public\n require admin\n}", wantErr: "a public route cannot also require"},
+		{name: "identity policy as argument", site: "identity acme editor", wantErr: "the policy goes in a block"},
+		{name: "identity require twice", site: "identity acme {\n require a\n require b\n}", wantErr: "require is set twice"},
+		{name: "identity allow_groups empty", site: "identity acme {\n allow_groups\n}", wantErr: "allow_groups needs at least one group"},
+		{name: "identity unknown option", site: "identity acme {\n roles admin\n}", wantErr: `unrecognized option "roles"`},
+		{name: "identity bad login_prefix", site: "identity acme {\n login_prefix sso\n}", wantErr: `"sso" is not a path`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			raw, err := gatewaytest.AdaptErr(":8080 {\n" + tt.site + "\n}\n")
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error = %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := findHandler(t, raw, tt.handler); got != tt.want {
+				t.Errorf("%s handler =\n%s\nwant\n%s", tt.handler, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestDirectiveOrder checks where the directives land among Caddy's own
+// when they stand side by side at site level: identity runs before header,
+// rewrite, request_header and the proxy, so they can use its placeholders
+// and nothing reaches them unauthenticated; the endpoints answer before
+// reverse_proxy.
+func TestDirectiveOrder(t *testing.T) {
+	raw := gatewaytest.Adapt(t, `:8080 {
+		reverse_proxy 127.0.0.1:9
+		sso acme
+		request_header X-User {http.auth.user.id}
+		rewrite * /app{uri}
+		header X-Served-For {portcullis.user.name}
+		identity_jwks /jwks.json acme
+		identity acme
+	}`)
+	var cfg struct {
+		Apps struct {
+			HTTP struct {
+				Servers map[string]struct {
+					Routes []struct {
+						Handle []struct {
+							Handler string `json:"handler"`
+							Routes  []struct {
+								Handle []struct {
+									Handler string `json:"handler"`
+								} `json:"handle"`
+							} `json:"routes"`
+						} `json:"handle"`
+					} `json:"routes"`
+				} `json:"servers"`
+			} `json:"http"`
+		} `json:"apps"`
+	}
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	var order []string
+	for _, srv := range cfg.Apps.HTTP.Servers {
+		for _, r := range srv.Routes {
+			for _, h := range r.Handle {
+				if h.Handler != "subroute" {
+					order = append(order, h.Handler)
+					continue
+				}
+				for _, sr := range h.Routes {
+					for _, sh := range sr.Handle {
+						order = append(order, sh.Handler)
+					}
+				}
+			}
+		}
+	}
+	got := strings.Join(order, " ")
+	want := "identity headers rewrite headers sso identity_jwks reverse_proxy"
+	if got != want {
+		t.Fatalf("handler order %q, want %q", got, want)
 	}
 }
 

@@ -1,13 +1,11 @@
 package caddymodule
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"go.uber.org/zap"
 
 	"github.com/portcullis/portcullis/scimhandler"
 )
@@ -49,21 +47,18 @@ func (SCIM) CaddyModule() caddy.ModuleInfo {
 
 // Provision finds the tenant in the portcullis app and builds its endpoint.
 func (s *SCIM) Provision(ctx caddy.Context) error {
-	if s.Tenant == "" {
-		return errors.New("scim: tenant is required")
-	}
-	appIface, err := ctx.AppIfConfigured("portcullis")
+	app, err := portcullisApp(ctx, "scim", s.Tenant)
 	if err != nil {
-		return fmt.Errorf("scim %s: the portcullis app is not configured; add a global option block `portcullis { tenant %s }`: %v", s.Tenant, s.Tenant, err)
+		return err
 	}
-	app := appIface.(*App)
-	if _, ok := app.Tenant(s.Tenant); !ok {
-		return fmt.Errorf("scim %s: tenant %q is not configured in the portcullis global option", s.Tenant, s.Tenant)
+	if _, err := app.tenantRuntime("scim", s.Tenant); err != nil {
+		return err
 	}
+	// scimhandler names the tenant in its log entries itself.
 	h, err := scimhandler.New(scimhandler.Config{
 		Tenant:       s.Tenant,
 		Store:        app.Store(),
-		Logger:       ctx.Logger().With(zap.String("tenant", s.Tenant)),
+		Logger:       ctx.Logger(),
 		BaseURL:      s.BaseURL,
 		MaxBodyBytes: scimMaxBodyBytes,
 		MaxResults:   scimMaxResults,

@@ -156,3 +156,17 @@ func (s *Service) currentSessionHash(r *http.Request) ([32]byte, bool) {
 	}
 	return storage.HashSecret(c.Value), true
 }
+
+// SessionKey returns storage.HashSecret of the session id r's cookie
+// carries, without reading the store; ok is false when r carries none. It
+// is the key callers cache a Lookup answer under (authz.SessionResolver).
+func (s *Service) SessionKey(r *http.Request) (idHash [32]byte, ok bool) {
+	return s.currentSessionHash(r)
+}
+
+// IdleTimeout is the idle limit Lookup applies (storage.Session.Expired),
+// 0 when sessions have none, so a cache of Lookup answers can apply the
+// same rule.
+func (s *Service) IdleTimeout() time.Duration {
+	return max(s.cfg.Session.IdleTimeout, 0)
+}

@@ -1,0 +1,209 @@
+package caddymodule
+
+import (
+	"fmt"
+	"net/http"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/portcullis/portcullis/authz"
+)
+
+func init() {
+	caddy.RegisterModule(Identity{})
+	caddy.RegisterModule(IdentityJWKS{})
+}
+
+// Identity protects the routes it is in: on every request it removes the
+// identity headers the client sent (every header starting with the prefix,
+// in any case and spelling), finds the caller's session and user, applies
+// the policy, and passes the caller on to the next handler with the
+// identity headers set and these placeholders:
+//
+//	{http.auth.user.id}               userName (Caddy's convention; access logs show it)
+//	{portcullis.tenant}               tenant
+//	{portcullis.user.id}              the store's user id
+//	{portcullis.user.name}            userName
+//	{portcullis.user.email}           primary email
+//	{portcullis.user.display_name}    display name
+//	{portcullis.user.groups}          groups, encoded as in X-Remote-Groups
+//	{portcullis.user.role}            role
+//
+// A caller without a session is redirected to sign in when it is a browser
+// (Accept: text/html) and gets 401 with a JSON body otherwise. A caller the
+// policy refuses gets 403 with a page (or JSON) naming what is missing.
+type Identity struct {
+	// Tenant is the name of a tenant configured with an oidc or saml block.
+	Tenant string `json:"tenant"`
+
+	// Policy. Without any of these, any signed-in user of the tenant whose
+	// account is allowed gets in.
+	//
+	// Require is the minimum role (that level or a higher one).
+	Require string `json:"require,omitempty"`
+	// AllowGroups lets in members of any of these groups (by id,
+	// externalId or displayName); with Require the caller needs both.
+	AllowGroups []string `json:"allow_groups,omitempty"`
+	// Public lets everyone in; a caller with a session still gets the
+	// identity headers.
+	Public bool `json:"public,omitempty"`
+
+	// AssertionAudience, when set, adds X-Remote-Assertion: a short-lived
+	// JWT (ES256) for this audience that the backend verifies against the
+	// tenant's JWKS (see identity_jwks).
+	AssertionAudience string `json:"assertion_audience,omitempty"`
+
+	// HeaderPrefix is the identity header prefix (default "X-Remote-").
+	// Every request header starting with it is removed from the client's
+	// request. The other Header* fields rename one header each (default:
+	// the prefix followed by User, Email, Name, Groups, Role, Assertion).
+	HeaderPrefix    string `json:"header_prefix,omitempty"`
+	HeaderUser      string `json:"header_user,omitempty"`
+	HeaderEmail     string `json:"header_email,omitempty"`
+	HeaderName      string `json:"header_name,omitempty"`
+	HeaderGroups    string `json:"header_groups,omitempty"`
+	HeaderRole      string `json:"header_role,omitempty"`
+	HeaderAssertion string `json:"header_assertion,omitempty"`
+
+	// LoginPrefix is where the tenant's sso handler is mounted (default
+	// "/sso"); browsers without a session go to <prefix>/login.
+	LoginPrefix string `json:"login_prefix,omitempty"`
+
+	gate *authz.Gate
+}
+
+// CaddyModule returns the Caddy module information.
+func (Identity) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.identity",
+		New: func() caddy.Module { return new(Identity) },
+	}
+}
+
+// Provision builds the route's gate on the tenant's shared resolver.
+func (h *Identity) Provision(ctx caddy.Context) error {
+	app, err := portcullisApp(ctx, "identity", h.Tenant)
+	if err != nil {
+		return err
+	}
+	rt, err := app.tenantRuntime("identity", h.Tenant)
+	if err != nil {
+		return err
+	}
+	if rt.identities == nil {
+		return fmt.Errorf("identity %s: tenant %s has no sign-in configured; add an oidc or saml block to it", h.Tenant, h.Tenant)
+	}
+	loginPrefix, err := cleanPathPrefix(h.LoginPrefix)
+	if err != nil {
+		return fmt.Errorf("identity %s: login_prefix: %v", h.Tenant, err)
+	}
+	svc := rt.signIn
+	cfg := authz.GateConfig{
+		Identities: rt.identities,
+		Policy:     authz.Policy{Public: h.Public, Require: h.Require, AllowGroups: h.AllowGroups},
+		Headers: authz.HeaderNames{
+			Prefix:    h.HeaderPrefix,
+			User:      h.HeaderUser,
+			Email:     h.HeaderEmail,
+			Name:      h.HeaderName,
+			Groups:    h.HeaderGroups,
+			Role:      h.HeaderRole,
+			Assertion: h.HeaderAssertion,
+		},
+		LoginURL:   func(returnPath string) string { return svc.LoginURL(loginPrefix, returnPath) },
+		ReturnPath: originalRequestURI,
+		Logger:     ctx.Logger(),
+	}
+	if h.AssertionAudience != "" {
+		signer, err := rt.assertionSigner(ctx)
+		if err != nil {
+			return fmt.Errorf("identity %s: %v", h.Tenant, err)
+		}
+		cfg.Assertions, cfg.AssertionAudience = signer, h.AssertionAudience
+	}
+	gate, err := authz.NewGate(cfg)
+	if err != nil {
+		return fmt.Errorf("identity %s: %v", h.Tenant, err)
+	}
+	h.gate = gate
+	return nil
+}
+
+// originalRequestURI is the path and query the client asked for, before any
+// rewrite or handle_path strip, so sign-in comes back to the page the
+// browser was on.
+func originalRequestURI(r *http.Request) string {
+	if orig, ok := r.Context().Value(caddyhttp.OriginalRequestCtxKey).(http.Request); ok && orig.URL != nil {
+		return orig.URL.RequestURI()
+	}
+	return r.URL.RequestURI()
+}
+
+// ServeHTTP runs the gate and, when it lets the request through, sets the
+// placeholders and calls the next handler.
+func (h *Identity) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	id, proceed := h.gate.Authorize(w, r)
+	if !proceed {
+		return nil
+	}
+	if id != nil {
+		if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+			for _, p := range id.Placeholders() {
+				repl.Set(p.Name, p.Value)
+			}
+		}
+	}
+	return next.ServeHTTP(w, r)
+}
+
+// IdentityJWKS serves the public key set of a tenant's identity assertions
+// (GET or HEAD), for backends that verify X-Remote-Assertion. Mount it at a
+// path of its own, e.g. /.well-known/portcullis/<tenant>/jwks.json. It
+// answers every request it gets.
+type IdentityJWKS struct {
+	// Tenant is the name of a configured tenant.
+	Tenant string `json:"tenant"`
+
+	handler http.Handler
+}
+
+// CaddyModule returns the Caddy module information.
+func (IdentityJWKS) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.identity_jwks",
+		New: func() caddy.Module { return new(IdentityJWKS) },
+	}
+}
+
+// Provision loads (or creates) the tenant's assertion key.
+func (j *IdentityJWKS) Provision(ctx caddy.Context) error {
+	app, err := portcullisApp(ctx, "identity_jwks", j.Tenant)
+	if err != nil {
+		return err
+	}
+	rt, err := app.tenantRuntime("identity_jwks", j.Tenant)
+	if err != nil {
+		return err
+	}
+	signer, err := rt.assertionSigner(ctx)
+	if err != nil {
+		return fmt.Errorf("identity_jwks %s: %v", j.Tenant, err)
+	}
+	j.handler = signer.JWKSHandler()
+	return nil
+}
+
+// ServeHTTP serves the key set; the endpoint is terminal.
+func (j *IdentityJWKS) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	j.handler.ServeHTTP(w, r)
+	return nil
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Identity)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Identity)(nil)
+	_ caddy.Provisioner           = (*IdentityJWKS)(nil)
+	_ caddyhttp.MiddlewareHandler = (*IdentityJWKS)(nil)
+)
