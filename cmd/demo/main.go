@@ -137,9 +137,10 @@ func (d *running) loadGateway() error {
 }
 
 // stop ends the gateway (its apps, then its admin endpoint, which
-// caddy.Stop leaves running), the app and the provider.
+// caddy.Stop leaves running), the app and the provider. The empty config
+// is not persisted, so the user's autosave.json stays as it was.
 func (d *running) stop() error {
-	err := caddy.Load([]byte(`{"admin":{"disabled":true}}`), true)
+	err := caddy.Load([]byte(`{"admin":{"disabled":true,"config":{"persist":false}}}`), true)
 	err = errors.Join(err, caddy.Stop())
 	d.app.Close()
 	d.idp.Close()
