@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -311,6 +312,29 @@ func TestHomeAndLoggedOut(t *testing.T) {
 		}
 		if page := body(t, resp); resp.StatusCode != http.StatusOK || !strings.Contains(page, want) || !strings.Contains(page, "for local trial only") {
 			t.Errorf("%s: %d %s", path, resp.StatusCode, page)
+		}
+	}
+}
+
+// TestNotInTheGateway keeps the development provider out of the gateway
+// binary: neither cmd/caddy nor caddymodule may depend on it.
+func TestNotInTheGateway(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs go list")
+	}
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command on PATH")
+	}
+	for _, pkg := range []string{"github.com/portcullis/portcullis/cmd/caddy", "github.com/portcullis/portcullis/caddymodule"} {
+		out, err := exec.Command(goTool, "list", "-deps", pkg).CombinedOutput()
+		if err != nil {
+			t.Fatalf("go list -deps %s: %v\n%s", pkg, err, out)
+		}
+		for _, dep := range strings.Fields(string(out)) {
+			if dep == "github.com/portcullis/portcullis/devidp" || dep == "github.com/portcullis/portcullis/demoapp" || dep == "github.com/portcullis/portcullis/demo" {
+				t.Errorf("%s depends on %s", pkg, dep)
+			}
 		}
 	}
 }
