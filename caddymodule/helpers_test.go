@@ -41,12 +41,41 @@ func contractCaddyfile(t testing.TB, storeDir string) (string, gateway) {
 	port := gatewaytest.FreePort(t)
 	g.site = fmt.Sprintf("http://127.0.0.1:%d", port)
 
-	cf := string(raw)
+	// The contract is the part before the commented reference.
+	cf, _, _ := strings.Cut(string(raw), referenceBanner)
 	cf = gatewaytest.ReplaceOnce(t, cf, "admin localhost:2019",
 		"admin "+g.admin+"\n\tpersist_config off\n\tdefault_bind 127.0.0.1")
 	cf = gatewaytest.ReplaceOnce(t, cf, "storage badger ./portcullis-data", fmt.Sprintf("storage badger %q", storeDir))
 	cf = gatewaytest.ReplaceOnce(t, cf, "\n:8080 {", fmt.Sprintf("\n:%d {", port))
 	return cf, g
+}
+
+// referenceBanner starts the commented reference in Caddyfile.example.
+const referenceBanner = "# ======================== REFERENCE ========================"
+
+// referenceCaddyfile is the commented reference of Caddyfile.example made
+// live the way its instructions say: everything after the banner, with one
+// leading "#" removed from every line.
+func referenceCaddyfile(t testing.TB) string {
+	t.Helper()
+	raw, err := os.ReadFile("../Caddyfile.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, ref, ok := strings.Cut(string(raw), referenceBanner+"\n")
+	if !ok {
+		t.Fatal("Caddyfile.example has no reference banner")
+	}
+	var b strings.Builder
+	for _, line := range strings.Split(ref, "\n") {
+		uncommented, ok := strings.CutPrefix(line, "#")
+		if !ok && strings.TrimSpace(line) != "" {
+			t.Fatalf("reference line %q is not commented out", line)
+		}
+		b.WriteString(uncommented)
+		b.WriteString("\n")
+	}
+	return b.String()
 }
 
 // httpClient is the tests' client: bounded, no connection reuse surprises

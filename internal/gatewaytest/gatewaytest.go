@@ -107,7 +107,7 @@ func Load(t testing.TB, caddyfile string) {
 	t.Cleanup(func() {
 		// Loading a config without apps and without admin endpoint stops
 		// the running apps (cleaning up their modules) and the admin server.
-		if err := caddy.Load([]byte(`{"admin":{"disabled":true}}`), true); err != nil {
+		if err := caddy.Load([]byte(`{"admin":{"disabled":true,"config":{"persist":false}}}`), true); err != nil {
 			t.Errorf("stopping caddy: %v", err)
 		}
 		if err := caddy.Stop(); err != nil {
