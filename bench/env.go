@@ -1,0 +1,350 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/portcullis/portcullis/devidp"
+)
+
+const (
+	benchTenant   = "bench"
+	benchClientID = "portcullis-bench"
+	benchUser     = "bench-viewer@bench.example"
+	deprovUser    = "bench-leaver@bench.example"
+)
+
+// benchEnv is the harness's world: the ports, the development OpenID
+// provider people sign in at, and the backend both sites proxy to.
+type benchEnv struct {
+	dir          string
+	backend      string
+	adminURL     string
+	gatewayURL   string // Portcullis site
+	plainURL     string // plain reverse_proxy site
+	idp          *devidp.Provider
+	clientSecret string
+}
+
+func newBenchEnv(dir, backend string) (*benchEnv, error) {
+	var ports [3]int
+	for i := range ports {
+		p, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		ports[i] = p
+	}
+	e := &benchEnv{
+		dir:        dir,
+		backend:    backend,
+		adminURL:   fmt.Sprintf("http://127.0.0.1:%d", ports[0]),
+		gatewayURL: fmt.Sprintf("http://127.0.0.1:%d", ports[1]),
+		plainURL:   fmt.Sprintf("http://127.0.0.1:%d", ports[2]),
+	}
+	idp, err := devidp.Start(devidp.Config{
+		Addr: "127.0.0.1:0",
+		Users: []devidp.User{
+			{Subject: "viewer", PreferredUsername: benchUser, Email: benchUser, EmailVerified: true, Name: "Bench Viewer"},
+			{Subject: "leaver", PreferredUsername: deprovUser, Email: deprovUser, EmailVerified: true, Name: "Bench Leaver"},
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	e.idp = idp
+	e.clientSecret = randomHex(16)
+	idp.AddClient(benchClientID, e.clientSecret, []string{e.gatewayURL + "/sso/oidc/callback"}, []string{e.gatewayURL + "/"})
+	return e, nil
+}
+
+// caddyfile is the gateway's configuration: one process, two sites, the
+// same backend and the same upstream keep-alive pool behind both.
+func (e *benchEnv) caddyfile() string {
+	transport := `transport http {
+				keepalive 2m
+				keepalive_idle_conns 256
+				keepalive_idle_conns_per_host 256
+			}`
+	return fmt.Sprintf(`{
+	admin %s
+	persist_config off
+	log {
+		level WARN
+	}
+	portcullis {
+		storage badger %s/data
+		tenant %s {
+			oidc {
+				issuer %s
+				client_id %s
+				client_secret %s
+			}
+			roles viewer editor admin
+		}
+	}
+}
+
+%s {
+	handle /scim/v2/%[3]s/* {
+		scim %[3]s
+	}
+	handle /sso/* {
+		sso %[3]s
+	}
+	handle {
+		identity %[3]s {
+			require viewer
+		}
+		reverse_proxy %[8]s {
+			%[9]s
+		}
+	}
+}
+
+%[10]s {
+	reverse_proxy %[8]s {
+		%[9]s
+	}
+}
+`, strings.TrimPrefix(e.adminURL, "http://"), e.dir, benchTenant, e.idp.Issuer, benchClientID, e.clientSecret,
+		e.gatewayURL, e.backend, transport, e.plainURL)
+}
+
+// signIn provisions userName over SCIM, signs it in through the gateway and
+// the development provider like a browser, and returns the session cookie.
+func (e *benchEnv) signIn(scim *scimClient, subject, userName string) (string, string, error) {
+	var u struct {
+		ID string `json:"id"`
+	}
+	if _, err := scim.do(http.MethodPost, "/Users", map[string]any{
+		"schemas":  []string{"urn:ietf:params:scim:schemas:core:2.0:User"},
+		"userName": userName,
+		"emails":   []map[string]any{{"value": userName, "primary": true}},
+		"active":   true,
+	}, &u); err != nil {
+		return "", "", err
+	}
+	e.idp.AutoLogin(subject)
+	jar, _ := cookiejar.New(nil)
+	browser := &http.Client{Jar: jar, Timeout: 30 * time.Second}
+	req, _ := http.NewRequest(http.MethodGet, e.gatewayURL+"/sso/login?rd=/", nil)
+	req.Header.Set("Accept", "text/html")
+	resp, err := browser.Do(req)
+	if err != nil {
+		return "", "", err
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), userName) {
+		return "", "", fmt.Errorf("sign-in of %s ended with %d: %s", userName, resp.StatusCode, truncate(body, 300))
+	}
+	gw, _ := url.Parse(e.gatewayURL)
+	var cookies []string
+	for _, c := range jar.Cookies(gw) {
+		cookies = append(cookies, c.Name+"="+c.Value)
+	}
+	if len(cookies) == 0 {
+		return "", "", errors.New("no session cookie after sign-in")
+	}
+	return strings.Join(cookies, "; "), u.ID, nil
+}
+
+// proxyResults compares the two sites of one gateway process.
+type proxyResults struct {
+	Portcullis      loadResult   `json:"portcullis"`
+	Plain           loadResult   `json:"plain"`
+	CPURatio        float64      `json:"cpu_per_request_ratio"`
+	ThroughputRatio float64      `json:"throughput_ratio"`
+	Runs            []loadResult `json:"runs"` // in order: portcullis, plain, portcullis, …
+}
+
+// compareProxy alternates runs against the Portcullis site (signed in, a
+// role check, identity headers) and the plain site, and keeps the median of
+// each figure per configuration.
+func (e *benchEnv) compareProxy(gw *gateway, scim *scimClient, o options) (*proxyResults, error) {
+	cookie, _, err := e.signIn(scim, "viewer", benchUser)
+	if err != nil {
+		return nil, err
+	}
+	hdr := http.Header{}
+	hdr.Set("Cookie", cookie)
+	hdr.Set("Accept", "text/html")
+	portcullis := staticTarget(http.MethodGet, e.gatewayURL+"/", hdr, nil)
+	plain := staticTarget(http.MethodGet, e.plainURL+"/", http.Header{"Accept": {"text/html"}}, nil)
+
+	// Warm both: connections, caches, the upstream pool.
+	for _, tr := range []struct {
+		name string
+		t    func() error
+	}{
+		{"warm-portcullis", func() error {
+			_, err := runLoad("warm", portcullis, o.concurrency, uint64(o.proxyReqs/4), o.maxRun, 0)
+			return err
+		}},
+		{"warm-plain", func() error {
+			_, err := runLoad("warm", plain, o.concurrency, uint64(o.proxyReqs/4), o.maxRun, 0)
+			return err
+		}},
+	} {
+		if err := tr.t(); err != nil {
+			return nil, fmt.Errorf("%s: %w", tr.name, err)
+		}
+	}
+	res := &proxyResults{}
+	var pc, pl []loadResult
+	for i := 0; i < o.rounds; i++ {
+		if i == 0 && o.profile != "" {
+			go saveProfile(e.adminURL, o.profile+"-proxy.pprof")
+		}
+		a, err := runLoad("portcullis", portcullis, o.concurrency, uint64(o.proxyReqs), o.maxRun, gw.pid())
+		if err != nil {
+			return nil, err
+		}
+		if a.StatusCodes["200"] != int(a.Requests) {
+			return nil, fmt.Errorf("Portcullis site answered %v, want only 200 (errors %v)", a.StatusCodes, a.Errors)
+		}
+		b, err := runLoad("plain", plain, o.concurrency, uint64(o.proxyReqs), o.maxRun, gw.pid())
+		if err != nil {
+			return nil, err
+		}
+		pc, pl = append(pc, a), append(pl, b)
+		res.Runs = append(res.Runs, a, b)
+	}
+	res.Portcullis, res.Plain = medianRun(pc), medianRun(pl)
+	res.CPURatio = ratio(res.Portcullis.CPUPerRequestUs, res.Plain.CPUPerRequestUs)
+	res.ThroughputRatio = ratio(res.Portcullis.PerSecond, res.Plain.PerSecond)
+	return res, nil
+}
+
+// medianRun takes each figure's median over the runs.
+func medianRun(runs []loadResult) loadResult {
+	med := func(get func(loadResult) float64) float64 {
+		v := make([]float64, len(runs))
+		for i, r := range runs {
+			v[i] = get(r)
+		}
+		sort.Float64s(v)
+		return v[len(v)/2]
+	}
+	out := runs[0]
+	out.PerSecond = med(func(r loadResult) float64 { return r.PerSecond })
+	out.P50ms = med(func(r loadResult) float64 { return r.P50ms })
+	out.P99ms = med(func(r loadResult) float64 { return r.P99ms })
+	out.CPUPerRequestUs = med(func(r loadResult) float64 { return r.CPUPerRequestUs })
+	out.Seconds = med(func(r loadResult) float64 { return r.Seconds })
+	return out
+}
+
+// deprovisionResult is how soon a SCIM deactivation locks a user out.
+type deprovisionResult struct {
+	FromSendMs float64 `json:"from_patch_sent_ms"`
+	AfterAckMs float64 `json:"after_patch_2xx_ms"`
+	Polls      int     `json:"polls"`
+}
+
+// measureDeprovision signs a user in, keeps requesting a protected page as
+// that user, deactivates the user over SCIM, and times the first refusal.
+func (e *benchEnv) measureDeprovision(scim *scimClient) (*deprovisionResult, error) {
+	cookie, id, err := e.signIn(scim, "leaver", deprovUser)
+	if err != nil {
+		return nil, err
+	}
+	client := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse
+	}}
+	type refusal struct {
+		at    time.Time
+		polls int
+		err   error
+	}
+	started := make(chan struct{})
+	done := make(chan refusal, 1)
+	go func() {
+		deadline := time.Now().Add(15 * time.Second)
+		for polls := 1; time.Now().Before(deadline); polls++ {
+			req, _ := http.NewRequest(http.MethodGet, e.gatewayURL+"/", nil)
+			req.Header.Set("Cookie", cookie)
+			resp, err := client.Do(req)
+			if err != nil {
+				done <- refusal{err: err}
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if polls == 1 {
+				if resp.StatusCode != http.StatusOK {
+					done <- refusal{err: fmt.Errorf("signed-in user got %d before deactivation", resp.StatusCode)}
+					return
+				}
+				close(started)
+			}
+			if resp.StatusCode != http.StatusOK {
+				done <- refusal{at: time.Now(), polls: polls}
+				return
+			}
+		}
+		done <- refusal{err: errors.New("user still served 15 s after deactivation")}
+	}()
+	select {
+	case <-started:
+	case r := <-done:
+		return nil, r.err
+	}
+	time.Sleep(50 * time.Millisecond) // let the poller run in its steady state
+	sent := time.Now()
+	if _, err := scim.do(http.MethodPatch, "/Users/"+id, map[string]any{
+		"schemas":    []string{"urn:ietf:params:scim:api:messages:2.0:PatchOp"},
+		"Operations": []map[string]any{{"op": "replace", "value": map[string]any{"active": false}}},
+	}, nil); err != nil {
+		return nil, err
+	}
+	acked := time.Now()
+	r := <-done
+	if r.err != nil {
+		return nil, r.err
+	}
+	return &deprovisionResult{
+		FromSendMs: ms(r.at.Sub(sent)),
+		AfterAckMs: ms(r.at.Sub(acked)),
+		Polls:      r.polls,
+	}, nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+// saveProfile fetches a CPU profile of the gateway from Caddy's admin
+// endpoint while a run is under way.
+func saveProfile(adminURL, file string) {
+	resp, err := http.Get(adminURL + "/debug/pprof/profile?seconds=5")
+	if err != nil {
+		logf("profile: %v", err)
+		return
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err == nil {
+		err = os.WriteFile(file, raw, 0o644)
+	}
+	if err != nil {
+		logf("profile: %v", err)
+		return
+	}
+	logf("saved a CPU profile of the gateway to %s", file)
+}

@@ -1,0 +1,226 @@
+// Command bench measures Portcullis against plain Caddy on this machine and
+// prints one table (and saves it as JSON, so runs can be compared):
+//
+//	go run ./bench
+//
+// It builds the gateway from ./cmd/caddy, starts it with a Caddyfile of its
+// own (everything on 127.0.0.1, the store in a temporary directory), starts
+// a small backend, and drives load with vegeta (a Go load generator
+// library), bounded both in requests and in time.
+//
+// The figure that decides the proxy comparison is the gateway's CPU time per
+// request (user+system, from /proc/PID/stat): on a shared 2-core machine
+// throughput swings by ±30% between identical runs, CPU per request much
+// less. Both sites of the one gateway process proxy to the same backend with
+// the same upstream keep-alive pool, and the runs alternate.
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+)
+
+type options struct {
+	users       int
+	groups      int
+	members     int
+	proxyReqs   int
+	rounds      int
+	concurrency int
+	scimPosts   int
+	patches     int
+	lookups     int
+	maxRun      time.Duration
+	out         string
+	keep        bool
+	skipProxy   bool
+	profile     string
+}
+
+// results is the table, as saved in JSON.
+type results struct {
+	Started     time.Time `json:"started"`
+	GoVersion   string    `json:"go_version"`
+	CPUs        int       `json:"cpus"`
+	Options     any       `json:"options"`
+	Proxy       *proxyResults
+	SCIMPost1   loadResult         `json:"scim_post_users_c1"`
+	SCIMPost16  loadResult         `json:"scim_post_users_c16"`
+	PatchAdd1   loadResult         `json:"scim_patch_add_member_c1"`
+	PatchAdd16  loadResult         `json:"scim_patch_add_member_c16"`
+	GroupSize   int                `json:"group_size_before_patches"`
+	Filter      loadResult         `json:"filter_username_eq"`
+	UsersStored int                `json:"users_stored"`
+	Groups      int                `json:"groups_stored"`
+	LoadSeconds float64            `json:"load_seconds"`
+	RSSMiB      float64            `json:"rss_mib"`
+	Deprovision *deprovisionResult `json:"deprovision,omitempty"`
+}
+
+func main() {
+	var o options
+	flag.IntVar(&o.users, "users", 100000, "users to store before the lookup and memory figures")
+	flag.IntVar(&o.groups, "groups", 1000, "groups to store before the memory figure")
+	flag.IntVar(&o.members, "members", 10000, "members of the group the add-member PATCHes go to")
+	flag.IntVar(&o.proxyReqs, "proxy-requests", 20000, "requests per proxy run")
+	flag.IntVar(&o.rounds, "rounds", 3, "alternating proxy runs per configuration")
+	flag.IntVar(&o.concurrency, "c", 16, "concurrency of the proxy runs and of the concurrent SCIM runs")
+	flag.IntVar(&o.scimPosts, "scim-posts", 1000, "POST /Users requests per SCIM throughput run")
+	flag.IntVar(&o.patches, "patches", 500, "add-member PATCHes per run")
+	flag.IntVar(&o.lookups, "lookups", 2000, "userName eq lookups")
+	flag.DurationVar(&o.maxRun, "max-run", 60*time.Second, "upper bound on any one load run")
+	flag.StringVar(&o.out, "out", "", "where to save the JSON (default bench/results/<time>.json)")
+	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (store, Caddyfile, logs)")
+	flag.BoolVar(&o.skipProxy, "skip-proxy", false, "skip the proxy comparison")
+	flag.StringVar(&o.profile, "profile", "", "save 5 s CPU profiles of the gateway, taken during the first Portcullis proxy run and the concurrent SCIM POST run, to PREFIX-proxy.pprof and PREFIX-scim-post.pprof")
+	flag.Parse()
+
+	if err := run(o); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(o options) error {
+	if o.members+2*o.patches > o.users {
+		return fmt.Errorf("-users (%d) must be at least -members + 2×-patches (%d)", o.users, o.members+2*o.patches)
+	}
+	dir, err := os.MkdirTemp("", "portcullis-bench-")
+	if err != nil {
+		return err
+	}
+	if !o.keep {
+		defer os.RemoveAll(dir)
+	} else {
+		logf("keeping %s", dir)
+	}
+	res := &results{Started: time.Now().UTC(), Options: o}
+	res.GoVersion, res.CPUs = goEnv()
+
+	logf("building ./cmd/caddy")
+	bin, err := buildGateway(dir)
+	if err != nil {
+		return err
+	}
+	backend, stopBackend, err := startBackend()
+	if err != nil {
+		return err
+	}
+	defer stopBackend()
+
+	env, err := newBenchEnv(dir, backend)
+	if err != nil {
+		return err
+	}
+	gw, err := startGateway(bin, dir, env.caddyfile(), env.adminURL+"/config/")
+	if err != nil {
+		return err
+	}
+	defer gw.stop()
+	scim, err := newSCIMClient(env.adminURL, env.gatewayURL, benchTenant)
+	if err != nil {
+		return err
+	}
+
+	if !o.skipProxy {
+		logf("proxy: Portcullis vs plain reverse_proxy, %d rounds × %d requests at c=%d", o.rounds, o.proxyReqs, o.concurrency)
+		if res.Proxy, err = env.compareProxy(gw, scim, o); err != nil {
+			return err
+		}
+	}
+
+	var next atomic.Uint64
+	logf("SCIM: POST /Users at c=1 and c=%d", o.concurrency)
+	if res.SCIMPost1, err = runLoad("post-c1", scim.userTargeter(&next), 1, uint64(o.scimPosts), o.maxRun, gw.pid()); err != nil {
+		return err
+	}
+	if o.profile != "" {
+		go saveProfile(env.adminURL, o.profile+"-scim-post.pprof")
+	}
+	if res.SCIMPost16, err = runLoad("post-c16", scim.userTargeter(&next), o.concurrency, uint64(o.scimPosts), o.maxRun, gw.pid()); err != nil {
+		return err
+	}
+
+	logf("SCIM: storing %d users and %d groups", o.users, o.groups)
+	start := time.Now()
+	for stored := int(next.Load()); stored < o.users; stored = int(next.Load()) {
+		// Bounded runs of the same load, until the count is reached.
+		if _, err := runLoad("fill", scim.userTargeter(&next), o.concurrency, uint64(min(20000, o.users-stored)), 5*time.Minute, 0); err != nil {
+			return err
+		}
+	}
+	res.UsersStored = int(next.Load())
+	ids, err := scim.userIDs(o.members + 2*o.patches)
+	if err != nil {
+		return err
+	}
+	bigGroup, err := scim.createGroup("bench-big")
+	if err != nil {
+		return err
+	}
+	if err := scim.addMembers(bigGroup, ids[:o.members]); err != nil {
+		return err
+	}
+	for i := 1; i < o.groups; i++ {
+		if _, err := scim.createGroup(fmt.Sprintf("bench-group-%04d", i)); err != nil {
+			return err
+		}
+	}
+	res.Groups = o.groups
+	res.LoadSeconds = time.Since(start).Seconds()
+	res.GroupSize = o.members
+
+	logf("SCIM: PATCH add-member on a group of %d members", o.members)
+	rest := ids[o.members:]
+	if res.PatchAdd1, err = runLoad("patch-c1", scim.addMemberTargeter(bigGroup, rest[:o.patches]), 1, uint64(o.patches), o.maxRun, gw.pid()); err != nil {
+		return err
+	}
+	if res.PatchAdd16, err = runLoad("patch-c16", scim.addMemberTargeter(bigGroup, rest[o.patches:]), o.concurrency, uint64(o.patches), o.maxRun, gw.pid()); err != nil {
+		return err
+	}
+
+	logf("SCIM: %d lookups by userName eq among %d users", o.lookups, res.UsersStored)
+	if res.Filter, err = runLoad("filter", scim.filterTargeter(uint64(res.UsersStored)), 1, uint64(o.lookups), o.maxRun, gw.pid()); err != nil {
+		return err
+	}
+	if res.RSSMiB, err = residentMiB(gw.pid()); err != nil {
+		return err
+	}
+
+	if !o.skipProxy {
+		logf("deprovisioning: SCIM active:false to the first refused request")
+		if res.Deprovision, err = env.measureDeprovision(scim); err != nil {
+			return err
+		}
+	}
+
+	printTable(os.Stdout, res, o)
+	return saveJSON(res, o.out)
+}
+
+func saveJSON(res *results, out string) error {
+	if out == "" {
+		out = filepath.Join("bench", "results", res.Started.Format("20060102T150405Z")+".json")
+	}
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return err
+	}
+	raw, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(out, raw, 0o644); err != nil {
+		return err
+	}
+	logf("saved %s", out)
+	return nil
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
+}

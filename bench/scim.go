@@ -1,0 +1,187 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"sync/atomic"
+	"time"
+
+	vegeta "github.com/tsenart/vegeta/v12/lib"
+)
+
+// scimClient talks to one tenant's SCIM endpoint the way an IdP does.
+type scimClient struct {
+	base   string // e.g. http://127.0.0.1:PORT/scim/v2/bench
+	header http.Header
+	http   *http.Client
+}
+
+func newSCIMClient(adminURL, gatewayURL, tenant string) (*scimClient, error) {
+	resp, err := http.Post(adminURL+"/portcullis/tenants/"+tenant+"/scim-token", "application/json", nil)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var tok struct {
+		Token string `json:"token"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil || tok.Token == "" {
+		return nil, fmt.Errorf("making a SCIM token: status %d, %v", resp.StatusCode, err)
+	}
+	h := http.Header{}
+	h.Set("Authorization", "Bearer "+tok.Token)
+	h.Set("Content-Type", "application/scim+json")
+	return &scimClient{
+		base:   gatewayURL + "/scim/v2/" + tenant,
+		header: h,
+		http:   &http.Client{Timeout: 60 * time.Second},
+	}, nil
+}
+
+// do sends one SCIM request and decodes a JSON answer into out (if not nil).
+func (c *scimClient) do(method, path string, body any, out any) (int, error) {
+	var rd io.Reader
+	if body != nil {
+		raw, err := json.Marshal(body)
+		if err != nil {
+			return 0, err
+		}
+		rd = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequest(method, c.base+path, rd)
+	if err != nil {
+		return 0, err
+	}
+	req.Header = c.header.Clone()
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return resp.StatusCode, err
+	}
+	if resp.StatusCode >= 300 {
+		return resp.StatusCode, fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, truncate(raw, 300))
+	}
+	if out != nil && len(raw) > 0 {
+		if err := json.Unmarshal(raw, out); err != nil {
+			return resp.StatusCode, err
+		}
+	}
+	return resp.StatusCode, nil
+}
+
+func truncate(b []byte, n int) string {
+	if len(b) > n {
+		return string(b[:n]) + "…"
+	}
+	return string(b)
+}
+
+func benchUserName(i uint64) string { return fmt.Sprintf("user%07d@bench.example", i) }
+
+// userTargeter posts users user<next>…, each a new userName, with the
+// attributes an Okta push carries.
+func (c *scimClient) userTargeter(next *atomic.Uint64) vegeta.Targeter {
+	return func(t *vegeta.Target) error {
+		i := next.Add(1)
+		t.Method = http.MethodPost
+		t.URL = c.base + "/Users"
+		t.Header = c.header
+		t.Body = fmt.Appendf(nil, `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],`+
+			`"userName":%q,"externalId":"ext-%d","name":{"givenName":"Bench","familyName":"User %d"},`+
+			`"emails":[{"value":%q,"type":"work","primary":true}],"displayName":"Bench User %d","active":true}`,
+			benchUserName(i), i, i, benchUserName(i), i)
+		return nil
+	}
+}
+
+// filterTargeter looks users up by userName among the first n stored.
+func (c *scimClient) filterTargeter(n uint64) vegeta.Targeter {
+	return func(t *vegeta.Target) error {
+		f := fmt.Sprintf(`userName eq %q`, benchUserName(1+rand.Uint64N(n)))
+		t.Method = http.MethodGet
+		t.URL = c.base + "/Users?filter=" + url.QueryEscape(f)
+		t.Header = c.header
+		return nil
+	}
+}
+
+// addMemberTargeter adds ids[i] to the group, one PATCH each, in order.
+func (c *scimClient) addMemberTargeter(groupID string, ids []string) vegeta.Targeter {
+	var next atomic.Int64
+	return func(t *vegeta.Target) error {
+		i := next.Add(1) - 1
+		if i >= int64(len(ids)) {
+			return vegeta.ErrNoTargets
+		}
+		t.Method = http.MethodPatch
+		t.URL = c.base + "/Groups/" + groupID
+		t.Header = c.header
+		t.Body = fmt.Appendf(nil, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],`+
+			`"Operations":[{"op":"add","path":"members","value":[{"value":%q}]}]}`, ids[i])
+		return nil
+	}
+}
+
+// userIDs lists the ids of the first n users in the endpoint's order.
+func (c *scimClient) userIDs(n int) ([]string, error) {
+	ids := make([]string, 0, n)
+	for len(ids) < n {
+		var page struct {
+			Resources []struct {
+				ID string `json:"id"`
+			} `json:"Resources"`
+		}
+		path := fmt.Sprintf("/Users?attributes=id&startIndex=%d&count=%d", len(ids)+1, min(1000, n-len(ids)))
+		if _, err := c.do(http.MethodGet, path, nil, &page); err != nil {
+			return nil, err
+		}
+		if len(page.Resources) == 0 {
+			return nil, fmt.Errorf("only %d users listed, wanted %d", len(ids), n)
+		}
+		for _, r := range page.Resources {
+			ids = append(ids, r.ID)
+		}
+	}
+	return ids, nil
+}
+
+// createGroup makes a group and returns its id.
+func (c *scimClient) createGroup(name string) (string, error) {
+	var g struct {
+		ID string `json:"id"`
+	}
+	_, err := c.do(http.MethodPost, "/Groups", map[string]any{
+		"schemas":     []string{"urn:ietf:params:scim:schemas:core:2.0:Group"},
+		"displayName": name,
+	}, &g)
+	return g.ID, err
+}
+
+// addMembers adds ids to the group in PATCHes of up to 1,000 members, as an
+// IdP's initial push does.
+func (c *scimClient) addMembers(groupID string, ids []string) error {
+	for len(ids) > 0 {
+		n := min(1000, len(ids))
+		members := make([]map[string]string, n)
+		for i, id := range ids[:n] {
+			members[i] = map[string]string{"value": id}
+		}
+		if _, err := c.do(http.MethodPatch, "/Groups/"+groupID, map[string]any{
+			"schemas":    []string{"urn:ietf:params:scim:api:messages:2.0:PatchOp"},
+			"Operations": []map[string]any{{"op": "add", "path": "members", "value": members}},
+		}, nil); err != nil {
+			return err
+		}
+		ids = ids[n:]
+	}
+	return nil
+}

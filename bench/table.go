@@ -1,0 +1,61 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os/exec"
+	"runtime"
+	"strings"
+	"text/tabwriter"
+)
+
+func goEnv() (string, int) {
+	v, err := exec.Command("go", "env", "GOVERSION").Output()
+	if err != nil {
+		return runtime.Version(), runtime.NumCPU()
+	}
+	return strings.TrimSpace(string(v)), runtime.NumCPU()
+}
+
+// printTable writes the results as one aligned table.
+func printTable(w io.Writer, r *results, o options) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "Portcullis benchmark\t%s, %d CPUs, %s\t\n", r.GoVersion, r.CPUs, r.Started.Format("2006-01-02 15:04 UTC"))
+	fmt.Fprintln(tw, "measure\tvalue\tdetail\t")
+	fmt.Fprintln(tw, "-------\t-----\t------\t")
+	if p := r.Proxy; p != nil {
+		fmt.Fprintf(tw, "proxy CPU per request\t%.1f µs vs %.1f µs plain\tratio %.2f (decides)\t\n", p.Portcullis.CPUPerRequestUs, p.Plain.CPUPerRequestUs, p.CPURatio)
+		fmt.Fprintf(tw, "proxy throughput\t%.0f/s vs %.0f/s plain\tratio %.2f\t\n", p.Portcullis.PerSecond, p.Plain.PerSecond, p.ThroughputRatio)
+		fmt.Fprintf(tw, "proxy p50\t%.2f ms vs %.2f ms plain\tratio %.2f\t\n", p.Portcullis.P50ms, p.Plain.P50ms, ratio(p.Portcullis.P50ms, p.Plain.P50ms))
+		fmt.Fprintf(tw, "proxy p99\t%.2f ms vs %.2f ms plain\tratio %.2f\t\n", p.Portcullis.P99ms, p.Plain.P99ms, ratio(p.Portcullis.P99ms, p.Plain.P99ms))
+		fmt.Fprintf(tw, "  (runs)\t%d × %d requests each, c=%d\talternating, medians\t\n", o.rounds, o.proxyReqs, o.concurrency)
+	}
+	fmt.Fprintf(tw, "SCIM POST /Users c=1\t%.0f/s\tp50 %.2f ms, p99 %.2f ms, %.0f µs CPU/req\t\n", r.SCIMPost1.PerSecond, r.SCIMPost1.P50ms, r.SCIMPost1.P99ms, r.SCIMPost1.CPUPerRequestUs)
+	fmt.Fprintf(tw, "SCIM POST /Users c=%d\t%.0f/s\tp50 %.2f ms, p99 %.2f ms, %.0f µs CPU/req\t\n", o.concurrency, r.SCIMPost16.PerSecond, r.SCIMPost16.P50ms, r.SCIMPost16.P99ms, r.SCIMPost16.CPUPerRequestUs)
+	fmt.Fprintf(tw, "SCIM PATCH add-member c=1\t%.0f/s\tgroup of %d+ members, p50 %.2f ms, p99 %.2f ms\t\n", r.PatchAdd1.PerSecond, r.GroupSize, r.PatchAdd1.P50ms, r.PatchAdd1.P99ms)
+	fmt.Fprintf(tw, "SCIM PATCH add-member c=%d\t%.0f/s\tsame group, p50 %.2f ms, p99 %.2f ms\t\n", o.concurrency, r.PatchAdd16.PerSecond, r.PatchAdd16.P50ms, r.PatchAdd16.P99ms)
+	fmt.Fprintf(tw, "GET /Users?filter=userName eq\tp50 %.2f ms, p99 %.2f ms\t%d users stored, %d lookups\t\n", r.Filter.P50ms, r.Filter.P99ms, r.UsersStored, r.Filter.Requests)
+	fmt.Fprintf(tw, "gateway resident memory\t%.0f MiB\t%d users, %d groups (loaded in %.0f s)\t\n", r.RSSMiB, r.UsersStored, r.Groups, r.LoadSeconds)
+	if d := r.Deprovision; d != nil {
+		fmt.Fprintf(tw, "active:false to first refusal\t%.2f ms\tfrom PATCH sent; %.2f ms after its 2xx\t\n", d.FromSendMs, d.AfterAckMs)
+	}
+	tw.Flush()
+	var codes []string
+	for _, lr := range []loadResult{r.SCIMPost1, r.SCIMPost16, r.PatchAdd1, r.PatchAdd16, r.Filter} {
+		for c, n := range lr.StatusCodes {
+			if !strings.HasPrefix(c, "2") {
+				codes = append(codes, fmt.Sprintf("%s×%d", c, n))
+			}
+		}
+	}
+	if len(codes) > 0 {
+		fmt.Fprintf(w, "non-2xx answers during SCIM runs: %s\n", strings.Join(codes, " "))
+	}
+}
+
+func ratio(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
+}
