@@ -66,7 +66,9 @@ func startReference(t *testing.T) *referenceGateway {
 	g.saml = gatewaytest.StartSAMLIdP(t)
 	g.saml.AddUser("gina", "gina-pw", "gina@globex.example", "Gina Writer", []string{"writers", "R&D, Europe"})
 
-	acmeApp := gatewaytest.StartBackend(t, func(r *http.Request) any { return verifyAssertion(r, g.acme) })
+	acmeApp := gatewaytest.StartBackend(t, func(r *http.Request) any {
+		return checkAssertion(r, g.acme+"/.well-known/portcullis/acme/jwks.json", g.acme+"/portcullis/acme", "legacy-app")
+	})
 	globexApp := gatewaytest.StartBackend(t, nil)
 
 	cf := referenceCaddyfile(t)
@@ -89,19 +91,18 @@ func startReference(t *testing.T) *referenceGateway {
 	return g
 }
 
-// verifyAssertion checks X-Remote-Assertion the way a backend would: with a
-// JOSE library, against the JWKS the gateway publishes, for its issuer and
-// audience.
-func verifyAssertion(r *http.Request, gatewayURL string) any {
+// checkAssertion checks X-Remote-Assertion the way a backend would: with a
+// JOSE library, against the JWKS the gateway publishes, for the issuer and
+// audience it expects.
+func checkAssertion(r *http.Request, jwksURL, issuer, audience string) assertionCheck {
 	raw := r.Header.Get("X-Remote-Assertion")
 	if raw == "" {
 		return assertionCheck{Error: "no assertion"}
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
-	keys := oidc.NewRemoteKeySet(ctx, gatewayURL+"/.well-known/portcullis/acme/jwks.json")
-	verifier := oidc.NewVerifier(gatewayURL+"/portcullis/acme", keys, &oidc.Config{
-		ClientID:             "legacy-app",
+	verifier := oidc.NewVerifier(issuer, oidc.NewRemoteKeySet(ctx, jwksURL), &oidc.Config{
+		ClientID:             audience,
 		SupportedSigningAlgs: []string{"ES256"},
 	})
 	tok, err := verifier.Verify(ctx, raw)
