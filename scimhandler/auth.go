@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -75,60 +76,81 @@ func errUnauthorized(detail string) error {
 
 // authenticate checks the bearer token and returns the token record's id,
 // the audit actor of the request's changes. The token itself is never
-// logged or stored: only its SHA-256, compared in constant time.
+// logged or stored: only its SHA-256, compared in constant time. A correct
+// token is always accepted; failed attempts are counted per client address
+// and answered 401, or 429 once the address is over its limit.
 func (h *Handler) authenticate(r *http.Request) (string, error) {
 	presented, ok := bearerToken(r.Header.Get("Authorization"))
 	if !ok {
-		h.noteRejection(r, "no bearer token")
-		return "", errUnauthorized("a bearer token is required")
+		return "", h.rejected(r, "no bearer token", errUnauthorized("a bearer token is required"))
 	}
 	rec, err := h.currentToken(r.Context())
 	if err != nil {
 		return "", err
 	}
 	if rec == nil {
-		h.noteRejection(r, "SCIM is disabled for the tenant (no token)")
-		return "", errUnauthorized("invalid bearer token")
+		return "", h.rejected(r, "SCIM is disabled for the tenant (no token)", errUnauthorized("invalid bearer token"))
 	}
 	sum := storage.HashSecret(presented)
 	if subtle.ConstantTimeCompare(sum[:], rec.Hash[:]) != 1 {
-		h.noteRejection(r, "bearer token does not match")
-		return "", errUnauthorized("invalid bearer token")
+		return "", h.rejected(r, "bearer token does not match", errUnauthorized("invalid bearer token"))
 	}
 	return rec.ID, nil
 }
 
-// rejectionLimiter lets through one rejected-token report per interval:
-// an admin troubleshooting "401 on Test Connection" sees it in the audit
-// log, and a flood of bad requests cannot flood the store.
-type rejectionLimiter struct {
-	mu   sync.Mutex
-	last time.Time
+// clientAddr is the address r's failures are counted under.
+func (h *Handler) clientAddr(r *http.Request) string {
+	if h.clientIP != nil {
+		if ip := h.clientIP(r); ip != "" {
+			return ip
+		}
+	}
+	return r.RemoteAddr
 }
 
-const rejectionReportInterval = time.Minute
-
-func (l *rejectionLimiter) allow(now time.Time) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if !l.last.IsZero() && now.Sub(l.last) < rejectionReportInterval {
-		return false
+// rejected counts a failed attempt and returns its answer: unauthorized,
+// or a 429 once the client's address is over its limit. One failure a
+// minute (per tenant) is recorded as a token.rejected audit event, with
+// the client's address and counts of what was not recorded.
+func (h *Handler) rejected(r *http.Request, reason string, unauthorized error) error {
+	v := h.failures.failure(h.clientAddr(r), h.now())
+	h.logger.Debug("scim request rejected", zap.String("reason", reason), zap.String("client", v.client),
+		zap.Int("failures_in_window", v.inWindow), zap.Bool("limited", v.limited))
+	if v.report {
+		h.recordRejection(r.Context(), reason, v)
 	}
-	l.last = now
-	return true
+	if !v.limited {
+		return unauthorized
+	}
+	wait := int((v.retryAfter + time.Second - 1) / time.Second)
+	if wait < 1 {
+		wait = 1
+	}
+	return &scimError{status: http.StatusTooManyRequests, retryAfter: wait,
+		detail: fmt.Sprintf("too many failed authentication attempts from this address; retry in %d seconds with a valid token", wait)}
 }
 
-func (h *Handler) noteRejection(r *http.Request, reason string) {
-	h.logger.Debug("scim request rejected", zap.String("reason", reason), zap.String("remote", r.RemoteAddr))
-	if !h.rejections.allow(time.Now()) {
-		return
+// recordRejection writes the token.rejected audit event of a failure.
+func (h *Handler) recordRejection(ctx context.Context, reason string, v failureVerdict) {
+	outcome := "answered 401"
+	if v.limited {
+		outcome = "answered 429 (over the limit)"
 	}
-	h.logger.Info("scim request rejected", zap.String("reason", reason), zap.String("remote", r.RemoteAddr))
-	err := h.store.Update(r.Context(), h.tenant, func(tx storage.Tx) error {
+	msg := fmt.Sprintf("%s; client %s, %s; %d failed attempts from this client within %s (at most %d then one per %s are answered 401)",
+		reason, v.client, outcome, v.inWindow, failureWindow, failureBurst, failureRefill)
+	if v.unreported > 0 {
+		msg += fmt.Sprintf("; since the previous token.rejected event, %d failed attempts from %d clients (%d of them answered 429) were not recorded",
+			v.unreported, v.unreportedClients, v.unreportedLimited)
+	}
+	msg += "; further failed attempts within a minute are counted, not recorded"
+	h.logger.Info("scim request rejected", zap.String("reason", reason), zap.String("client", v.client),
+		zap.Int("failures_in_window", v.inWindow), zap.Bool("limited", v.limited),
+		zap.Int("unrecorded_failures", v.unreported), zap.Int("unrecorded_clients", v.unreportedClients))
+	err := h.store.Update(ctx, h.tenant, func(tx storage.Tx) error {
 		return tx.AppendEvent(storage.Event{
 			Type:   storage.EventTokenRejected,
 			Actor:  "anonymous",
-			Reason: reason + " (from " + r.RemoteAddr + "; further rejections within a minute are not recorded)",
+			Reason: msg,
 		})
 	})
 	if err != nil {

@@ -31,6 +31,11 @@ type Config struct {
 	BaseURL      string
 	MaxBodyBytes int64 // default 1 MiB; larger bodies get 413 with a SCIM error body
 	MaxResults   int   // default 1000; advertised in ServiceProviderConfig filter.maxResults; count is capped at it
+	// ClientIP, when set, gives the address of the client that sent r,
+	// under which failed bearer-token attempts are counted and audited
+	// (e.g. Caddy's client IP, which honours its trusted proxies). When
+	// nil, or when it returns "", r.RemoteAddr is used.
+	ClientIP func(r *http.Request) string
 }
 
 const (
@@ -55,9 +60,12 @@ type Handler struct {
 	maxBody    int64
 	maxResults int
 
-	tokens     tokenCache
-	rejections rejectionLimiter
-	cursors    pageCursors
+	clientIP func(*http.Request) string // nil: r.RemoteAddr
+	now      func() time.Time           // the clock of the failure limits; tests set it
+
+	tokens   tokenCache
+	failures *failureLimiter
+	cursors  pageCursors
 }
 
 // New checks cfg and returns a Handler.
@@ -74,6 +82,9 @@ func New(cfg Config) (*Handler, error) {
 		logger:     cfg.Logger,
 		maxBody:    cfg.MaxBodyBytes,
 		maxResults: cfg.MaxResults,
+		clientIP:   cfg.ClientIP,
+		now:        time.Now,
+		failures:   newFailureLimiter(),
 	}
 	if h.logger == nil {
 		h.logger = zap.NewNop()
