@@ -24,6 +24,9 @@ const accessCaddyfile = `{
 	admin %[1]s
 	persist_config off
 	default_bind 127.0.0.1
+	servers {
+		trusted_proxies static 127.0.0.1/32
+	}
 	portcullis {
 		storage badger %[2]q
 		tenant acme {
@@ -420,6 +423,21 @@ func TestAccess(t *testing.T) {
 		// Other routes send no assertion.
 		if e := echoOf(t, request(t, b, "GET", g.site+"/home", false, nil), "home"); e.Header.Get("X-Remote-Assertion") != "" {
 			t.Error("assertion on a route without an audience")
+		}
+	})
+
+	t.Run("SCIM counts failed tokens under Caddy's client IP", func(t *testing.T) {
+		// The site trusts 127.0.0.1 as a proxy, so Caddy's client IP is the
+		// one X-Forwarded-For names, and the audit event says so.
+		a := request(t, nil, "GET", g.scimBase("acme")+"/Users", false, map[string][]string{
+			"Authorization":   {"Bearer not-a-token"},
+			"X-Forwarded-For": {"203.0.113.7"},
+		})
+		expect(t, a, http.StatusUnauthorized, "bad token")
+		a = call(t, http.MethodGet, "http://"+g.admin+"/portcullis/tenants/acme/events?type="+storage.EventTokenRejected, "", nil)
+		expect(t, a, http.StatusOK, "events")
+		if !strings.Contains(string(a.body), "client 203.0.113.7") {
+			t.Errorf("token.rejected events do not name the client 203.0.113.7: %s", a.body)
 		}
 	})
 

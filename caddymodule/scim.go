@@ -62,12 +62,20 @@ func (s *SCIM) Provision(ctx caddy.Context) error {
 		BaseURL:      s.BaseURL,
 		MaxBodyBytes: scimMaxBodyBytes,
 		MaxResults:   scimMaxResults,
+		ClientIP:     caddyClientIP,
 	})
 	if err != nil {
 		return fmt.Errorf("scim %s: %v", s.Tenant, err)
 	}
 	s.handler = h
 	return nil
+}
+
+// caddyClientIP is the client address Caddy determined for r: the peer,
+// or the address a trusted proxy (the server's trusted_proxies) named.
+func caddyClientIP(r *http.Request) string {
+	ip, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
+	return ip
 }
 
 // ServeHTTP answers the SCIM request; the endpoint is terminal.
