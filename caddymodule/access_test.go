@@ -122,7 +122,8 @@ const accessCaddyfile = `{
 // accessGateway is accessCaddyfile running in this process.
 type accessGateway struct {
 	gateway
-	oidc   *devidp.Provider
+	caddyfile string
+	oidc      *devidp.Provider
 	tokens map[string]string // SCIM token by tenant
 }
 
@@ -154,7 +155,8 @@ func startAccessGateway(t *testing.T) *accessGateway {
 	backend := gatewaytest.StartBackend(t, func(r *http.Request) any {
 		return checkAssertion(r, g.site+"/.well-known/portcullis/acme/jwks.json", "urn:portcullis:acme", "my-app")
 	})
-	gatewaytest.Load(t, fmt.Sprintf(accessCaddyfile, g.admin, filepath.Join(t.TempDir(), "store"), g.oidc.Issuer, port, backend.Addr))
+	g.caddyfile = fmt.Sprintf(accessCaddyfile, g.admin, filepath.Join(t.TempDir(), "store"), g.oidc.Issuer, port, backend.Addr)
+	gatewaytest.Load(t, g.caddyfile)
 	g.tokens["acme"] = issueToken(t, g.gateway, "acme")
 	g.tokens["strict"] = issueToken(t, g.gateway, "strict")
 	return g
@@ -424,6 +426,23 @@ func TestAccess(t *testing.T) {
 		if e := echoOf(t, request(t, b, "GET", g.site+"/home", false, nil), "home"); e.Header.Get("X-Remote-Assertion") != "" {
 			t.Error("assertion on a route without an audience")
 		}
+	})
+
+	t.Run("a reload keeps sessions and ends the old config's services", func(t *testing.T) {
+		before := runningApp()
+		oldSignIn := before.runtimes["acme"].signIn
+		if status := reload(t, g.gateway, g.caddyfile); status != http.StatusOK {
+			t.Fatalf("reload: %d", status)
+		}
+		after := runningApp()
+		if after == before || before.runtimes != nil || before.storeKey != "" {
+			t.Fatalf("the old app was not cleaned up (runtimes %v)", before.runtimes)
+		}
+		if after.runtimes["acme"].signIn == oldSignIn {
+			t.Fatal("the new config shares the old sign-in service")
+		}
+		e := echoOf(t, request(t, b, "GET", g.site+"/home", false, nil), "after reload")
+		wantHeaders(t, e.Header, map[string]string{"X-Remote-User": "alice@acme.test", "X-Remote-Role": "editor"})
 	})
 
 	t.Run("SCIM counts failed tokens under Caddy's client IP", func(t *testing.T) {

@@ -236,8 +236,12 @@ func portcullisApp(ctx caddy.Context, handler, tenant string) (*App, error) {
 		return nil, fmt.Errorf("%s: tenant is required", handler)
 	}
 	appIface, err := ctx.AppIfConfigured("portcullis")
-	if err != nil {
+	if errors.Is(err, caddy.ErrNotConfigured) {
 		return nil, fmt.Errorf("%s %s: the portcullis app is not configured; add a global option block `portcullis { tenant %s }`: %v", handler, tenant, tenant, err)
+	}
+	if err != nil {
+		// The app's own error (a tenant's settings, the store, the IdP).
+		return nil, err
 	}
 	return appIface.(*App), nil
 }

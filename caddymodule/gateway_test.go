@@ -10,6 +10,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
+	"github.com/portcullis/portcullis/devidp"
 	"github.com/portcullis/portcullis/internal/gatewaytest"
 )
 
@@ -264,9 +265,71 @@ func TestConfigErrors(t *testing.T) {
 	t.Setenv("XDG_DATA_HOME", t.TempDir())
 	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
 	storeDir := filepath.Join(t.TempDir(), "store")
+	idp, err := devidp.Start(devidp.Config{Addr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(idp.Close)
+	// withTenants is a config with tenant acme configured by acme (the
+	// inside of its block) and the site's handlers.
+	withTenants := func(acme, site string) string {
+		return "{\n admin off\n persist_config off\n default_bind 127.0.0.1\n portcullis {\n storage badger " + storeDir +
+			"\n tenant acme {\n" + acme + "\n }\n tenant globex\n }\n}\n:0 {\n" + site + "\n}\n"
+	}
+	oidc := "oidc {\n issuer " + idp.Issuer + "\n client_id gw\n }\n roles viewer editor"
 	tests := []struct {
 		name, caddyfile, wantErr string
 	}{
+		{
+			name:      "identity of a tenant without sign-in",
+			caddyfile: withTenants(oidc, "identity globex"),
+			wantErr:   "tenant globex has no sign-in configured; add an oidc or saml block",
+		},
+		{
+			name:      "sso of a tenant without sign-in",
+			caddyfile: withTenants(oidc, "sso globex"),
+			wantErr:   "tenant globex has no sign-in configured",
+		},
+		{
+			name:      "identity of an unconfigured tenant",
+			caddyfile: withTenants(oidc, "identity initech"),
+			wantErr:   `tenant "initech" is not configured`,
+		},
+		{
+			name:      "identity_jwks of an unconfigured tenant",
+			caddyfile: withTenants(oidc, "identity_jwks initech"),
+			wantErr:   `tenant "initech" is not configured`,
+		},
+		{
+			name:      "require of an unknown role",
+			caddyfile: withTenants(oidc, "identity acme {\n require admin\n}"),
+			wantErr:   `require "admin": not one of the roles [viewer editor]`,
+		},
+		{
+			name:      "map_group to an unknown role",
+			caddyfile: withTenants(oidc+"\n map_group Engineering admin", "identity acme"),
+			wantErr:   `tenant acme: map_group "Engineering": role "admin" is not one of the roles [viewer editor]`,
+		},
+		{
+			name:      "unreachable OIDC provider",
+			caddyfile: withTenants("oidc {\n issuer http://127.0.0.1:1\n client_id gw\n }", "sso acme"),
+			wantErr:   "tenant acme: sign-in:",
+		},
+		{
+			name:      "client secret from an unset variable",
+			caddyfile: withTenants("oidc {\n issuer "+idp.Issuer+"\n client_id gw\n client_secret {env.PORTCULLIS_TEST_UNSET_SECRET}\n }", "sso acme"),
+			wantErr:   "expands to nothing (is the environment variable set?)",
+		},
+		{
+			name:      "SAML certificate file missing",
+			caddyfile: withTenants("saml {\n idp_entity_id https://idp\n idp_sso_url https://idp/sso\n idp_certificate /nonexistent/idp.pem\n entity_id urn:sp\n }", "sso acme"),
+			wantErr:   "saml idp_certificate: open /nonexistent/idp.pem",
+		},
+		{
+			name:      "assertion lifetime too long",
+			caddyfile: withTenants(oidc+"\n assertion {\n ttl 1h\n }", "identity acme"),
+			wantErr:   "assertion lifetime",
+		},
 		{
 			name:      "scim of an unconfigured tenant",
 			caddyfile: "{\n admin off\n persist_config off\n default_bind 127.0.0.1\n portcullis {\n storage badger " + storeDir + "\n tenant acme\n }\n}\n:0 {\n scim globex\n}\n",
@@ -302,7 +365,7 @@ func TestConfigErrors(t *testing.T) {
 
 	// A tenant named twice in JSON config (the Caddyfile adapter already
 	// refuses it) is refused by the app itself.
-	err := caddy.Load([]byte(`{"admin":{"disabled":true},"apps":{"portcullis":{"storage":{"backend":"badger","dir":"`+storeDir+`"},"tenants":[{"name":"acme"},{"name":"acme"}]}}}`), true)
+	err = caddy.Load([]byte(`{"admin":{"disabled":true},"apps":{"portcullis":{"storage":{"backend":"badger","dir":"`+storeDir+`"},"tenants":[{"name":"acme"},{"name":"acme"}]}}}`), true)
 	if err == nil || !strings.Contains(err.Error(), `tenant "acme" is configured twice`) {
 		_ = caddy.Stop()
 		t.Fatalf("duplicate tenant in JSON: %v", err)

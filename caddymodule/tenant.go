@@ -361,6 +361,14 @@ func newTenantRuntime(ctx context.Context, t *Tenant, store storage.Store, logge
 		return nil, fmt.Errorf("tenant %s: %v", t.Name, err)
 	}
 	rt.signIn, rt.identities = svc, ids
+	if t.Assertion != nil {
+		// Configured explicitly: load the key now, so a bad setting is
+		// refused at load rather than when a route first needs it.
+		if _, err := rt.assertionSigner(ctx); err != nil {
+			_ = svc.Close()
+			return nil, fmt.Errorf("tenant %s: assertion: %v", t.Name, err)
+		}
+	}
 	return rt, nil
 }
 
