@@ -124,7 +124,7 @@ type accessGateway struct {
 	gateway
 	caddyfile string
 	oidc      *devidp.Provider
-	tokens map[string]string // SCIM token by tenant
+	tokens    map[string]string // SCIM token by tenant
 }
 
 func startAccessGateway(t *testing.T) *accessGateway {
