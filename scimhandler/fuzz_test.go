@@ -76,6 +76,7 @@ type fuzzEnv struct {
 }
 
 func newFuzzEnv(f *testing.F) *fuzzEnv {
+	f.Cleanup(scimhandler.UseCheapPasswordHashes())
 	logs := &lockedBuffer{}
 	e := newEnv(f, func(c *scimhandler.Config) {
 		c.Logger = zap.New(zapcore.NewCore(zapcore.NewConsoleEncoder(zap.NewDevelopmentEncoderConfig()),

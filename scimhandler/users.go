@@ -70,12 +70,17 @@ func deriveUserFields(doc map[string]any) (userFields, error) {
 	return f, nil
 }
 
+// passwordHashCost is bcrypt's work factor for stored passwords. Only the
+// fuzz tests lower it (export_test.go): at the default one hash takes
+// ~50 ms, which would make inputs carrying a password dominate fuzzing.
+var passwordHashCost = bcrypt.DefaultCost
+
 // hashPassword makes the salted hash a password is stored as.
 func hashPassword(pw string) (string, error) {
 	if pw == "" {
 		return "", errInvalidValue("password must not be empty")
 	}
-	h, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.DefaultCost)
+	h, err := bcrypt.GenerateFromPassword([]byte(pw), passwordHashCost)
 	if errors.Is(err, bcrypt.ErrPasswordTooLong) {
 		return "", errInvalidValue("password is longer than 72 bytes")
 	}
