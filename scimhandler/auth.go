@@ -117,7 +117,8 @@ func (h *Handler) rejected(r *http.Request, reason string, unauthorized error) e
 	h.logger.Debug("scim request rejected", zap.String("reason", reason), zap.String("client", v.client),
 		zap.Int("failures_in_window", v.inWindow), zap.Bool("limited", v.limited))
 	if v.report {
-		h.recordRejection(r.Context(), reason, v)
+		// The client hanging up must not cancel the minute's record.
+		h.recordRejection(context.WithoutCancel(r.Context()), reason, v)
 	}
 	if !v.limited {
 		return unauthorized
@@ -136,8 +137,8 @@ func (h *Handler) recordRejection(ctx context.Context, reason string, v failureV
 	if v.limited {
 		outcome = "answered 429 (over the limit)"
 	}
-	msg := fmt.Sprintf("%s; client %s, %s; %d failed attempts from this client within %s (at most %d then one per %s are answered 401)",
-		reason, v.client, outcome, v.inWindow, failureWindow, failureBurst, failureRefill)
+	msg := fmt.Sprintf("%s; client %s, %s; %d failed attempts from this client within a minute (the first %d, then one per %s, are answered 401)",
+		reason, v.client, outcome, v.inWindow, failureBurst, failureRefill)
 	if v.unreported > 0 {
 		msg += fmt.Sprintf("; since the previous token.rejected event, %d failed attempts from %d clients (%d of them answered 429) were not recorded",
 			v.unreported, v.unreportedClients, v.unreportedLimited)
