@@ -76,7 +76,7 @@ func TestListFilterSortProject(t *testing.T) {
 		"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User", `{"department":"Sales"}`)
 	e.createUser("Alice", "title", "engineer", "active", "false", "externalId", "A-1",
 		"emails", `[{"value":"alice@home.example","type":"home"},{"value":"alice@work.example","type":"work","primary":true}]`)
-	e.createUser("bob", "emails", `[{"value":"bob@work.example","type":"work"}]`,
+	e.createUser("bob", "emails", `[{"value":"bob@work.example","type":"work"},{"value":"","type":"other"}]`,
 		"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User", `{"department":"Engineering"}`)
 	names := func(doc map[string]any) string {
 		var out []string
@@ -91,6 +91,9 @@ func TestListFilterSortProject(t *testing.T) {
 	}{
 		{"filter=" + q(`userName eq "ALICE"`), "Alice"},
 		{"filter=" + q(`userName eq "nobody"`), ""},
+		// Empty values are kept but not indexed: eq "" must scan (found by FuzzFilter).
+		{"filter=" + q(`emails.value eq ""`), "bob"},
+		{"filter=" + q(`emails[type eq "other" and value eq ""]`), "bob"},
 		{"filter=" + q(`userName sw "b" or userName sw "c"`) + "&sortBy=userName", "bob,carol"},
 		{"filter=" + q(`emails[type eq "work"].value eq "Alice@Work.example"`), "Alice"},
 		{"filter=" + q(`emails[type eq "work" and value co "bob"]`), "bob"},

@@ -61,7 +61,10 @@ func planLookups(rt *resourceType, node filterNode) (lookups []indexLookup, ok b
 			return append(l, r...), true
 		}
 	case *compareNode:
-		if n.op != filter.EQ || n.isNull || n.isBool || n.isNum || n.ref.container != "" {
+		// The store does not index empty values (an email element with
+		// "value":"" is kept in the document but has no index entry), so
+		// eq "" is answered by a scan.
+		if n.op != filter.EQ || n.isNull || n.isBool || n.isNum || n.ref.container != "" || n.raw == "" {
 			return nil, false
 		}
 		if k, ok := indexFor(rt, n.ref.name, n.ref.sub, n.viaValue); ok {
@@ -71,7 +74,7 @@ func planLookups(rt *resourceType, node filterNode) (lookups []indexLookup, ok b
 		if n.ref.container != "" {
 			return nil, false
 		}
-		if v, ok := valueEq(n.inner); ok {
+		if v, ok := valueEq(n.inner); ok && v != "" {
 			if k, ok := indexFor(rt, n.ref.name, "value", false); ok {
 				return []indexLookup{{k, v}}, true
 			}
