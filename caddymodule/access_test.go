@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/portcullis/portcullis/devidp"
 	"github.com/portcullis/portcullis/internal/gatewaytest"
@@ -215,9 +216,17 @@ func (g *accessGateway) signIn(t *testing.T, subject, path string) *gatewaytest.
 // given (names not canonicalised, values repeated).
 func request(t *testing.T, b *gatewaytest.Browser, method, url string, html bool, headers map[string][]string) answer {
 	t.Helper()
-	req, err := http.NewRequest(method, url, nil)
+	a, err := tryRequest(b, method, url, html, headers)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return a
+}
+
+func tryRequest(b *gatewaytest.Browser, method, url string, html bool, headers map[string][]string) (answer, error) {
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		return answer{}, err
 	}
 	if html {
 		req.Header.Set("Accept", "text/html")
@@ -236,14 +245,14 @@ func request(t *testing.T, b *gatewaytest.Browser, method, url string, html bool
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		t.Fatal(err)
+		return answer{}, err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
 	if err != nil {
-		t.Fatal(err)
+		return answer{}, err
 	}
-	return answer{status: resp.StatusCode, header: resp.Header, body: body}
+	return answer{status: resp.StatusCode, header: resp.Header, body: body}, nil
 }
 
 // echo is the backend's view of a request that got through.
@@ -441,7 +450,22 @@ func TestAccess(t *testing.T) {
 		if after.runtimes["acme"].signIn == oldSignIn {
 			t.Fatal("the new config shares the old sign-in service")
 		}
-		e := echoOf(t, request(t, b, "GET", g.site+"/home", false, nil), "after reload")
+		// The old config's server closes the connections it holds, even one
+		// it accepted just before it stopped; a browser tries again on a
+		// new one, and so does this test, a few times.
+		var a answer
+		var err error
+		for range 5 {
+			http.DefaultTransport.(*http.Transport).CloseIdleConnections()
+			if a, err = tryRequest(b, "GET", g.site+"/home", false, nil); err == nil {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if err != nil {
+			t.Fatalf("after reload: %v", err)
+		}
+		e := echoOf(t, a, "after reload")
 		wantHeaders(t, e.Header, map[string]string{"X-Remote-User": "alice@acme.test", "X-Remote-Role": "editor"})
 	})
 

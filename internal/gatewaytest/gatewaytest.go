@@ -4,6 +4,10 @@
 // process that re-executes the test binary as the caddy command, so a test
 // can SIGKILL a gateway and restart it. Everything listens on 127.0.0.1.
 //
+// It also holds what stands around a gateway in a test: a Browser (cookie
+// jar, redirects, forms), a Backend that echoes the headers it receives,
+// and a real SAML IdP (crewjam's samlidp).
+//
 // A test package that uses StartProcess or RunCLI must call
 // RunChildIfRequested first thing in its TestMain.
 package gatewaytest
