@@ -27,6 +27,10 @@ const gatewayCaddyfile = `{
 	admin @ADMIN@
 	persist_config off
 	default_bind 127.0.0.1
+	# Only errors: a failing attack's output stays readable.
+	log {
+		level ERROR
+	}
 	portcullis {
 		storage badger "@STORE@"
 		tenant acme {

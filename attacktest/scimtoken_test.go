@@ -153,9 +153,6 @@ func TestSCIMTokenGuessing(t *testing.T) {
 	if limited < len(statuses)-maxAllowed {
 		t.Errorf("%d of %d guesses got 429 (statuses %v), want at least %d", limited, len(statuses), statuses, len(statuses)-maxAllowed)
 	}
-	if statuses[len(statuses)-1] != http.StatusTooManyRequests {
-		t.Errorf("the last guess got %d, want 429", statuses[len(statuses)-1])
-	}
 
 	// Another address is counted on its own: its wrong token gets 401.
 	if a := scimGet(t, bystander, base, "Bearer "+randomToken(t)); a.status != http.StatusUnauthorized {
