@@ -156,8 +156,12 @@ func (g *Gate) Authorize(w http.ResponseWriter, r *http.Request) (id *Identity, 
 		r.Header = make(http.Header)
 	}
 	g.headers.strip(r.Header)
-	if len(r.Trailer) > 0 {
+	if r.Trailer != nil {
 		g.headers.strip(r.Trailer)
+	}
+	if r.Body != nil && r.Body != http.NoBody {
+		// Trailers arrive with the end of the body; strip them then too.
+		r.Body = &trailerStripper{ReadCloser: r.Body, r: r, headers: g.headers}
 	}
 
 	e, out, err := g.ids.resolve(r)
@@ -290,6 +294,9 @@ func noStore(w http.ResponseWriter) {
 
 func (g *Gate) writeUnauthenticated(w http.ResponseWriter, r *http.Request) {
 	noStore(w)
+	if x, ok := g.ids.sessions.(StrayCookieExpirer); ok {
+		x.ExpireStrayCookies(w, r)
+	}
 	login := ""
 	if g.loginURL != nil {
 		login = g.loginURL(localPath(g.returnPath(r)))

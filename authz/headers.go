@@ -2,6 +2,7 @@ package authz
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 )
@@ -168,4 +169,59 @@ func (s *headerSet) strip(h http.Header) {
 			delete(h, name)
 		}
 	}
+	s.stripConnectionTokens(h)
+}
+
+// stripConnectionTokens removes identity header names from the Connection
+// header. A proxy drops every header Connection names as hop-by-hop after
+// this gate has set the identity headers, so a client listing
+// "Connection: X-Remote-Role" would make the upstream lose the gateway's own
+// values (a role or an assertion it relies on).
+func (s *headerSet) stripConnectionTokens(h http.Header) {
+	for key, values := range h {
+		if !strings.EqualFold(key, "Connection") {
+			continue
+		}
+		kept := values[:0:0]
+		changed := false
+		for _, v := range values {
+			var tokens []string
+			for _, t := range strings.Split(v, ",") {
+				if t = strings.TrimSpace(t); t == "" || s.isIdentityHeader(t) {
+					changed = true
+					continue
+				}
+				tokens = append(tokens, t)
+			}
+			if len(tokens) > 0 {
+				kept = append(kept, strings.Join(tokens, ", "))
+			}
+		}
+		if !changed {
+			continue
+		}
+		if len(kept) == 0 {
+			delete(h, key)
+		} else {
+			h[key] = kept
+		}
+	}
+}
+
+// trailerStripper removes identity headers from the request's trailers once
+// the body has been read: Go fills r.Trailer in only at the end of the body
+// (whatever the Trailer header declared), after the gate ran, and a proxy
+// forwards what it finds there.
+type trailerStripper struct {
+	io.ReadCloser
+	r       *http.Request
+	headers *headerSet
+}
+
+func (t *trailerStripper) Read(p []byte) (int, error) {
+	n, err := t.ReadCloser.Read(p)
+	if err != nil && t.r.Trailer != nil {
+		t.headers.strip(t.r.Trailer)
+	}
+	return n, err
 }

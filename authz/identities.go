@@ -40,6 +40,16 @@ type SessionResolver interface {
 	IdleTimeout() time.Duration
 }
 
+// StrayCookieExpirer is implemented by a SessionResolver that can tell a
+// browser to drop session cookies it must not keep: several cookies of the
+// session's name on one request mean one was planted for a longer path or a
+// parent domain, and the resolver treats such a request as signed out. The
+// gate calls it whenever it sends a request to sign in, so the planted
+// cookie does not undo the sign-in that follows.
+type StrayCookieExpirer interface {
+	ExpireStrayCookies(w http.ResponseWriter, r *http.Request)
+}
+
 // IdentitiesConfig configures one tenant's Identities.
 type IdentitiesConfig struct {
 	Tenant   string

@@ -440,6 +440,10 @@ func (s ssoSessions) SessionKey(r *http.Request) ([32]byte, bool) { return s.svc
 
 func (s ssoSessions) IdleTimeout() time.Duration { return s.svc.IdleTimeout() }
 
+func (s ssoSessions) ExpireStrayCookies(w http.ResponseWriter, r *http.Request) {
+	s.svc.ExpireStrayCookies(w, r)
+}
+
 func (s ssoSessions) Lookup(r *http.Request) (*storage.Session, *storage.User, error) {
 	sess, user, err := s.svc.Lookup(r)
 	switch {
@@ -451,5 +455,8 @@ func (s ssoSessions) Lookup(r *http.Request) (*storage.Session, *storage.User, e
 	return sess, user, err
 }
 
-// Interface guard
-var _ authz.SessionResolver = ssoSessions{}
+// Interface guards
+var (
+	_ authz.SessionResolver    = ssoSessions{}
+	_ authz.StrayCookieExpirer = ssoSessions{}
+)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -29,8 +30,69 @@ const lastSeenGranularity = time.Minute
 // maxCookieLen bounds what Lookup hashes and looks up.
 const maxCookieLen = 128
 
-// CookieName is the name of this tenant's session cookie.
+// CookieName is the configured name of this tenant's session cookie.
+// Under TLS the cookie carries the __Host- prefix in front of it.
 func (s *Service) CookieName() string { return s.cfg.Session.CookieName }
+
+// sessionCookieName is the session cookie's name for r. Under TLS it
+// carries the __Host- prefix, which browsers accept only from a secure
+// origin with Path=/ and no Domain: no sibling site, parent domain or page
+// under another path can plant a cookie of that name.
+func (s *Service) sessionCookieName(r *http.Request) string {
+	n := s.cfg.Session.CookieName
+	if r.TLS != nil && !strings.HasPrefix(n, "__Host-") && !strings.HasPrefix(n, "__Secure-") {
+		return "__Host-" + n
+	}
+	return n
+}
+
+// sessionCookie is the session id r carries. A request that carries
+// several different cookies of that name carries none: one of them was
+// planted (for a longer path, or for a parent domain) and browsers send the
+// longer-path cookie first, so taking any of them could let an attacker's
+// session stand in for the user's own (session fixation).
+func (s *Service) sessionCookie(r *http.Request) (string, bool) {
+	value, n := "", 0
+	for _, c := range r.CookiesNamed(s.sessionCookieName(r)) {
+		if n == 0 || c.Value != value {
+			value = c.Value
+			n++
+		}
+	}
+	if n != 1 || value == "" || len(value) > maxCookieLen {
+		return "", false
+	}
+	return value, true
+}
+
+// maxStrayCookiePaths bounds the Set-Cookie headers ExpireStrayCookies writes.
+const maxStrayCookiePaths = 16
+
+// ExpireStrayCookies, when r carries several session cookies (see
+// sessionCookie), tells the browser to drop those set for the paths leading
+// to r's path; the one for "/" is replaced by the next sign-in. The
+// protecting handler calls it when it sends such a request to sign in, so
+// the sign-in is not undone by the planted cookie on the way back.
+func (s *Service) ExpireStrayCookies(w http.ResponseWriter, r *http.Request) {
+	name := s.sessionCookieName(r)
+	if len(r.CookiesNamed(name)) < 2 {
+		return
+	}
+	p := r.URL.Path
+	seen := map[string]bool{"/": true}
+	for i := 1; i <= len(p) && len(seen) <= maxStrayCookiePaths; i++ {
+		if i < len(p) && p[i] != '/' {
+			continue
+		}
+		for _, path := range []string{p[:i], strings.TrimSuffix(p[:i], "/") + "/"} {
+			if seen[path] {
+				continue
+			}
+			seen[path] = true
+			http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: path, MaxAge: -1, HttpOnly: true, Secure: r.TLS != nil})
+		}
+	}
+}
 
 // Lookup finds the signed-in session of r: cookie, its SHA-256, the stored
 // session, the expiry rule (storage.Session.Expired with the idle and
@@ -38,11 +100,12 @@ func (s *Service) CookieName() string { return s.cfg.Session.CookieName }
 // minute. Expired sessions are deleted. Errors other than ErrNoSession and
 // ErrUserInactive are store failures.
 func (s *Service) Lookup(r *http.Request) (*storage.Session, *storage.User, error) {
-	c, err := r.Cookie(s.cfg.Session.CookieName)
-	if err != nil || c.Value == "" || len(c.Value) > maxCookieLen {
+	value, ok := s.sessionCookie(r)
+	if !ok {
 		return nil, nil, ErrNoSession
 	}
-	hash := storage.HashSecret(c.Value)
+	hash := storage.HashSecret(value)
+	var err error
 	now := s.now()
 	var sess *storage.Session
 	var user *storage.User
@@ -127,7 +190,7 @@ func (s *Service) deleteSession(r *http.Request, hash [32]byte) {
 // Max-Age), because the server decides when the session ends.
 func (s *Service) setSessionCookie(w http.ResponseWriter, r *http.Request, id string) {
 	http.SetCookie(w, &http.Cookie{
-		Name:     s.cfg.Session.CookieName,
+		Name:     s.sessionCookieName(r),
 		Value:    id,
 		Path:     "/",
 		HttpOnly: true,
@@ -138,7 +201,7 @@ func (s *Service) setSessionCookie(w http.ResponseWriter, r *http.Request, id st
 
 func (s *Service) clearSessionCookie(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{
-		Name:     s.cfg.Session.CookieName,
+		Name:     s.sessionCookieName(r),
 		Value:    "",
 		Path:     "/",
 		MaxAge:   -1,
@@ -150,11 +213,11 @@ func (s *Service) clearSessionCookie(w http.ResponseWriter, r *http.Request) {
 
 // currentSessionHash is the hash of the session cookie r carries, if any.
 func (s *Service) currentSessionHash(r *http.Request) ([32]byte, bool) {
-	c, err := r.Cookie(s.cfg.Session.CookieName)
-	if err != nil || c.Value == "" || len(c.Value) > maxCookieLen {
+	value, ok := s.sessionCookie(r)
+	if !ok {
 		return [32]byte{}, false
 	}
-	return storage.HashSecret(c.Value), true
+	return storage.HashSecret(value), true
 }
 
 // SessionKey returns storage.HashSecret of the session id r's cookie

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -200,5 +201,54 @@ func TestConfigValidation(t *testing.T) {
 	if cfg.OIDC.Scopes[0] != "openid" || cfg.AllowedDomains[0] != "acme.com" || cfg.Session.CookieName != DefaultCookieName ||
 		cfg.Session.IdleTimeout != time.Hour || cfg.Session.AbsoluteTimeout != 12*time.Hour || cfg.OIDC.GroupsClaim != "groups" {
 		t.Errorf("defaults: %+v %+v", cfg, cfg.OIDC)
+	}
+}
+
+// A request carrying several different session cookies (one planted for a
+// longer path or a parent domain) carries no session, and the browser is
+// told to drop the ones on the way to its path.
+func TestSessionCookieAmbiguity(t *testing.T) {
+	svc := &Service{cfg: TenantConfig{Session: SessionConfig{CookieName: "sess"}}}
+	cases := []struct {
+		name    string
+		cookies string
+		want    string
+		ok      bool
+	}{
+		{"one", "sess=a", "a", true},
+		{"same value twice", "sess=a; sess=a", "a", true},
+		{"planted first", "sess=evil; sess=a", "", false},
+		{"none", "other=a", "", false},
+		{"empty", "sess=", "", false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodGet, "/app/x", nil)
+			r.Header.Set("Cookie", c.cookies)
+			got, ok := svc.sessionCookie(r)
+			if got != c.want || ok != c.ok {
+				t.Fatalf("sessionCookie = %q, %v; want %q, %v", got, ok, c.want, c.ok)
+			}
+		})
+	}
+	r := httptest.NewRequest(http.MethodGet, "/app/x", nil)
+	r.Header.Set("Cookie", "sess=evil; sess=a")
+	w := httptest.NewRecorder()
+	svc.ExpireStrayCookies(w, r)
+	var paths []string
+	for _, c := range w.Result().Cookies() {
+		if c.Name != "sess" || c.MaxAge >= 0 {
+			t.Fatalf("unexpected cookie %v", c)
+		}
+		paths = append(paths, c.Path)
+	}
+	if want := []string{"/app", "/app/", "/app/x", "/app/x/"}; !slices.Equal(paths, want) {
+		t.Fatalf("expired paths %v, want %v", paths, want)
+	}
+	// Under TLS the cookie is __Host- prefixed, so it cannot be planted
+	// with a Path or a Domain.
+	r = httptest.NewRequest(http.MethodGet, "https://gw.example/", nil)
+	if got := svc.sessionCookieName(r); got != "__Host-sess" {
+		t.Fatalf("cookie name under TLS = %q", got)
 	}
 }
