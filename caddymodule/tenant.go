@@ -440,6 +440,9 @@ func (s ssoSessions) SessionKey(r *http.Request) ([32]byte, bool) { return s.svc
 
 func (s ssoSessions) IdleTimeout() time.Duration { return s.svc.IdleTimeout() }
 
+// ExpireStrayCookies passes on sso's clean-up of session cookies planted
+// for longer paths, which the gate asks for when it sends such a request to
+// sign in.
 func (s ssoSessions) ExpireStrayCookies(w http.ResponseWriter, r *http.Request) {
 	s.svc.ExpireStrayCookies(w, r)
 }
