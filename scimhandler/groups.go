@@ -152,7 +152,7 @@ func (h *Handler) replaceGroup(req *request, id string) error {
 	}
 	var doc map[string]any
 	var version int64
-	err = h.update(req.ctx, func(tx storage.Tx) error {
+	err = h.updateResource(req.ctx, id, func(tx storage.Tx) error {
 		g, err := tx.GetGroup(id)
 		if err != nil {
 			return notFoundAs(err, "Group", id)
@@ -236,7 +236,7 @@ func (h *Handler) patchGroup(req *request, id string) error {
 	}
 	var doc map[string]any
 	var version int64
-	err = h.update(req.ctx, func(tx storage.Tx) error {
+	err = h.updateResource(req.ctx, id, func(tx storage.Tx) error {
 		g, err := tx.GetGroup(id)
 		if err != nil {
 			return notFoundAs(err, "Group", id)
@@ -330,7 +330,7 @@ func applyGroupOps(doc map[string]any, edit *memberEdit, ops []patchOp, base str
 }
 
 func (h *Handler) deleteGroup(req *request, id string) error {
-	err := h.update(req.ctx, func(tx storage.Tx) error {
+	err := h.updateResource(req.ctx, id, func(tx storage.Tx) error {
 		g, err := tx.GetGroup(id)
 		if err != nil {
 			return notFoundAs(err, "Group", id)

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"math/rand/v2"
 	"mime"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -66,6 +68,7 @@ type Handler struct {
 	tokens   tokenCache
 	failures *failureLimiter
 	cursors  pageCursors
+	writes   resourceLocks
 }
 
 // New checks cfg and returns a Handler.
@@ -342,6 +345,29 @@ func (h *Handler) update(ctx context.Context, fn func(tx storage.Tx) error) erro
 		}
 	}
 	return err
+}
+
+// updateResource is update for a change of one existing resource. Writers
+// of the same resource in this process take turns instead of racing: an IdP
+// that sends many PATCHes to one group at once would otherwise make every
+// transaction but one conflict and retry, and the retries pile up (p99 of
+// hundreds of milliseconds under 16 concurrent PATCHes). The store's own
+// conflict detection still guards writers in other processes.
+func (h *Handler) updateResource(ctx context.Context, id string, fn func(tx storage.Tx) error) error {
+	unlock := h.writes.lock(id)
+	defer unlock()
+	return h.update(ctx, fn)
+}
+
+// resourceLocks is a fixed set of mutexes, one picked per resource id.
+type resourceLocks [64]sync.Mutex
+
+func (l *resourceLocks) lock(id string) (unlock func()) {
+	f := fnv.New32a()
+	_, _ = f.Write([]byte(id))
+	m := &l[f.Sum32()%uint32(len(l))]
+	m.Lock()
+	return m.Unlock
 }
 
 func (h *Handler) view(ctx context.Context, fn func(tx storage.ReadTx) error) error {

@@ -284,7 +284,7 @@ func (h *Handler) replaceUser(req *request, id string) error {
 	}
 	var doc map[string]any
 	var version int64
-	err = h.update(req.ctx, func(tx storage.Tx) error {
+	err = h.updateResource(req.ctx, id, func(tx storage.Tx) error {
 		u, err := tx.GetUser(id)
 		if err != nil {
 			return notFoundAs(err, "User", id)
@@ -457,7 +457,7 @@ func (h *Handler) patchUser(req *request, id string) error {
 	}
 	var doc map[string]any
 	var version int64
-	err = h.update(req.ctx, func(tx storage.Tx) error {
+	err = h.updateResource(req.ctx, id, func(tx storage.Tx) error {
 		u, err := tx.GetUser(id)
 		if err != nil {
 			return notFoundAs(err, "User", id)
@@ -507,7 +507,7 @@ func (h *Handler) patchUser(req *request, id string) error {
 }
 
 func (h *Handler) deleteUser(req *request, id string) error {
-	err := h.update(req.ctx, func(tx storage.Tx) error {
+	err := h.updateResource(req.ctx, id, func(tx storage.Tx) error {
 		u, err := tx.GetUser(id)
 		if err != nil {
 			return notFoundAs(err, "User", id)
