@@ -59,33 +59,7 @@ func groupFields(doc map[string]any) (displayName, externalID string, err error)
 }
 
 func (h *Handler) getGroup(req *request, id string) error {
-	p, err := projectionFor(groupResource, req.r)
-	if err != nil {
-		return err
-	}
-	var doc map[string]any
-	var version int64
-	err = h.view(req.ctx, func(tx storage.ReadTx) error {
-		g, err := tx.GetGroup(id)
-		if err != nil {
-			return notFoundAs(err, "Group", id)
-		}
-		version = g.Version
-		if inm := req.r.Header.Get("If-None-Match"); inm != "" && etagListMatches(inm, g.Version) {
-			return nil
-		}
-		doc, err = renderGroup(tx, g, req.base, outputOpts(p))
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	if doc == nil {
-		req.w.Header().Set("ETag", etag(version))
-		req.w.WriteHeader(http.StatusNotModified)
-		return nil
-	}
-	return writeResource(req, http.StatusOK, groupResource, doc, version, p)
+	return storedGroups.serveGet(h, req, id)
 }
 
 func (h *Handler) createGroup(req *request) error {
@@ -150,40 +124,22 @@ func (h *Handler) replaceGroup(req *request, id string) error {
 	if err != nil {
 		return err
 	}
-	var doc map[string]any
-	var version int64
-	err = h.updateResource(req.ctx, id, func(tx storage.Tx) error {
-		g, err := tx.GetGroup(id)
-		if err != nil {
-			return notFoundAs(err, "Group", id)
-		}
-		if err := checkIfMatch(req.r, g.Version); err != nil {
-			return err
-		}
+	return storedGroups.change(h, req, id, p, true, func(tx storage.Tx, g *storage.Group) (*storage.Group, error) {
 		edit := newMemberEdit(tx, id)
 		if err := edit.clear(); err != nil {
-			return err
+			return nil, err
 		}
 		if err := edit.addAll(in.members); err != nil {
-			return err
+			return nil, err
 		}
 		next := *g
 		next.DisplayName, next.ExternalID = in.displayName, in.externalID
+		var err error
 		if next.Attributes, err = json.Marshal(in.doc); err != nil {
-			return err
+			return nil, err
 		}
-		saved, err := saveGroup(tx, req.actor, g, &next, edit)
-		if err != nil {
-			return err
-		}
-		version = saved.Version
-		doc, err = renderGroup(tx, saved, req.base, outputOpts(p))
-		return err
+		return saveGroup(tx, req.actor, g, &next, edit)
 	})
-	if err != nil {
-		return err
-	}
-	return writeResource(req, http.StatusOK, groupResource, doc, version, p)
 }
 
 // saveGroup applies the membership edits and writes next over before, with
@@ -234,53 +190,27 @@ func (h *Handler) patchGroup(req *request, id string) error {
 	if err != nil {
 		return err
 	}
-	var doc map[string]any
-	var version int64
-	err = h.updateResource(req.ctx, id, func(tx storage.Tx) error {
-		g, err := tx.GetGroup(id)
-		if err != nil {
-			return notFoundAs(err, "Group", id)
-		}
-		if err := checkIfMatch(req.r, g.Version); err != nil {
-			return err
-		}
+	return storedGroups.change(h, req, id, p, wantBody, func(tx storage.Tx, g *storage.Group) (*storage.Group, error) {
 		d, err := groupAttributes(g)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		edit := newMemberEdit(tx, id)
 		if err := applyGroupOps(d, edit, ops, req.base); err != nil {
-			return err
+			return nil, err
 		}
 		if d, err = normalizeResource(groupResource, d); err != nil {
-			return err
+			return nil, err
 		}
 		next := *g
 		if next.DisplayName, next.ExternalID, err = groupFields(d); err != nil {
-			return err
+			return nil, err
 		}
 		if next.Attributes, err = json.Marshal(d); err != nil {
-			return err
+			return nil, err
 		}
-		saved, err := saveGroup(tx, req.actor, g, &next, edit)
-		if err != nil {
-			return err
-		}
-		version = saved.Version
-		if wantBody {
-			doc, err = renderGroup(tx, saved, req.base, outputOpts(p))
-		}
-		return err
+		return saveGroup(tx, req.actor, g, &next, edit)
 	})
-	if err != nil {
-		return err
-	}
-	if !wantBody {
-		req.w.Header().Set("ETag", etag(version))
-		req.w.WriteHeader(http.StatusNoContent)
-		return nil
-	}
-	return writeResource(req, http.StatusOK, groupResource, doc, version, p)
 }
 
 // applyGroupOps applies PATCH operations to a group: those on members go
@@ -330,14 +260,7 @@ func applyGroupOps(doc map[string]any, edit *memberEdit, ops []patchOp, base str
 }
 
 func (h *Handler) deleteGroup(req *request, id string) error {
-	err := h.updateResource(req.ctx, id, func(tx storage.Tx) error {
-		g, err := tx.GetGroup(id)
-		if err != nil {
-			return notFoundAs(err, "Group", id)
-		}
-		if err := checkIfMatch(req.r, g.Version); err != nil {
-			return err
-		}
+	return storedGroups.remove(h, req, id, func(tx storage.Tx, g *storage.Group) error {
 		n, err := tx.CountMembers(id)
 		if err != nil {
 			return err
@@ -356,10 +279,4 @@ func (h *Handler) deleteGroup(req *request, id string) error {
 		}
 		return touchGroupsAfterMemberLoss(tx, req.actor, parents, storage.Member{ID: id, Type: storage.MemberGroup})
 	})
-	if err != nil {
-		return err
-	}
-	h.logger.Info("scim group deleted", zap.String("id", id))
-	req.w.WriteHeader(http.StatusNoContent)
-	return nil
 }

@@ -230,9 +230,11 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request, actor string) er
 	req := &request{w: w, r: r, ctx: r.Context(), base: h.baseFor(r, prefix), actor: actor}
 	switch endpoint {
 	case "Users", "Groups":
-		rt := userResource
+		rt, create := userResource, h.createUser
+		get, replace, patch, remove := h.getUser, h.replaceUser, h.patchUser, h.deleteUser
 		if endpoint == "Groups" {
-			rt = groupResource
+			rt, create = groupResource, h.createGroup
+			get, replace, patch, remove = h.getGroup, h.replaceGroup, h.patchGroup, h.deleteGroup
 		}
 		switch {
 		case len(rest) == 0:
@@ -240,10 +242,7 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request, actor string) er
 			case http.MethodGet:
 				return h.list(req, []*resourceType{rt}, nil)
 			case http.MethodPost:
-				if rt == userResource {
-					return h.createUser(req)
-				}
-				return h.createGroup(req)
+				return create(req)
 			}
 			return methodNotAllowed("GET, POST")
 		case rest[0] == ".search":
@@ -256,28 +255,15 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request, actor string) er
 		if id == "" || len(id) > maxIDLength {
 			return errNotFound("%s %q not found", rt.Name, truncate(id, 64))
 		}
-		if rt == userResource {
-			switch r.Method {
-			case http.MethodGet:
-				return h.getUser(req, id)
-			case http.MethodPut:
-				return h.replaceUser(req, id)
-			case http.MethodPatch:
-				return h.patchUser(req, id)
-			case http.MethodDelete:
-				return h.deleteUser(req, id)
-			}
-		} else {
-			switch r.Method {
-			case http.MethodGet:
-				return h.getGroup(req, id)
-			case http.MethodPut:
-				return h.replaceGroup(req, id)
-			case http.MethodPatch:
-				return h.patchGroup(req, id)
-			case http.MethodDelete:
-				return h.deleteGroup(req, id)
-			}
+		switch r.Method {
+		case http.MethodGet:
+			return get(req, id)
+		case http.MethodPut:
+			return replace(req, id)
+		case http.MethodPatch:
+			return patch(req, id)
+		case http.MethodDelete:
+			return remove(req, id)
 		}
 		return methodNotAllowed("GET, PUT, PATCH, DELETE")
 	case ".search":

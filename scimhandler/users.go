@@ -133,65 +133,8 @@ func (h *Handler) readUserInput(req *request) (*userInput, error) {
 	return in, nil
 }
 
-// projectionFor reads the attributes/excludedAttributes query parameters.
-func projectionFor(rt *resourceType, r *http.Request) (*projection, error) {
-	q := r.URL.Query()
-	return parseProjection(rt, splitAttrList(q.Get("attributes")), splitAttrList(q.Get("excludedAttributes")))
-}
-
-// writeResource answers with one resource.
-func writeResource(req *request, status int, rt *resourceType, doc map[string]any, version int64, p *projection) error {
-	body, err := marshalResource(rt, p.apply(doc))
-	if err != nil {
-		return err
-	}
-	hdr := req.w.Header()
-	hdr.Set("ETag", etag(version))
-	if status == http.StatusCreated {
-		hdr.Set("Location", req.base+rt.Endpoint+"/"+fmt.Sprint(doc["id"]))
-	}
-	hdr.Set("Content-Type", contentTypeSCIM)
-	req.w.WriteHeader(status)
-	_, _ = req.w.Write(body)
-	return nil
-}
-
 func (h *Handler) getUser(req *request, id string) error {
-	p, err := projectionFor(userResource, req.r)
-	if err != nil {
-		return err
-	}
-	var doc map[string]any
-	var version int64
-	err = h.view(req.ctx, func(tx storage.ReadTx) error {
-		u, err := tx.GetUser(id)
-		if err != nil {
-			return notFoundAs(err, "User", id)
-		}
-		version = u.Version
-		if inm := req.r.Header.Get("If-None-Match"); inm != "" && etagListMatches(inm, u.Version) {
-			return nil
-		}
-		doc, err = renderUser(tx, u, req.base, outputOpts(p))
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	if doc == nil {
-		req.w.Header().Set("ETag", etag(version))
-		req.w.WriteHeader(http.StatusNotModified)
-		return nil
-	}
-	return writeResource(req, http.StatusOK, userResource, doc, version, p)
-}
-
-// notFoundAs turns the store's ErrNotFound into a 404 naming the resource.
-func notFoundAs(err error, resource, id string) error {
-	if errors.Is(err, storage.ErrNotFound) {
-		return errNotFound("%s %q not found", resource, truncate(id, 64))
-	}
-	return err
+	return storedUsers.serveGet(h, req, id)
 }
 
 func (h *Handler) createUser(req *request) error {
@@ -282,16 +225,7 @@ func (h *Handler) replaceUser(req *request, id string) error {
 	if err != nil {
 		return err
 	}
-	var doc map[string]any
-	var version int64
-	err = h.updateResource(req.ctx, id, func(tx storage.Tx) error {
-		u, err := tx.GetUser(id)
-		if err != nil {
-			return notFoundAs(err, "User", id)
-		}
-		if err := checkIfMatch(req.r, u.Version); err != nil {
-			return err
-		}
+	return storedUsers.change(h, req, id, p, true, func(tx storage.Tx, u *storage.User) (*storage.User, error) {
 		next := *u
 		next.UserName, next.ExternalID = in.fields.userName, in.fields.externalID
 		next.DisplayName, next.Emails = in.fields.displayName, in.fields.emails
@@ -306,21 +240,12 @@ func (h *Handler) replaceUser(req *request, id string) error {
 		}
 		d := cloneDoc(in.doc)
 		d["active"] = next.Active
+		var err error
 		if next.Attributes, err = json.Marshal(d); err != nil {
-			return err
+			return nil, err
 		}
-		saved, err := h.saveUser(tx, req.actor, u, &next)
-		if err != nil {
-			return err
-		}
-		version = saved.Version
-		doc, err = renderUser(tx, saved, req.base, outputOpts(p))
-		return err
+		return h.saveUser(tx, req.actor, u, &next)
 	})
-	if err != nil {
-		return err
-	}
-	return writeResource(req, http.StatusOK, userResource, doc, version, p)
 }
 
 // saveUser writes next over before with its audit event: user.updated,
@@ -455,30 +380,21 @@ func (h *Handler) patchUser(req *request, id string) error {
 	if err != nil {
 		return err
 	}
-	var doc map[string]any
-	var version int64
-	err = h.updateResource(req.ctx, id, func(tx storage.Tx) error {
-		u, err := tx.GetUser(id)
-		if err != nil {
-			return notFoundAs(err, "User", id)
-		}
-		if err := checkIfMatch(req.r, u.Version); err != nil {
-			return err
-		}
+	return storedUsers.change(h, req, id, p, true, func(tx storage.Tx, u *storage.User) (*storage.User, error) {
 		d, err := userAttributes(u)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if err := applyPatch(userResource, d, ops); err != nil {
-			return err
+			return nil, err
 		}
 		if d, err = normalizeResource(userResource, d); err != nil {
-			return err
+			return nil, err
 		}
 		takePassword(d)
 		f, err := deriveUserFields(d)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		next := *u
 		next.UserName, next.ExternalID, next.DisplayName, next.Emails = f.userName, f.externalID, f.displayName, f.emails
@@ -490,31 +406,14 @@ func (h *Handler) patchUser(req *request, id string) error {
 			next.PasswordHash = pw.hash
 		}
 		if next.Attributes, err = json.Marshal(d); err != nil {
-			return err
+			return nil, err
 		}
-		saved, err := h.saveUser(tx, req.actor, u, &next)
-		if err != nil {
-			return err
-		}
-		version = saved.Version
-		doc, err = renderUser(tx, saved, req.base, outputOpts(p))
-		return err
+		return h.saveUser(tx, req.actor, u, &next)
 	})
-	if err != nil {
-		return err
-	}
-	return writeResource(req, http.StatusOK, userResource, doc, version, p)
 }
 
 func (h *Handler) deleteUser(req *request, id string) error {
-	err := h.updateResource(req.ctx, id, func(tx storage.Tx) error {
-		u, err := tx.GetUser(id)
-		if err != nil {
-			return notFoundAs(err, "User", id)
-		}
-		if err := checkIfMatch(req.r, u.Version); err != nil {
-			return err
-		}
+	return storedUsers.remove(h, req, id, func(tx storage.Tx, u *storage.User) error {
 		groupIDs, err := tx.GroupsOf(id)
 		if err != nil {
 			return err
@@ -536,12 +435,6 @@ func (h *Handler) deleteUser(req *request, id string) error {
 		// so their versions move on too.
 		return touchGroupsAfterMemberLoss(tx, req.actor, groupIDs, storage.Member{ID: id, Type: storage.MemberUser})
 	})
-	if err != nil {
-		return err
-	}
-	h.logger.Info("scim user deleted", zap.String("id", id))
-	req.w.WriteHeader(http.StatusNoContent)
-	return nil
 }
 
 // touchGroupsAfterMemberLoss bumps the groups a deleted member was in and
