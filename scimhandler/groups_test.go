@@ -226,3 +226,30 @@ func TestAnswersKeepAmpersands(t *testing.T) {
 		t.Errorf("list %s", list.body)
 	}
 }
+
+// Groups answer conditional requests like users: 304 for a current
+// If-None-Match, 412 for a stale If-Match on every kind of write, and a
+// refused write changes nothing.
+func TestGroupConditionalRequests(t *testing.T) {
+	e := newEnv(t)
+	r := e.want(e.do("POST", "/Groups", `{"displayName":"Ops"}`), http.StatusCreated)
+	gid := str(r.obj(t)["id"])
+	etag := r.header.Get("ETag")
+	if etag == "" {
+		t.Fatal("no ETag on create")
+	}
+	nm := e.want(e.do("GET", "/Groups/"+gid, nil, "If-None-Match", etag), http.StatusNotModified)
+	if len(nm.body) != 0 || nm.header.Get("ETag") != etag {
+		t.Errorf("304 with body %q etag %q", nm.body, nm.header.Get("ETag"))
+	}
+	e.want(e.do("GET", "/Groups/"+gid, nil, "If-None-Match", `W/"99"`), http.StatusOK)
+	stale := `W/"99"`
+	e.want(e.do("PUT", "/Groups/"+gid, `{"displayName":"Other"}`, "If-Match", stale), http.StatusPreconditionFailed)
+	e.want(e.do("PATCH", "/Groups/"+gid, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"displayName","value":"Other"}]}`, "If-Match", stale), http.StatusPreconditionFailed)
+	e.want(e.do("DELETE", "/Groups/"+gid, nil, "If-Match", stale), http.StatusPreconditionFailed)
+	if got := str(e.want(e.do("GET", "/Groups/"+gid, nil), http.StatusOK).obj(t)["displayName"]); got != "Ops" {
+		t.Errorf("displayName %q after refused writes", got)
+	}
+	e.want(e.do("PATCH", "/Groups/"+gid, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"displayName","value":"Ops2"}]}`, "If-Match", etag), http.StatusNoContent)
+	e.want(e.do("DELETE", "/Groups/"+gid, nil, "If-Match", etag), http.StatusPreconditionFailed)
+}
