@@ -20,15 +20,12 @@ import (
 	"github.com/crewjam/saml/samlidp"
 )
 
-// SAMLIdP is a real SAML 2.0 identity provider (crewjam's samlidp) on
-// 127.0.0.1, with a login form for its users.
-type SAMLIdP struct {
-	t      testing.TB
-	server *httptest.Server
-}
+// SAMLIdPCommonName is the subject of the IdP's self-signed certificate.
+const SAMLIdPCommonName = "gatewaytest SAML IdP"
 
-// StartSAMLIdP runs an IdP with a fresh signing key until the test ends.
-func StartSAMLIdP(t testing.TB) *SAMLIdP {
+// SigningKeyPair makes an RSA key and a self-signed certificate for it
+// (valid from an hour ago for a day), as a SAML IdP signs with.
+func SigningKeyPair(t testing.TB, commonName string) (*rsa.PrivateKey, *x509.Certificate) {
 	t.Helper()
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
@@ -36,7 +33,7 @@ func StartSAMLIdP(t testing.TB) *SAMLIdP {
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: "gatewaytest SAML IdP"},
+		Subject:      pkix.Name{CommonName: commonName},
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().Add(24 * time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
@@ -49,6 +46,20 @@ func StartSAMLIdP(t testing.TB) *SAMLIdP {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return key, cert
+}
+
+// SAMLIdP is a real SAML 2.0 identity provider (crewjam's samlidp) on
+// 127.0.0.1, with a login form for its users.
+type SAMLIdP struct {
+	t      testing.TB
+	server *httptest.Server
+}
+
+// StartSAMLIdP runs an IdP with a fresh signing key until the test ends.
+func StartSAMLIdP(t testing.TB) *SAMLIdP {
+	t.Helper()
+	key, cert := SigningKeyPair(t, SAMLIdPCommonName)
 
 	// The IdP needs its own URL before it can be built, and the server
 	// must exist to know it: requests wait until the IdP is set.
