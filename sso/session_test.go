@@ -105,6 +105,10 @@ func TestSessionLastSeenWrittenAtMostOncePerMinute(t *testing.T) {
 	if !stored.After(first) || !sess.LastSeen.Equal(stored) {
 		t.Fatalf("LastSeen not refreshed after a minute: %v -> %v", first, stored)
 	}
+	// The refresh is bookkeeping: it must not empty the identity caches.
+	if g.store.Generation(testTenant) != gen {
+		t.Fatal("the LastSeen refresh advanced the store's Generation")
+	}
 }
 
 func TestSessionEndsWithUser(t *testing.T) {

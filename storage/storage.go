@@ -185,8 +185,9 @@ type Store interface {
 	// aborts the transaction and is returned as is.
 	Update(ctx context.Context, tenant string, fn func(Tx) error) error
 	// Generation is a counter that increases after every committed Update
-	// of the tenant. Caches of the tenant's data compare it to know they
-	// are stale without subscribing to anything.
+	// of the tenant (except one that called Tx.Unobserved). Caches of the
+	// tenant's data compare it to know they are stale without subscribing
+	// to anything.
 	Generation(tenant string) uint64
 	Close() error
 }
@@ -269,6 +270,13 @@ type Tx interface {
 	// AppendEvent records an audit event; the store sets ID (time-sortable)
 	// and Time if zero.
 	AppendEvent(e Event) error
+
+	// Unobserved declares that the transaction changes nothing a cache
+	// keyed on Generation relies on (only bookkeeping, such as a session's
+	// LastSeen), so committing it leaves Generation as it is. Without it,
+	// every signed-in user's once-a-minute LastSeen write would empty every
+	// identity cache of the tenant.
+	Unobserved()
 }
 
 // NewID returns a random RFC 4122 version 4 UUID.

@@ -238,9 +238,11 @@ func (s *Store) Update(ctx context.Context, tenant string, fn func(storage.Tx) e
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		err := s.attempt(prefix, fn)
+		unobserved, err := s.attempt(prefix, fn)
 		if err == nil {
-			s.generation(tenant).Add(1)
+			if !unobserved {
+				s.generation(tenant).Add(1)
+			}
 			return nil
 		}
 		var fe fnError
@@ -277,17 +279,17 @@ func (s *Store) Update(ctx context.Context, tenant string, fn func(storage.Tx) e
 	}
 }
 
-func (s *Store) attempt(prefix []byte, fn func(storage.Tx) error) error {
+func (s *Store) attempt(prefix []byte, fn func(storage.Tx) error) (unobserved bool, err error) {
 	txn := s.db.NewTransaction(true)
 	defer txn.Discard()
 	t := &tx{txn: txn, k: keyer{prefix}, writable: true}
 	if err := fn(t); err != nil {
-		return fnError{err}
+		return false, fnError{err}
 	}
 	if t.tooBig {
-		return storage.ErrTooBig
+		return false, storage.ErrTooBig
 	}
-	return t.written(txn.Commit())
+	return t.unobserved, t.written(txn.Commit())
 }
 
 // zapLogger routes Badger's log lines to zap. Info and debug are dropped:

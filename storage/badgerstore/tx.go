@@ -24,7 +24,13 @@ type tx struct {
 	// tooBig is set once Badger refused a write for the transaction's
 	// size: Update then commits nothing, even if fn carried on.
 	tooBig bool
+	// unobserved: the caller declared the writes invisible to caches
+	// (storage.Tx.Unobserved), so the commit leaves Generation alone.
+	unobserved bool
 }
+
+// Unobserved implements storage.Tx.
+func (t *tx) Unobserved() { t.unobserved = true }
 
 var _ storage.Tx = (*tx)(nil)
 

@@ -255,9 +255,28 @@ func testGeneration(t *testing.T, h *harness) {
 		t.Fatalf("Generation after a View = %d, want %d", g, g1)
 	}
 	h.putUser(tenant, &storage.User{ID: "u1", UserName: "u1-renamed"})
-	if g := h.s.Generation(tenant); g <= g1 {
-		t.Fatalf("Generation after a second commit = %d, want > %d", g, g1)
+	g2 := h.s.Generation(tenant)
+	if g2 <= g1 {
+		t.Fatalf("Generation after a second commit = %d, want > %d", g2, g1)
 	}
+	// A transaction declared Unobserved (bookkeeping such as a session's
+	// LastSeen) commits its writes but leaves Generation alone.
+	err := h.s.Update(t.Context(), tenant, func(tx storage.Tx) error {
+		tx.Unobserved()
+		return tx.PutRecord("bookkeeping", "k", []byte("v"), 0)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := h.s.Generation(tenant); g != g2 {
+		t.Fatalf("Generation after an Unobserved commit = %d, want %d", g, g2)
+	}
+	h.view(tenant, func(tx storage.ReadTx) error {
+		if v, err := tx.GetRecord("bookkeeping", "k"); err != nil || string(v) != "v" {
+			t.Fatalf("Unobserved write not committed: %q, %v", v, err)
+		}
+		return nil
+	})
 }
 
 // testConcurrentMembers: 50 concurrent transactions each add a different
