@@ -12,7 +12,10 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
+
+	vegeta "github.com/tsenart/vegeta/v12/lib"
 
 	"github.com/portcullis/portcullis/devidp"
 )
@@ -20,7 +23,6 @@ import (
 const (
 	benchTenant   = "bench"
 	benchClientID = "portcullis-bench"
-	benchUser     = "bench-viewer@bench.example"
 	deprovUser    = "bench-leaver@bench.example"
 )
 
@@ -36,7 +38,10 @@ type benchEnv struct {
 	clientSecret string
 }
 
-func newBenchEnv(dir, backend string) (*benchEnv, error) {
+// viewerName is the userName of the i-th signed-in user of the proxy runs.
+func viewerName(i int) string { return fmt.Sprintf("viewer%03d@bench.example", i) }
+
+func newBenchEnv(dir, backend string, sessions int) (*benchEnv, error) {
 	var ports [3]int
 	for i := range ports {
 		p, err := freePort()
@@ -52,12 +57,14 @@ func newBenchEnv(dir, backend string) (*benchEnv, error) {
 		gatewayURL: fmt.Sprintf("http://127.0.0.1:%d", ports[1]),
 		plainURL:   fmt.Sprintf("http://127.0.0.1:%d", ports[2]),
 	}
+	users := []devidp.User{{Subject: "leaver", PreferredUsername: deprovUser, Email: deprovUser, EmailVerified: true, Name: "Bench Leaver"}}
+	for i := 0; i < sessions; i++ {
+		n := viewerName(i)
+		users = append(users, devidp.User{Subject: n, PreferredUsername: n, Email: n, EmailVerified: true, Name: "Bench Viewer"})
+	}
 	idp, err := devidp.Start(devidp.Config{
-		Addr: "127.0.0.1:0",
-		Users: []devidp.User{
-			{Subject: "viewer", PreferredUsername: benchUser, Email: benchUser, EmailVerified: true, Name: "Bench Viewer"},
-			{Subject: "leaver", PreferredUsername: deprovUser, Email: deprovUser, EmailVerified: true, Name: "Bench Leaver"},
-		},
+		Addr:  "127.0.0.1:0",
+		Users: users,
 	})
 	if err != nil {
 		return nil, err
@@ -173,14 +180,17 @@ type proxyResults struct {
 // role check, identity headers) and the plain site, and keeps the median of
 // each figure per configuration.
 func (e *benchEnv) compareProxy(gw *gateway, scim *scimClient, o options) (*proxyResults, error) {
-	cookie, _, err := e.signIn(scim, "viewer", benchUser)
-	if err != nil {
-		return nil, err
+	// Many signed-in users, each request as the next one, so the identity
+	// cache holds as many entries as a real gateway's would.
+	headers := make([]http.Header, o.sessions)
+	for i := range headers {
+		cookie, _, err := e.signIn(scim, viewerName(i), viewerName(i))
+		if err != nil {
+			return nil, err
+		}
+		headers[i] = http.Header{"Cookie": {cookie}, "Accept": {"text/html"}}
 	}
-	hdr := http.Header{}
-	hdr.Set("Cookie", cookie)
-	hdr.Set("Accept", "text/html")
-	portcullis := staticTarget(http.MethodGet, e.gatewayURL+"/", hdr, nil)
+	portcullis := roundRobinTarget(e.gatewayURL+"/", headers)
 	plain := staticTarget(http.MethodGet, e.plainURL+"/", http.Header{"Accept": {"text/html"}}, nil)
 
 	// Warm both: connections, caches, the upstream pool.
@@ -347,4 +357,15 @@ func saveProfile(adminURL, file string) {
 		return
 	}
 	logf("saved a CPU profile of the gateway to %s", file)
+}
+
+// roundRobinTarget sends GET url as each of the signed-in users in turn.
+func roundRobinTarget(url string, headers []http.Header) vegeta.Targeter {
+	var next atomic.Uint64
+	return func(t *vegeta.Target) error {
+		t.Method = http.MethodGet
+		t.URL = url
+		t.Header = headers[next.Add(1)%uint64(len(headers))]
+		return nil
+	}
 }

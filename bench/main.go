@@ -40,14 +40,15 @@ type options struct {
 	keep        bool
 	skipProxy   bool
 	profile     string
+	sessions    int
 }
 
 // results is the table, as saved in JSON.
 type results struct {
-	Started     time.Time `json:"started"`
-	GoVersion   string    `json:"go_version"`
-	CPUs        int       `json:"cpus"`
-	Options     any       `json:"options"`
+	Started     time.Time         `json:"started"`
+	GoVersion   string            `json:"go_version"`
+	CPUs        int               `json:"cpus"`
+	Options     map[string]string `json:"flags"`
 	Proxy       *proxyResults
 	SCIMPost1   loadResult         `json:"scim_post_users_c1"`
 	SCIMPost16  loadResult         `json:"scim_post_users_c16"`
@@ -69,6 +70,7 @@ func main() {
 	flag.IntVar(&o.members, "members", 10000, "members of the group the add-member PATCHes go to")
 	flag.IntVar(&o.proxyReqs, "proxy-requests", 20000, "requests per proxy run")
 	flag.IntVar(&o.rounds, "rounds", 3, "alternating proxy runs per configuration")
+	flag.IntVar(&o.sessions, "sessions", 50, "signed-in users the Portcullis proxy runs take turns as")
 	flag.IntVar(&o.concurrency, "c", 16, "concurrency of the proxy runs and of the concurrent SCIM runs")
 	flag.IntVar(&o.scimPosts, "scim-posts", 1000, "POST /Users requests per SCIM throughput run")
 	flag.IntVar(&o.patches, "patches", 500, "add-member PATCHes per run")
@@ -87,6 +89,7 @@ func main() {
 }
 
 func run(o options) error {
+	o.sessions = max(o.sessions, 1)
 	if o.members+2*o.patches > o.users {
 		return fmt.Errorf("-users (%d) must be at least -members + 2×-patches (%d)", o.users, o.members+2*o.patches)
 	}
@@ -99,7 +102,9 @@ func run(o options) error {
 	} else {
 		logf("keeping %s", dir)
 	}
-	res := &results{Started: time.Now().UTC(), Options: o}
+	flags := map[string]string{}
+	flag.VisitAll(func(f *flag.Flag) { flags[f.Name] = f.Value.String() })
+	res := &results{Started: time.Now().UTC(), Options: flags}
 	res.GoVersion, res.CPUs = goEnv()
 
 	logf("building ./cmd/caddy")
@@ -113,7 +118,7 @@ func run(o options) error {
 	}
 	defer stopBackend()
 
-	env, err := newBenchEnv(dir, backend)
+	env, err := newBenchEnv(dir, backend, max(o.sessions, 1))
 	if err != nil {
 		return err
 	}

@@ -28,7 +28,7 @@ func printTable(w io.Writer, r *results, o options) {
 		fmt.Fprintf(tw, "proxy throughput\t%.0f/s vs %.0f/s plain\tratio %.2f\t\n", p.Portcullis.PerSecond, p.Plain.PerSecond, p.ThroughputRatio)
 		fmt.Fprintf(tw, "proxy p50\t%.2f ms vs %.2f ms plain\tratio %.2f\t\n", p.Portcullis.P50ms, p.Plain.P50ms, ratio(p.Portcullis.P50ms, p.Plain.P50ms))
 		fmt.Fprintf(tw, "proxy p99\t%.2f ms vs %.2f ms plain\tratio %.2f\t\n", p.Portcullis.P99ms, p.Plain.P99ms, ratio(p.Portcullis.P99ms, p.Plain.P99ms))
-		fmt.Fprintf(tw, "  (runs)\t%d × %d requests each, c=%d\talternating, medians\t\n", o.rounds, o.proxyReqs, o.concurrency)
+		fmt.Fprintf(tw, "  (runs)\t%d × %d requests each, c=%d\talternating, medians; %d signed-in users in turn\t\n", o.rounds, o.proxyReqs, o.concurrency, o.sessions)
 	}
 	fmt.Fprintf(tw, "SCIM POST /Users c=1\t%.0f/s\tp50 %.2f ms, p99 %.2f ms, %.0f µs CPU/req\t\n", r.SCIMPost1.PerSecond, r.SCIMPost1.P50ms, r.SCIMPost1.P99ms, r.SCIMPost1.CPUPerRequestUs)
 	fmt.Fprintf(tw, "SCIM POST /Users c=%d\t%.0f/s\tp50 %.2f ms, p99 %.2f ms, %.0f µs CPU/req\t\n", o.concurrency, r.SCIMPost16.PerSecond, r.SCIMPost16.P50ms, r.SCIMPost16.P99ms, r.SCIMPost16.CPUPerRequestUs)
