@@ -224,6 +224,9 @@ func (e *benchEnv) compareProxy(gw *gateway, scim *scimClient, o options) (*prox
 		if a.StatusCodes["200"] != int(a.Requests) {
 			return nil, fmt.Errorf("Portcullis site answered %v, want only 200 (errors %v)", a.StatusCodes, a.Errors)
 		}
+		if i == 0 && o.profile != "" {
+			go saveProfile(e.adminURL, o.profile+"-plain.pprof")
+		}
 		b, err := runLoad("plain", plain, o.concurrency, uint64(o.proxyReqs), o.maxRun, gw.pid())
 		if err != nil {
 			return nil, err

@@ -79,7 +79,7 @@ func main() {
 	flag.StringVar(&o.out, "out", "", "where to save the JSON (default bench/results/<time>.json)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (store, Caddyfile, logs)")
 	flag.BoolVar(&o.skipProxy, "skip-proxy", false, "skip the proxy comparison")
-	flag.StringVar(&o.profile, "profile", "", "save 5 s CPU profiles of the gateway, taken during the first Portcullis proxy run and the concurrent SCIM POST run, to PREFIX-proxy.pprof and PREFIX-scim-post.pprof")
+	flag.StringVar(&o.profile, "profile", "", "save 5 s CPU profiles of the gateway, taken during the first Portcullis and plain proxy runs and the concurrent SCIM POST run, to PREFIX-proxy.pprof, PREFIX-plain.pprof and PREFIX-scim-post.pprof")
 	flag.Parse()
 
 	if err := run(o); err != nil {
