@@ -15,6 +15,7 @@ import (
 	dsig "github.com/russellhaering/goxmldsig"
 
 	"github.com/portcullis/portcullis/internal/gatewaytest"
+	"github.com/portcullis/portcullis/internal/testpki"
 	"github.com/portcullis/portcullis/storage"
 )
 
@@ -51,7 +52,7 @@ type samlKit struct {
 func newSAMLKit(t *testing.T) *samlKit {
 	t.Helper()
 	// Named like the real IdP's certificate, as an attacker would.
-	key, cert := gatewaytest.SigningKeyPair(t, gatewaytest.SAMLIdPCommonName)
+	key, cert := testpki.SigningKeyPair(t, gatewaytest.SAMLIdPCommonName)
 	der := cert.Raw
 	// The signing context crewjam's IdP uses, with the attacker's key.
 	ctx := dsig.NewDefaultSigningContext(dsig.TLSCertKeyStore(tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}))

@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto"
-	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -15,7 +13,6 @@ import (
 	"encoding/xml"
 	"io"
 	"log"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -29,6 +26,7 @@ import (
 	"github.com/crewjam/saml"
 	"github.com/crewjam/saml/samlidp"
 
+	"github.com/portcullis/portcullis/internal/testpki"
 	"github.com/portcullis/portcullis/storage"
 )
 
@@ -48,7 +46,7 @@ type samlIdP struct {
 
 func startSAMLIdP(t *testing.T) *samlIdP {
 	t.Helper()
-	key, cert := newKeyPair(t, "test idp")
+	key, cert := testpki.SigningKeyPair(t, "test idp")
 	i := &samlIdP{t: t, signer: &switchSigner{key: key}}
 	var handler http.Handler
 	var ready sync.WaitGroup
@@ -178,27 +176,6 @@ func (s *switchSigner) current() *rsa.PrivateKey {
 func (s *switchSigner) Public() crypto.PublicKey { return s.current().Public() }
 func (s *switchSigner) Sign(r io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
 	return s.current().Sign(r, digest, opts)
-}
-
-func newKeyPair(t *testing.T, cn string) (*rsa.PrivateKey, *x509.Certificate) {
-	t.Helper()
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: cn},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return key, cert
 }
 
 // samlSetup runs an IdP with users and a gateway registered with it.
@@ -364,7 +341,7 @@ func TestSAMLEncryptedAssertions(t *testing.T) {
 func TestSAMLRefusals(t *testing.T) {
 	idp := startSAMLIdPWithUsers(t)
 	idpKey := idp.signer.current()
-	otherKey, _ := newKeyPair(t, "not the idp")
+	otherKey, _ := testpki.SigningKeyPair(t, "not the idp")
 	shift := func(a *saml.Assertion, d time.Duration) {
 		a.IssueInstant = a.IssueInstant.Add(d)
 		a.Conditions.NotBefore = a.Conditions.NotBefore.Add(d)
@@ -649,7 +626,7 @@ func TestSAMLIdPInitiatedLogout(t *testing.T) {
 // URL and certificate instead of metadata, and a configured SP key pair.
 func TestSAMLHandConfiguredIdP(t *testing.T) {
 	idp := startSAMLIdPWithUsers(t)
-	spKey, spCert := newKeyPair(t, "configured sp")
+	spKey, spCert := testpki.SigningKeyPair(t, "configured sp")
 	certPEM := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: idp.idp.IDP.Certificate.Raw}))
 	keyPEM := string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(spKey)}))
 	spCertPEM := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: spCert.Raw}))

@@ -2,52 +2,22 @@ package gatewaytest
 
 import (
 	"bytes"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
 	"io"
 	"log"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/crewjam/saml/samlidp"
+
+	"github.com/portcullis/portcullis/internal/testpki"
 )
 
 // SAMLIdPCommonName is the subject of the IdP's self-signed certificate.
 const SAMLIdPCommonName = "gatewaytest SAML IdP"
-
-// SigningKeyPair makes an RSA key and a self-signed certificate for it
-// (valid from an hour ago for a day), as a SAML IdP signs with.
-func SigningKeyPair(t testing.TB, commonName string) (*rsa.PrivateKey, *x509.Certificate) {
-	t.Helper()
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: commonName},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return key, cert
-}
 
 // SAMLIdP is a real SAML 2.0 identity provider (crewjam's samlidp) on
 // 127.0.0.1, with a login form for its users.
@@ -59,7 +29,7 @@ type SAMLIdP struct {
 // StartSAMLIdP runs an IdP with a fresh signing key until the test ends.
 func StartSAMLIdP(t testing.TB) *SAMLIdP {
 	t.Helper()
-	key, cert := SigningKeyPair(t, SAMLIdPCommonName)
+	key, cert := testpki.SigningKeyPair(t, SAMLIdPCommonName)
 
 	// The IdP needs its own URL before it can be built, and the server
 	// must exist to know it: requests wait until the IdP is set.
