@@ -58,21 +58,28 @@ func schemaRepresentation(s *schema, base string) map[string]any {
 }
 
 func (h *Handler) schemas(req *request, rest []string) error {
+	return serveDiscovery(req, rest, allSchemas, "schema",
+		func(s *schema) string { return s.ID }, schemaRepresentation)
+}
+
+// serveDiscovery answers a discovery endpoint (Schemas, ResourceTypes): the
+// whole list, or the one item whose id (case-insensitive) is rest[0].
+func serveDiscovery[T any](req *request, rest []string, items []T, what string, id func(T) string, render func(T, string) map[string]any) error {
 	if err := refuseFilter(req.r); err != nil {
 		return err
 	}
 	if len(rest) == 1 {
-		for _, s := range allSchemas {
-			if strings.EqualFold(s.ID, rest[0]) {
-				writeJSON(req.w, http.StatusOK, schemaRepresentation(s, req.base))
+		for _, it := range items {
+			if strings.EqualFold(id(it), rest[0]) {
+				writeJSON(req.w, http.StatusOK, render(it, req.base))
 				return nil
 			}
 		}
-		return errNotFound("schema %q not found", truncate(rest[0], 128))
+		return errNotFound("%s %q not found", what, truncate(rest[0], 128))
 	}
 	var out []any
-	for _, s := range allSchemas {
-		out = append(out, schemaRepresentation(s, req.base))
+	for _, it := range items {
+		out = append(out, render(it, req.base))
 	}
 	writeDiscoveryList(req, out)
 	return nil
@@ -99,24 +106,8 @@ func resourceTypeRepresentation(rt *resourceType, base string) map[string]any {
 }
 
 func (h *Handler) resourceTypes(req *request, rest []string) error {
-	if err := refuseFilter(req.r); err != nil {
-		return err
-	}
-	if len(rest) == 1 {
-		for _, rt := range resourceTypes {
-			if strings.EqualFold(rt.Name, rest[0]) {
-				writeJSON(req.w, http.StatusOK, resourceTypeRepresentation(rt, req.base))
-				return nil
-			}
-		}
-		return errNotFound("resource type %q not found", truncate(rest[0], 128))
-	}
-	var out []any
-	for _, rt := range resourceTypes {
-		out = append(out, resourceTypeRepresentation(rt, req.base))
-	}
-	writeDiscoveryList(req, out)
-	return nil
+	return serveDiscovery(req, rest, resourceTypes, "resource type",
+		func(rt *resourceType) string { return rt.Name }, resourceTypeRepresentation)
 }
 
 func writeDiscoveryList(req *request, resources []any) {
