@@ -13,22 +13,22 @@ import (
 
 func init() {
 	httpcaddyfile.RegisterGlobalOption("portcullis", parseGlobalOption)
-	httpcaddyfile.RegisterHandlerDirective("scim", parseSCIMDirective)
+	httpcaddyfile.RegisterHandlerDirective("scim", parseHandler[SCIM])
 	// The SCIM endpoint answers requests itself, like reverse_proxy, so it
 	// sits with the other terminal handlers.
 	httpcaddyfile.RegisterDirectiveOrder("scim", httpcaddyfile.Before, "reverse_proxy")
 
 	// The sign-in endpoints and the key set answer requests themselves too.
-	httpcaddyfile.RegisterHandlerDirective("sso", parseSSODirective)
+	httpcaddyfile.RegisterHandlerDirective("sso", parseHandler[SSO])
 	httpcaddyfile.RegisterDirectiveOrder("sso", httpcaddyfile.Before, "reverse_proxy")
-	httpcaddyfile.RegisterHandlerDirective("identity_jwks", parseIdentityJWKSDirective)
+	httpcaddyfile.RegisterHandlerDirective("identity_jwks", parseHandler[IdentityJWKS])
 	httpcaddyfile.RegisterDirectiveOrder("identity_jwks", httpcaddyfile.Before, "reverse_proxy")
 
 	// identity decides who the caller is before anything else acts on the
 	// request, so that header, redir, rewrite, request_header and the
 	// proxies can use its placeholders, and nothing is served or redirected
 	// to an unauthenticated caller on a protected route.
-	httpcaddyfile.RegisterHandlerDirective("identity", parseIdentityDirective)
+	httpcaddyfile.RegisterHandlerDirective("identity", parseHandler[Identity])
 	httpcaddyfile.RegisterDirectiveOrder("identity", httpcaddyfile.Before, "header")
 }
 
@@ -427,20 +427,25 @@ func parseDurationValue(d *caddyfile.Dispenser, opt, raw string, dst *caddy.Dura
 	return nil
 }
 
-// parseSCIMDirective sets up the scim handler. Syntax:
+// parseHandler builds a handler directive's module from the Caddyfile
+// through the module's own UnmarshalCaddyfile.
+func parseHandler[T any, PT interface {
+	*T
+	caddyfile.Unmarshaler
+	caddyhttp.MiddlewareHandler
+}](h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	m := PT(new(T))
+	if err := m.UnmarshalCaddyfile(h.Dispenser); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// UnmarshalCaddyfile reads the scim directive. Syntax:
 //
 //	scim [<matcher>] <tenant> [{
 //		base_url <url>
 //	}]
-func parseSCIMDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-	s := new(SCIM)
-	if err := s.UnmarshalCaddyfile(h.Dispenser); err != nil {
-		return nil, err
-	}
-	return s, nil
-}
-
-// UnmarshalCaddyfile reads the scim directive (see parseSCIMDirective).
 func (s *SCIM) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // "scim"
 	if !d.NextArg() {
@@ -467,18 +472,9 @@ func (s *SCIM) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return nil
 }
 
-// parseSSODirective sets up the sso handler. Syntax:
+// UnmarshalCaddyfile reads the sso directive. Syntax:
 //
 //	sso [<matcher>] <tenant> [<prefix>]
-func parseSSODirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-	s := new(SSO)
-	if err := s.UnmarshalCaddyfile(h.Dispenser); err != nil {
-		return nil, err
-	}
-	return s, nil
-}
-
-// UnmarshalCaddyfile reads the sso directive (see parseSSODirective).
 func (s *SSO) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // "sso"
 	if !d.NextArg() {
@@ -500,18 +496,9 @@ func (s *SSO) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return nil
 }
 
-// parseIdentityJWKSDirective sets up the identity_jwks handler. Syntax:
+// UnmarshalCaddyfile reads the identity_jwks directive. Syntax:
 //
 //	identity_jwks [<matcher>] <tenant>
-func parseIdentityJWKSDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-	j := new(IdentityJWKS)
-	if err := j.UnmarshalCaddyfile(h.Dispenser); err != nil {
-		return nil, err
-	}
-	return j, nil
-}
-
-// UnmarshalCaddyfile reads the identity_jwks directive.
 func (j *IdentityJWKS) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // "identity_jwks"
 	if !d.NextArg() {
@@ -527,7 +514,7 @@ func (j *IdentityJWKS) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return nil
 }
 
-// parseIdentityDirective sets up the identity handler. Syntax:
+// UnmarshalCaddyfile reads the identity directive. Syntax:
 //
 //	identity [<matcher>] <tenant> [{
 //		require <role>
@@ -538,15 +525,6 @@ func (j *IdentityJWKS) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 //		header_user|header_email|header_name|header_groups|header_role|header_assertion <name>
 //		login_prefix <path>
 //	}]
-func parseIdentityDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-	i := new(Identity)
-	if err := i.UnmarshalCaddyfile(h.Dispenser); err != nil {
-		return nil, err
-	}
-	return i, nil
-}
-
-// UnmarshalCaddyfile reads the identity directive.
 func (h *Identity) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // "identity"
 	if !d.NextArg() {
