@@ -11,6 +11,8 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/portcullis/portcullis/internal/clientaddr"
+
 	"github.com/portcullis/portcullis/storage"
 )
 
@@ -67,8 +69,17 @@ type GateConfig struct {
 	AssertionAudience string
 	// Route names the route in audit events and logs (e.g. the site and
 	// path matcher); default the policy.
-	Route  string
-	Logger *zap.Logger
+	Route string
+	// AllowPathParams names the path parameters (";name=value") the route
+	// lets through on the last path segment, for servlet apps that keep
+	// their session in the URL (";jsessionid=..."). Any other path
+	// parameter is refused (see requestpath.go). Empty: none.
+	AllowPathParams []string
+	// ClientAddr is the client's address for the audit of refused
+	// requests (the Caddy wiring passes the client IP it trusts); default
+	// r.RemoteAddr.
+	ClientAddr func(r *http.Request) string
+	Logger     *zap.Logger
 }
 
 // Gate protects one route: it strips forged identity headers, resolves the
@@ -84,6 +95,8 @@ type Gate struct {
 	signer     *AssertionSigner
 	audience   string
 	route      string
+	paths      pathRules
+	clientAddr func(*http.Request) string
 	logger     *zap.Logger
 }
 
@@ -101,7 +114,17 @@ func NewGate(cfg GateConfig) (*Gate, error) {
 		signer:     cfg.Assertions,
 		audience:   cfg.AssertionAudience,
 		route:      cfg.Route,
+		clientAddr: cfg.ClientAddr,
 		logger:     cfg.Logger,
+	}
+	if g.clientAddr == nil {
+		g.clientAddr = func(r *http.Request) string { return r.RemoteAddr }
+	}
+	for _, p := range cfg.AllowPathParams {
+		if p == "" || strings.ContainsAny(p, ";=/\\ ") {
+			return nil, fmt.Errorf("authz: %q is not a path parameter name", p)
+		}
+		g.paths.params = append(g.paths.params, strings.ToLower(p))
 	}
 	if g.logger == nil {
 		g.logger = zap.NewNop()
@@ -149,9 +172,39 @@ func (g *Gate) HeaderNames() HeaderNames {
 // Authorize runs the gate for one request. When proceed is true the
 // request goes on to the upstream: its identity headers are set, and id is
 // the caller (nil on a public route without a session). When proceed is
-// false the gate has written the answer (redirect, 401, 403 or an error)
-// and the request must stop. The returned Identity is shared: read only.
+// false the gate has written the answer (redirect, 400, 401, 403 or an
+// error) and the request must stop. The returned Identity is shared: read
+// only. Authorize does not follow the request once it has gone on: Serve
+// does, and ends it when the session loses access.
 func (g *Gate) Authorize(w http.ResponseWriter, r *http.Request) (id *Identity, proceed bool) {
+	e, _, proceed := g.authorize(w, r)
+	if e == nil {
+		return nil, proceed
+	}
+	return &e.identity, proceed
+}
+
+// Serve runs the gate and, when it lets the request through, calls next
+// with the writer and request to hand on and the caller (nil on a public
+// route without a session). A caller's request is live until next
+// returns: if the session loses access meanwhile (see liveRequests), its
+// context is cancelled and an upgraded connection is closed, within a
+// fraction of a second. next's error is returned.
+func (g *Gate) Serve(w http.ResponseWriter, r *http.Request, next func(http.ResponseWriter, *http.Request, *Identity) error) error {
+	e, key, proceed := g.authorize(w, r)
+	if !proceed {
+		return nil
+	}
+	if e == nil {
+		return next(w, r, nil)
+	}
+	w, r, done := g.ids.track(g, w, r, key, e)
+	defer done()
+	return next(w, r, &e.identity)
+}
+
+// authorize is Authorize, also returning the session key of a caller.
+func (g *Gate) authorize(w http.ResponseWriter, r *http.Request) (e *entry, key [32]byte, proceed bool) {
 	if r.Header == nil {
 		r.Header = make(http.Header)
 	}
@@ -163,19 +216,34 @@ func (g *Gate) Authorize(w http.ResponseWriter, r *http.Request) (id *Identity, 
 		// Trailers arrive with the end of the body; strip them then too.
 		r.Body = &trailerStripper{ReadCloser: r.Body, r: r, headers: g.headers}
 	}
+	if filterUpgrade(r) == tunnelRefused {
+		g.refuseRequest(w, r, "unsupported_tunnel", "a CONNECT tunnel that is not a WebSocket",
+			"This gateway does not open tunnels; only WebSocket connections may change the protocol.")
+		return nil, key, false
+	}
+	if why := g.paths.requestPathRefusal(r); why != pathOK {
+		g.refuseRequest(w, r, "bad_path", string(why),
+			"The address contains "+string(why)+", which the application behind this gateway could read as another page. Remove it and try again.")
+		return nil, key, false
+	}
 
 	e, out, err := g.ids.resolve(r)
+	if owner, ok := g.ids.sessions.(CookieOwner); ok {
+		// After resolve, which reads the session cookie; before anything
+		// goes on, whatever the outcome.
+		stripGatewayCookies(r.Header, owner.OwnsCookie)
+	}
 	if err != nil {
 		g.logger.Error("resolving the caller", zap.String("tenant", g.ids.tenant), zap.String("route", g.route), zap.Error(err))
 		if g.policy.Public {
-			return nil, true
+			return nil, key, true
 		}
 		g.writeStoreError(w, r, err)
-		return nil, false
+		return nil, key, false
 	}
 	if out != identified {
 		if g.policy.Public {
-			return nil, true
+			return nil, key, true
 		}
 		switch out {
 		case inactive:
@@ -187,12 +255,12 @@ func (g *Gate) Authorize(w http.ResponseWriter, r *http.Request) (id *Identity, 
 		default:
 			g.writeUnauthenticated(w, r)
 		}
-		return nil, false
+		return nil, key, false
 	}
 
 	if !g.policy.Public && !g.allowed(e) {
 		g.writeForbidden(w, r, e)
-		return nil, false
+		return nil, key, false
 	}
 
 	// One backing array for every value: one allocation per request, and
@@ -204,7 +272,7 @@ func (g *Gate) Authorize(w http.ResponseWriter, r *http.Request) (id *Identity, 
 		if err != nil {
 			g.logger.Error("signing the identity assertion", zap.String("tenant", g.ids.tenant), zap.Error(err))
 			g.writeStoreError(w, r, err)
-			return nil, false
+			return nil, key, false
 		}
 		vals[slotAssertion] = tok
 	}
@@ -213,7 +281,20 @@ func (g *Gate) Authorize(w http.ResponseWriter, r *http.Request) (id *Identity, 
 			r.Header[name] = vals[i : i+1 : i+1]
 		}
 	}
-	return &e.identity, true
+	return e, e.session.IDHash, true
+}
+
+// refuseRequest answers 400 for a request the gate will not pass on
+// whoever sends it (a path a backend could read differently, a tunnel),
+// and records it: an access.denied event at most once a minute per client
+// address, counting the ones in between, so anonymous traffic costs no
+// store write per request.
+func (g *Gate) refuseRequest(w http.ResponseWriter, r *http.Request, code, reason, message string) {
+	addr := clientaddr.Key(g.clientAddr(r))
+	g.ids.auditRefusedRequest(r.Context(), addr, g.route, reason+" in "+r.Method+" "+truncate(r.URL.EscapedPath(), 256))
+	g.logger.Debug("request refused", zap.String("tenant", g.ids.tenant), zap.String("route", g.route),
+		zap.String("client", addr), zap.String("reason", reason))
+	g.writeRefusal(w, r, http.StatusBadRequest, code, "Bad request", message)
 }
 
 // allowed applies the policy to a resolved caller.
@@ -236,14 +317,13 @@ func (g *Gate) allowed(e *entry) bool {
 // on the request context (IdentityFromContext).
 func (g *Gate) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, ok := g.Authorize(w, r)
-		if !ok {
-			return
-		}
-		if id != nil {
-			r = r.WithContext(ContextWithIdentity(r.Context(), id))
-		}
-		next.ServeHTTP(w, r)
+		_ = g.Serve(w, r, func(w http.ResponseWriter, r *http.Request, id *Identity) error {
+			if id != nil {
+				r = r.WithContext(ContextWithIdentity(r.Context(), id))
+			}
+			next.ServeHTTP(w, r)
+			return nil
+		})
 	})
 }
 

@@ -178,34 +178,7 @@ func (s *headerSet) strip(h http.Header) {
 // "Connection: X-Remote-Role" would make the upstream lose the gateway's own
 // values (a role or an assertion it relies on).
 func (s *headerSet) stripConnectionTokens(h http.Header) {
-	for key, values := range h {
-		if !strings.EqualFold(key, "Connection") {
-			continue
-		}
-		kept := values[:0:0]
-		changed := false
-		for _, v := range values {
-			var tokens []string
-			for _, t := range strings.Split(v, ",") {
-				if t = strings.TrimSpace(t); t == "" || s.isIdentityHeader(t) {
-					changed = true
-					continue
-				}
-				tokens = append(tokens, t)
-			}
-			if len(tokens) > 0 {
-				kept = append(kept, strings.Join(tokens, ", "))
-			}
-		}
-		if !changed {
-			continue
-		}
-		if len(kept) == 0 {
-			delete(h, key)
-		} else {
-			h[key] = kept
-		}
-	}
+	removeConnectionTokens(h, s.isIdentityHeader)
 }
 
 // trailerStripper removes identity headers from the request's trailers once

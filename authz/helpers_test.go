@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -62,6 +63,11 @@ func (s *storeSessions) SessionKey(r *http.Request) ([32]byte, bool) {
 }
 
 func (s *storeSessions) IdleTimeout() time.Duration { return s.idle }
+
+// OwnsCookie claims the session cookie and sign-in flow cookies, as sso does.
+func (s *storeSessions) OwnsCookie(name string) bool {
+	return name == testCookie || strings.HasPrefix(name, testCookie+"_flow_")
+}
 
 func (s *storeSessions) Lookup(r *http.Request) (*storage.Session, *storage.User, error) {
 	s.lookups.Add(1)

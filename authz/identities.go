@@ -98,6 +98,10 @@ type Identities struct {
 	table atomic.Pointer[refTable]
 
 	audits auditLimiter
+
+	// live are the requests in flight through the tenant's gates, ended
+	// when their session loses access (see liveRequests).
+	live liveRequests
 }
 
 type refTable struct {
@@ -138,7 +142,6 @@ func NewIdentities(cfg IdentitiesConfig) (*Identities, error) {
 	for _, m := range ids.roles.Mappings {
 		ids.mappingRefs = append(ids.mappingRefs, ids.refIndexOf(m.Group))
 	}
-	ids.audits.seen = make(map[string]time.Time)
 	return ids, nil
 }
 
@@ -224,16 +227,20 @@ const (
 // Placeholder* names). The slice is shared: do not modify it.
 func (id *Identity) Placeholders() []Placeholder { return id.placeholders }
 
+// buildPlaceholders boxes the values once. Each is encoded as its identity
+// header is (headerSafe, EncodeGroups): configs put placeholders in headers
+// (`header_up X-Forwarded-User {http.auth.user.id}`), and a control
+// character there would make the proxy refuse the request.
 func (id *Identity) buildPlaceholders() {
 	id.placeholders = []Placeholder{
-		{PlaceholderAuthUserID, id.UserName},
-		{PlaceholderTenant, id.Tenant},
-		{PlaceholderUserID, id.UserID},
-		{PlaceholderUserName, id.UserName},
-		{PlaceholderEmail, id.Email},
-		{PlaceholderDisplayName, id.Name},
+		{PlaceholderAuthUserID, headerSafe(id.UserName)},
+		{PlaceholderTenant, headerSafe(id.Tenant)},
+		{PlaceholderUserID, headerSafe(id.UserID)},
+		{PlaceholderUserName, headerSafe(id.UserName)},
+		{PlaceholderEmail, headerSafe(id.Email)},
+		{PlaceholderDisplayName, headerSafe(id.Name)},
 		{PlaceholderGroups, id.GroupsHeader},
-		{PlaceholderRole, id.Role},
+		{PlaceholderRole, headerSafe(id.Role)},
 	}
 }
 
@@ -557,7 +564,7 @@ func (ids *Identities) CacheLen() int {
 // why. Concurrent requests of the same user all get here; the store
 // serialises them and only the one that ended sessions writes the event.
 func (ids *Identities) endSessions(ctx context.Context, user *storage.User, reason string) error {
-	err := ids.store.Update(ctx, ids.tenant, func(tx storage.Tx) error {
+	err := ids.store.Update(context.WithoutCancel(ctx), ids.tenant, func(tx storage.Tx) error {
 		n, err := tx.DeleteSessionsOf(user.ID)
 		if err != nil || n == 0 {
 			return err
@@ -577,66 +584,6 @@ func (ids *Identities) endSessions(ctx context.Context, user *storage.User, reas
 	ids.logger.Info("access refused; sessions ended",
 		zap.String("tenant", ids.tenant), zap.String("user_id", user.ID), zap.String("reason", reason))
 	return nil
-}
-
-// auditDenied records a policy denial, at most once a minute per user and
-// route: every audit write changes the store generation and so empties every
-// cache of the tenant, and a user retrying a page must not be able to do
-// that on every request.
-func (ids *Identities) auditDenied(ctx context.Context, id *Identity, route, reason string) {
-	now := ids.now()
-	if !ids.audits.allow(id.UserID+"\x00"+route, now) {
-		return
-	}
-	err := ids.store.Update(ctx, ids.tenant, func(tx storage.Tx) error {
-		return tx.AppendEvent(storage.Event{
-			Time:         now,
-			Type:         storage.EventAccessDenied,
-			Actor:        id.UserID,
-			ResourceType: "Route",
-			ResourceID:   route,
-			Before:       id.Role,
-			Reason:       reason,
-		})
-	})
-	if err != nil {
-		ids.logger.Error("recording an access denial", zap.String("tenant", ids.tenant), zap.Error(err))
-	}
-}
-
-// auditLimiter remembers recent keys, bounded.
-type auditLimiter struct {
-	mu   sync.Mutex
-	seen map[string]time.Time
-}
-
-const (
-	auditInterval = time.Minute
-	auditMaxKeys  = 10000
-)
-
-func (a *auditLimiter) allow(key string, now time.Time) bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if last, ok := a.seen[key]; ok && now.Sub(last) < auditInterval {
-		return false
-	}
-	if len(a.seen) >= auditMaxKeys {
-		for k, t := range a.seen {
-			if now.Sub(t) >= auditInterval {
-				delete(a.seen, k)
-			}
-		}
-		if len(a.seen) >= auditMaxKeys {
-			// Every key is recent: drop one rather than grow.
-			for k := range a.seen {
-				delete(a.seen, k)
-				break
-			}
-		}
-	}
-	a.seen[key] = now
-	return true
 }
 
 // UnresolvedGroups lists the group references of the configuration

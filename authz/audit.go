@@ -1,0 +1,74 @@
+package authz
+
+import (
+	"context"
+	"fmt"
+
+	"go.uber.org/zap"
+
+	"github.com/portcullis/portcullis/storage"
+)
+
+// Audit writes of the gate run under context.WithoutCancel: a client that
+// hangs up must not take the record of its own refusal with it.
+
+// auditDenied records a policy denial, at most once a minute per user and
+// route: every audit write changes the store generation and so empties every
+// cache of the tenant, and a user retrying a page must not be able to do
+// that on every request.
+func (ids *Identities) auditDenied(ctx context.Context, id *Identity, route, reason string) {
+	now := ids.now()
+	if ok, _ := ids.audits.allow(id.UserID+"\x00"+route, now); !ok {
+		return
+	}
+	err := ids.store.Update(context.WithoutCancel(ctx), ids.tenant, func(tx storage.Tx) error {
+		return tx.AppendEvent(storage.Event{
+			Time:         now,
+			Type:         storage.EventAccessDenied,
+			Actor:        id.UserID,
+			ResourceType: "Route",
+			ResourceID:   route,
+			Before:       id.Role,
+			Reason:       reason,
+		})
+	})
+	if err != nil {
+		ids.logger.Error("recording an access denial", zap.String("tenant", ids.tenant), zap.Error(err))
+	}
+}
+
+// auditRefusedRequest records a request refused before anyone was
+// identified (a path a backend could read differently, a tunnel), at most
+// once a minute per client address; the record counts the refusals of the
+// address skipped since its previous one.
+func (ids *Identities) auditRefusedRequest(ctx context.Context, addr, route, reason string) {
+	now := ids.now()
+	ok, skipped := ids.audits.allow("client\x00"+addr, now)
+	if !ok {
+		return
+	}
+	if skipped > 0 {
+		reason += fmt.Sprintf(" (and %d more refused from this address since the previous record)", skipped)
+	}
+	err := ids.store.Update(context.WithoutCancel(ctx), ids.tenant, func(tx storage.Tx) error {
+		return tx.AppendEvent(storage.Event{
+			Time:         now,
+			Type:         storage.EventAccessDenied,
+			Actor:        "anonymous@" + addr,
+			ResourceType: "Route",
+			ResourceID:   route,
+			Reason:       reason,
+		})
+	})
+	if err != nil {
+		ids.logger.Error("recording a refused request", zap.String("tenant", ids.tenant), zap.Error(err))
+	}
+}
+
+// truncate cuts s to n bytes, marking the cut.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

@@ -1,0 +1,61 @@
+package authz
+
+import (
+	"sync"
+	"time"
+)
+
+// auditLimiter keeps refusals from writing an audit event each: a key (a
+// user and route, or a client address) is recorded at most once per
+// auditInterval, and the refusals skipped in between are counted into the
+// next record. A user retrying a page, or a client hammering a refused
+// path, thus costs at most one store write a minute, whatever its rate.
+// The memory is bounded (auditMaxKeys).
+type auditLimiter struct {
+	mu   sync.Mutex
+	seen map[string]*auditKey
+}
+
+type auditKey struct {
+	last    time.Time // when the key was last recorded
+	skipped int       // refusals not recorded since
+}
+
+const (
+	auditInterval = time.Minute
+	auditMaxKeys  = 10000
+)
+
+// allow says whether to record key now and, when it does, how many of the
+// key's refusals were skipped since its previous record.
+func (a *auditLimiter) allow(key string, now time.Time) (record bool, skipped int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.seen == nil {
+		a.seen = make(map[string]*auditKey)
+	}
+	if k, ok := a.seen[key]; ok {
+		if now.Sub(k.last) < auditInterval && !now.Before(k.last) {
+			k.skipped++
+			return false, 0
+		}
+		skipped, k.skipped, k.last = k.skipped, 0, now
+		return true, skipped
+	}
+	if len(a.seen) >= auditMaxKeys {
+		for k, v := range a.seen {
+			if now.Sub(v.last) >= auditInterval {
+				delete(a.seen, k)
+			}
+		}
+		if len(a.seen) >= auditMaxKeys {
+			// Every key is recent: drop one rather than grow.
+			for k := range a.seen {
+				delete(a.seen, k)
+				break
+			}
+		}
+	}
+	a.seen[key] = &auditKey{last: now}
+	return true, 0
+}

@@ -1,0 +1,287 @@
+package authz
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/portcullis/portcullis/storage"
+)
+
+// A request that passed a gate lives on while its handler runs: a
+// WebSocket tunnel, a server-sent event stream or a long poll can last for
+// hours. The gate checked the session once, when the request arrived; the
+// live-request registry keeps checking for as long as the request lasts,
+// and ends it when the session loses access: the user deactivated or
+// deleted, the session signed out or past its absolute expiry, the role
+// below the route's `require`, no longer in the route's `allow_groups`, or
+// (with require_mapped_group) in no mapped group.
+//
+// Ending a request cancels its context, which stops the proxy's upstream
+// request and the stream it relays, and closes a hijacked (upgraded)
+// connection. For HTTP/2 and HTTP/3 streams (extended CONNECT WebSockets
+// among them) it also sets the stream's deadlines in the past, which resets
+// the stream at once even when neither side is sending.
+//
+// The registry's watcher runs only while requests are live, and wakes
+// every liveCheckInterval: it compares the store's generation with the one
+// it last checked at (any write that may change access moves it) and
+// re-checks every live session when it moved, and it checks absolute
+// expiry on every tick. So a revocation ends the tenant's live requests
+// within liveCheckInterval plus one store read per live session.
+
+// liveCheckInterval is how often the watcher looks for a revocation.
+const liveCheckInterval = 100 * time.Millisecond
+
+// errRequestRevoked is what a hijack answers when the session lost access
+// before the connection was handed over.
+var errRequestRevoked = errors.New("authz: the session lost access to this route")
+
+// liveRequest is one request in flight through a gate on behalf of a
+// session.
+type liveRequest struct {
+	key     [32]byte
+	gate    *Gate
+	expires time.Time // the session's absolute expiry (zero: none)
+	cancel  context.CancelFunc
+	// w is the writer the gate was given, for stream deadlines.
+	w      http.ResponseWriter
+	stream bool // HTTP/2 or later: deadlines apply to this stream only
+
+	mu       sync.Mutex
+	conn     net.Conn // set when the handler hijacked the connection
+	finished bool     // the handler returned: leave the connection alone
+	revoked  bool
+}
+
+// hijacked records the connection a handler took over. It returns false
+// when the request was already revoked, so the caller closes it.
+func (lr *liveRequest) hijacked(c net.Conn) bool {
+	lr.mu.Lock()
+	defer lr.mu.Unlock()
+	if lr.revoked {
+		return false
+	}
+	lr.conn = c
+	return true
+}
+
+// revoke ends the request. It does nothing once the handler has returned:
+// the connection may then carry another request (keep-alive, or a front
+// proxy's pooled connection) that is not this session's.
+func (lr *liveRequest) revoke() {
+	lr.mu.Lock()
+	defer lr.mu.Unlock()
+	if lr.finished || lr.revoked {
+		return
+	}
+	lr.revoked = true
+	lr.cancel()
+	if lr.conn != nil {
+		_ = lr.conn.Close()
+		return
+	}
+	if lr.stream {
+		rc := http.NewResponseController(lr.w)
+		past := time.Unix(1, 0)
+		_ = rc.SetReadDeadline(past)
+		_ = rc.SetWriteDeadline(past)
+	}
+}
+
+// finish marks the handler as returned.
+func (lr *liveRequest) finish() {
+	lr.mu.Lock()
+	lr.finished = true
+	lr.mu.Unlock()
+	lr.cancel()
+}
+
+// isRevoked says whether revoke ran.
+func (lr *liveRequest) isRevoked() bool {
+	lr.mu.Lock()
+	defer lr.mu.Unlock()
+	return lr.revoked
+}
+
+// liveRequests is a tenant's registry of live requests.
+type liveRequests struct {
+	mu       sync.Mutex
+	reqs     map[*liveRequest]struct{}
+	watching bool
+	// revocations counts requests ended by a revocation (tests, metrics).
+	revocations uint64
+}
+
+// track registers a request that passed g for the session key and returns
+// the writer and request its handler must use, and the func to call when
+// the handler returns.
+func (ids *Identities) track(g *Gate, w http.ResponseWriter, r *http.Request, key [32]byte, e *entry) (http.ResponseWriter, *http.Request, func()) {
+	ctx, cancel := context.WithCancel(r.Context())
+	lr := &liveRequest{key: key, gate: g, expires: e.session.ExpiresAt, cancel: cancel, w: w, stream: r.ProtoMajor >= 2}
+	l := &ids.live
+	l.mu.Lock()
+	if l.reqs == nil {
+		l.reqs = make(map[*liveRequest]struct{})
+	}
+	l.reqs[lr] = struct{}{}
+	start := !l.watching
+	l.watching = true
+	l.mu.Unlock()
+	if start {
+		go ids.watchLive()
+	}
+	done := func() {
+		lr.finish()
+		l.mu.Lock()
+		delete(l.reqs, lr)
+		l.mu.Unlock()
+	}
+	return &liveWriter{ResponseWriter: w, lr: lr}, r.WithContext(ctx), done
+}
+
+// LiveRequests is the number of requests in flight through the tenant's
+// gates, and how many a revocation has ended since start.
+func (ids *Identities) LiveRequests() (live int, revoked uint64) {
+	ids.live.mu.Lock()
+	defer ids.live.mu.Unlock()
+	return len(ids.live.reqs), ids.live.revocations
+}
+
+// watchLive re-checks live requests until there are none.
+func (ids *Identities) watchLive() {
+	t := time.NewTicker(liveCheckInterval)
+	defer t.Stop()
+	checkedGen := ids.store.Generation(ids.tenant)
+	for range t.C {
+		l := &ids.live
+		l.mu.Lock()
+		if len(l.reqs) == 0 {
+			l.watching = false
+			l.mu.Unlock()
+			return
+		}
+		reqs := make([]*liveRequest, 0, len(l.reqs))
+		for lr := range l.reqs {
+			reqs = append(reqs, lr)
+		}
+		l.mu.Unlock()
+
+		now := ids.now()
+		gen := ids.store.Generation(ids.tenant)
+		var ended []*liveRequest
+		if gen != checkedGen {
+			var ok bool
+			ended, ok = ids.recheckLive(reqs, gen, now)
+			if ok {
+				checkedGen = gen
+			}
+		} else {
+			for _, lr := range reqs {
+				if !lr.expires.IsZero() && !now.Before(lr.expires) {
+					ended = append(ended, lr)
+				}
+			}
+		}
+		for _, lr := range ended {
+			lr.revoke()
+		}
+		if len(ended) > 0 {
+			l.mu.Lock()
+			l.revocations += uint64(len(ended))
+			l.mu.Unlock()
+			ids.logger.Info("live requests ended: the session lost access",
+				zap.String("tenant", ids.tenant), zap.Int("requests", len(ended)))
+		}
+	}
+}
+
+// recheckLive reads each live session once and returns the requests whose
+// session lost access to their route. ok is false when the store failed:
+// the caller tries again at the next tick rather than ending requests on
+// a transient error.
+func (ids *Identities) recheckLive(reqs []*liveRequest, gen uint64, now time.Time) (ended []*liveRequest, ok bool) {
+	type verdict struct {
+		e     *entry // nil: the session is gone
+		alive bool
+	}
+	verdicts := make(map[[32]byte]verdict)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ok = true
+	for _, lr := range reqs {
+		v, seen := verdicts[lr.key]
+		if !seen {
+			e, alive, err := ids.sessionState(ctx, lr.key, gen, now)
+			if err != nil {
+				ids.logger.Error("re-checking a live session", zap.String("tenant", ids.tenant), zap.Error(err))
+				ok = false
+				continue
+			}
+			v = verdict{e, alive}
+			verdicts[lr.key] = v
+		}
+		if !v.alive || (!lr.gate.policy.Public && !lr.gate.allowed(v.e)) {
+			ended = append(ended, lr)
+		}
+	}
+	return ended, ok
+}
+
+// sessionState reads a session by key as of now: alive is false when the
+// session is gone or past its absolute expiry (an open connection is the
+// session in use, so the idle limit does not end it), or its user is gone,
+// inactive, or (with require_mapped_group) in no mapped group. A current
+// cache entry answers without reading the store.
+func (ids *Identities) sessionState(ctx context.Context, key [32]byte, gen uint64, now time.Time) (*entry, bool, error) {
+	ids.mu.RLock()
+	e := ids.entries[key]
+	ids.mu.RUnlock()
+	if e != nil && e.gen == gen && int64(len(e.inRef)) == ids.nrefs.Load() {
+		return e, !e.session.Expired(now, 0), nil
+	}
+	refs := ids.refList()
+	alive := false
+	err := ids.store.View(ctx, ids.tenant, func(tx storage.ReadTx) error {
+		alive = false
+		sess, err := tx.GetSession(key)
+		if errors.Is(err, storage.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if sess.Expired(now, 0) {
+			return nil
+		}
+		user, err := tx.GetUser(sess.UserID)
+		if errors.Is(err, storage.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if !user.Active {
+			return nil
+		}
+		table, err := ids.refTableFor(tx, gen, refs)
+		if err != nil {
+			return err
+		}
+		e = &entry{gen: gen, session: *sess}
+		if err := ids.fill(tx, e, user, table); err != nil {
+			return err
+		}
+		alive = e.identity.RoleLevel >= 0 || !ids.roles.RequireMappedGroup
+		return nil
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	return e, alive, nil
+}

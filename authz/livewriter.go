@@ -1,0 +1,41 @@
+package authz
+
+import (
+	"bufio"
+	"net"
+	"net/http"
+)
+
+// liveWriter is the ResponseWriter a tracked request's handler gets. It
+// catches the hijack of an upgraded connection, so the registry can close
+// the connection when the session loses access, and passes everything
+// else through (Unwrap lets http.ResponseController reach flushing and
+// deadlines of the writer below).
+type liveWriter struct {
+	http.ResponseWriter
+	lr *liveRequest
+}
+
+// Unwrap gives http.ResponseController the writer below.
+func (w *liveWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Flush passes a flush on; streaming proxies (server-sent events) call it.
+func (w *liveWriter) Flush() {
+	_ = http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+// Hijack hands over the connection and records it for the registry.
+func (w *liveWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if w.lr.isRevoked() {
+		return nil, nil, errRequestRevoked
+	}
+	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	if !w.lr.hijacked(conn) {
+		_ = conn.Close()
+		return nil, nil, errRequestRevoked
+	}
+	return conn, brw, nil
+}
