@@ -12,7 +12,8 @@ import (
 )
 
 // Audit summaries are short "key=value" lists of what a change touched.
-// They never hold passwords: a password change shows as "password=changed".
+// They never hold passwords; none is kept, and erasing a hash an earlier
+// version kept shows as "password=erased".
 
 const maxSummaryLength = 512
 
@@ -69,8 +70,9 @@ func userDiff(before, after *storage.User) (string, string) {
 	if strings.Join(before.Emails, "\x00") != strings.Join(after.Emails, "\x00") {
 		add("emails", before.Emails, after.Emails)
 	}
-	if before.PasswordHash != after.PasswordHash {
-		a = append(a, "password=changed")
+	if before.PasswordHash != "" && after.PasswordHash == "" {
+		// A hash kept by an earlier version of the gateway, dropped now.
+		a = append(a, "password=erased")
 	}
 	reported := map[string]bool{"userName": true, "active": true, "externalId": true, "displayName": true}
 	if len(b) > 0 && strings.HasPrefix(b[len(b)-1], "emails=") {

@@ -118,7 +118,9 @@ func (h *Handler) rejected(r *http.Request, reason string, unauthorized error) e
 		zap.Int("failures_in_window", v.inWindow), zap.Bool("limited", v.limited))
 	if v.report {
 		// The client hanging up must not cancel the minute's record.
-		h.recordRejection(context.WithoutCancel(r.Context()), reason, v)
+		ctx, cancel := writeContext(r.Context())
+		h.recordRejection(ctx, reason, v)
+		cancel()
 	}
 	if !v.limited {
 		return unauthorized

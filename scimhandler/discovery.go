@@ -6,8 +6,9 @@ import (
 )
 
 // Discovery endpoints (RFC 7644 §4) describe exactly what this handler
-// does: PATCH, filters (bounded by maxResults), sorting, ETags and password
-// changes are supported; bulk is not.
+// does: PATCH, filters (bounded by maxResults), sorting and ETags are
+// supported; bulk and password changes are not (a password is accepted and
+// discarded).
 
 func (h *Handler) serviceProviderConfig(req *request) error {
 	writeJSON(req.w, http.StatusOK, map[string]any{
@@ -16,7 +17,7 @@ func (h *Handler) serviceProviderConfig(req *request) error {
 		"patch":            map[string]any{"supported": true},
 		"bulk":             map[string]any{"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
 		"filter":           map[string]any{"supported": true, "maxResults": h.maxResults},
-		"changePassword":   map[string]any{"supported": true},
+		"changePassword":   map[string]any{"supported": false},
 		"sort":             map[string]any{"supported": true},
 		"etag":             map[string]any{"supported": true},
 		"authenticationSchemes": []any{map[string]any{

@@ -12,7 +12,7 @@ func TestDiscovery(t *testing.T) {
 		"patch.supported":          true,
 		"bulk.supported":           false,
 		"filter.supported":         true,
-		"changePassword.supported": true,
+		"changePassword.supported": false,
 		"sort.supported":           true,
 		"etag.supported":           true,
 	} {

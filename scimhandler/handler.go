@@ -311,9 +311,27 @@ func (h *Handler) readBody(req *request) (map[string]any, error) {
 	return decodeJSONObject(http.MaxBytesReader(req.w, req.r.Body, h.maxBody))
 }
 
+// writeTimeout bounds a write transaction, its retries included, once the
+// client's hang-up no longer can (see writeContext).
+const writeTimeout = 10 * time.Second
+
+// writeContext is the context a write transaction and its audit event run
+// under. The client hanging up must not cancel them: the store checks the
+// context before every attempt and between conflict retries, so a change
+// the handler already decided on (or a token.rejected record) would be
+// dropped at random. A stuck store must still not hold the request
+// forever, hence the timeout. Values (trace ids) are kept.
+func writeContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+}
+
 // update runs fn in a write transaction of the tenant, running it again
-// when the store gives up on conflicts, with a short random backoff.
+// when the store gives up on conflicts, with a short random backoff. It
+// runs under writeContext(ctx): every write of the handler appends an
+// audit event.
 func (h *Handler) update(ctx context.Context, fn func(tx storage.Tx) error) error {
+	ctx, cancel := writeContext(ctx)
+	defer cancel()
 	var err error
 	for attempt := 0; attempt < updateAttempts; attempt++ {
 		if attempt > 0 {

@@ -168,7 +168,7 @@ var userSchema = &schema{
 		attr("locale", typeString, "The user's default location for localizing, e.g. 'en-US'."),
 		attr("timezone", typeString, "The user's time zone in IANA format, e.g. 'Europe/Paris'."),
 		attr("active", typeBoolean, "Whether the user may sign in. Setting it to false ends every session of the user."),
-		attr("password", typeString, "The user's password. Stored only as a salted hash and never returned.").
+		attr("password", typeString, "The user's password. Accepted and discarded: the gateway neither stores nor returns it.").
 			mutability(mutWriteOnly).returned(retNever),
 		multiValuedComplex("emails", "Email addresses of the user.", typeString, "work", "home", "other"),
 		multiValuedComplex("phoneNumbers", "Phone numbers of the user.", typeString, "work", "home", "mobile", "fax", "pager", "other"),

@@ -13,10 +13,20 @@ import (
 // returned once; only its SHA-256 is stored. The audit event
 // (token.created or token.rotated, actor as given) is written in the same
 // transaction.
+//
+// A ctx already done when IssueToken is called issues nothing: the
+// plaintext would reach no one, and a rotation would leave the tenant
+// without a usable token. Once started, the rotation and its event are
+// not cancelled by ctx (see writeContext).
 func IssueToken(ctx context.Context, store storage.Store, tenant, actor string) (plaintext string, err error) {
 	if actor == "" {
 		actor = "system"
 	}
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	ctx, cancel := writeContext(ctx)
+	defer cancel()
 	err = store.Update(ctx, tenant, func(tx storage.Tx) error {
 		old, err := tx.GetSCIMToken()
 		if err != nil && !errors.Is(err, storage.ErrNotFound) {
@@ -55,11 +65,15 @@ func IssueToken(ctx context.Context, store storage.Store, tenant, actor string) 
 
 // DisableToken deletes the tenant's SCIM token: every SCIM request gets 401
 // until IssueToken makes a new one. Disabling when no token exists succeeds
-// and records nothing.
+// and records nothing. A caller hanging up (ctx done) does not stop it:
+// disabling is the switch an operator pulls when the token leaked, and it
+// completes with its token.disabled event (see writeContext).
 func DisableToken(ctx context.Context, store storage.Store, tenant, actor string) error {
 	if actor == "" {
 		actor = "system"
 	}
+	ctx, cancel := writeContext(ctx)
+	defer cancel()
 	return store.Update(ctx, tenant, func(tx storage.Tx) error {
 		old, err := tx.GetSCIMToken()
 		if errors.Is(err, storage.ErrNotFound) {

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/portcullis/portcullis/storage"
 )
@@ -70,44 +69,29 @@ func deriveUserFields(doc map[string]any) (userFields, error) {
 	return f, nil
 }
 
-// passwordHashCost is bcrypt's work factor for stored passwords. Only the
-// fuzz tests lower it (export_test.go): at the default one hash takes
-// ~50 ms, which would make inputs carrying a password dominate fuzzing.
-var passwordHashCost = bcrypt.DefaultCost
-
-// hashPassword makes the salted hash a password is stored as.
-func hashPassword(pw string) (string, error) {
-	if pw == "" {
-		return "", errInvalidValue("password must not be empty")
-	}
-	h, err := bcrypt.GenerateFromPassword([]byte(pw), passwordHashCost)
-	if errors.Is(err, bcrypt.ErrPasswordTooLong) {
-		return "", errInvalidValue("password is longer than 72 bytes")
-	}
-	if err != nil {
-		return "", err
-	}
-	return string(h), nil
-}
-
-// takePassword removes the password from a normalised document.
-func takePassword(doc map[string]any) (pw string, given bool) {
+// takePassword removes the password from a normalised document and
+// discards it. The gateway never checks a SCIM password (users sign in at
+// their IdP) and RFC 7643 never returns one, so keeping even a hash of it
+// would be a secret held for nothing; IdPs such as Okta and Entra send one
+// on create regardless, so it is accepted. A password that is not a string
+// is refused like any other mistyped attribute.
+func takePassword(doc map[string]any) error {
 	_, v, ok := getField(doc, "password")
 	if !ok {
-		return "", false
+		return nil
 	}
 	deleteField(doc, "password")
-	s, _ := v.(string)
-	return s, true
+	if _, isString := v.(string); !isString && v != nil {
+		return errInvalidValue("password must be a string")
+	}
+	return nil
 }
 
-// userInput is a user document received on POST or PUT, checked and with
-// its password hashed (outside any transaction: bcrypt is slow on purpose).
+// userInput is a user document received on POST or PUT, checked, without
+// its password.
 type userInput struct {
-	doc          map[string]any
-	fields       userFields
-	passwordHash string
-	hasPassword  bool
+	doc    map[string]any
+	fields userFields
 }
 
 func (h *Handler) readUserInput(req *request) (*userInput, error) {
@@ -120,15 +104,11 @@ func (h *Handler) readUserInput(req *request) (*userInput, error) {
 		return nil, err
 	}
 	in := &userInput{doc: doc}
-	pw, given := takePassword(doc)
-	if in.fields, err = deriveUserFields(doc); err != nil {
+	if err := takePassword(doc); err != nil {
 		return nil, err
 	}
-	if given {
-		if in.passwordHash, err = hashPassword(pw); err != nil {
-			return nil, err
-		}
-		in.hasPassword = true
+	if in.fields, err = deriveUserFields(doc); err != nil {
+		return nil, err
 	}
 	return in, nil
 }
@@ -157,17 +137,16 @@ func (h *Handler) createUser(req *request) error {
 	}
 	now := time.Now().UTC()
 	u := &storage.User{
-		ID:           storage.NewID(),
-		UserName:     in.fields.userName,
-		ExternalID:   in.fields.externalID,
-		DisplayName:  in.fields.displayName,
-		Emails:       in.fields.emails,
-		Active:       active,
-		Source:       storage.SourceSCIM,
-		PasswordHash: in.passwordHash,
-		Attributes:   attrs,
-		Created:      now,
-		Modified:     now,
+		ID:          storage.NewID(),
+		UserName:    in.fields.userName,
+		ExternalID:  in.fields.externalID,
+		DisplayName: in.fields.displayName,
+		Emails:      in.fields.emails,
+		Active:      active,
+		Source:      storage.SourceSCIM,
+		Attributes:  attrs,
+		Created:     now,
+		Modified:    now,
 	}
 	var stored *storage.User
 	err = h.update(req.ctx, func(tx storage.Tx) error {
@@ -235,9 +214,6 @@ func (h *Handler) replaceUser(req *request, id string) error {
 		if in.fields.active != nil {
 			next.Active = *in.fields.active
 		}
-		if in.hasPassword {
-			next.PasswordHash = in.passwordHash
-		}
 		d := cloneDoc(in.doc)
 		d["active"] = next.Active
 		var err error
@@ -251,11 +227,15 @@ func (h *Handler) replaceUser(req *request, id string) error {
 // saveUser writes next over before with its audit event: user.updated,
 // or user.deactivated / user.reactivated when active flipped. Deactivation
 // ends every session of the user in the same transaction, so the gateway
-// refuses the user's next request. An unchanged user is not written.
+// refuses the user's next request. An unchanged user is not written (a
+// password, which is discarded, is no change).
 func (h *Handler) saveUser(tx storage.Tx, actor string, before, next *storage.User) (*storage.User, error) {
 	if userUnchanged(before, next) {
 		return before, nil
 	}
+	// No password is kept: a hash stored by an earlier version of the
+	// gateway goes with the user's next write.
+	next.PasswordHash = ""
 	if !strings.EqualFold(before.UserName, next.UserName) {
 		if err := checkUserNameFree(tx, next.UserName, next.ID); err != nil {
 			return nil, err
@@ -287,22 +267,16 @@ func (h *Handler) saveUser(tx storage.Tx, actor string, before, next *storage.Us
 
 func userUnchanged(a, b *storage.User) bool {
 	return a.UserName == b.UserName && a.ExternalID == b.ExternalID && a.DisplayName == b.DisplayName &&
-		a.Active == b.Active && a.PasswordHash == b.PasswordHash &&
+		a.Active == b.Active &&
 		strings.Join(a.Emails, "\x00") == strings.Join(b.Emails, "\x00") &&
 		len(changedAttributes(a.Attributes, b.Attributes, nil)) == 0
 }
 
-// passwordChange is a password set or removed by PATCH.
-type passwordChange struct {
-	hash  string
-	clear bool
-}
-
-// takePasswordOps removes the operations on "password" from ops, so the
-// password is hashed before the transaction and never enters the document.
-func takePasswordOps(ops []patchOp) ([]patchOp, *passwordChange, error) {
-	var change *passwordChange
-	var plain *string
+// dropPasswordOps removes the operations on "password" from ops, and the
+// password from operations without a path, so the password is discarded
+// before it reaches the document (see takePassword). A non-string password
+// is refused.
+func dropPasswordOps(ops []patchOp) ([]patchOp, error) {
 	var rest []patchOp
 	isPasswordPath := func(p string) bool {
 		return strings.EqualFold(p, "password") || strings.EqualFold(p, schemaUser+":password")
@@ -310,15 +284,9 @@ func takePasswordOps(ops []patchOp) ([]patchOp, *passwordChange, error) {
 	for _, op := range ops {
 		switch {
 		case op.path != "" && isPasswordPath(op.path):
-			if op.op == opRemove || op.value == nil {
-				plain, change = nil, &passwordChange{clear: true}
-				continue
+			if _, ok := op.value.(string); !ok && op.op != opRemove && op.value != nil {
+				return nil, errInvalidValue("password must be a string")
 			}
-			s, ok := op.value.(string)
-			if !ok {
-				return nil, nil, errInvalidValue("password must be a string")
-			}
-			plain, change = &s, &passwordChange{}
 		case op.path == "" && op.op != opRemove:
 			m, ok := op.value.(map[string]any)
 			if !ok {
@@ -330,14 +298,8 @@ func takePasswordOps(ops []patchOp) ([]patchOp, *passwordChange, error) {
 				rest = append(rest, op)
 				continue
 			}
-			s, ok := v.(string)
-			if v != nil && !ok {
-				return nil, nil, errInvalidValue("password must be a string")
-			}
-			if v == nil {
-				plain, change = nil, &passwordChange{clear: true}
-			} else {
-				plain, change = &s, &passwordChange{}
+			if _, ok := v.(string); !ok && v != nil {
+				return nil, errInvalidValue("password must be a string")
 			}
 			trimmed := make(map[string]any, len(m))
 			for k, e := range m {
@@ -353,14 +315,7 @@ func takePasswordOps(ops []patchOp) ([]patchOp, *passwordChange, error) {
 			rest = append(rest, op)
 		}
 	}
-	if plain != nil {
-		hash, err := hashPassword(*plain)
-		if err != nil {
-			return nil, nil, err
-		}
-		change.hash = hash
-	}
-	return rest, change, nil
+	return rest, nil
 }
 
 func (h *Handler) patchUser(req *request, id string) error {
@@ -376,7 +331,7 @@ func (h *Handler) patchUser(req *request, id string) error {
 	if err != nil {
 		return err
 	}
-	ops, pw, err := takePasswordOps(ops)
+	ops, err = dropPasswordOps(ops)
 	if err != nil {
 		return err
 	}
@@ -391,7 +346,9 @@ func (h *Handler) patchUser(req *request, id string) error {
 		if d, err = normalizeResource(userResource, d); err != nil {
 			return nil, err
 		}
-		takePassword(d)
+		if err := takePassword(d); err != nil {
+			return nil, err
+		}
 		f, err := deriveUserFields(d)
 		if err != nil {
 			return nil, err
@@ -402,9 +359,6 @@ func (h *Handler) patchUser(req *request, id string) error {
 			next.Active = *f.active
 		}
 		d["active"] = next.Active
-		if pw != nil {
-			next.PasswordHash = pw.hash
-		}
 		if next.Attributes, err = json.Marshal(d); err != nil {
 			return nil, err
 		}
