@@ -524,6 +524,7 @@ func (j *IdentityJWKS) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 //		header_prefix <prefix>
 //		header_user|header_email|header_name|header_groups|header_role|header_assertion <name>
 //		login_prefix <path>
+//		allow_path_params <name...>     # e.g. jsessionid: ;name=value on the last segment only
 //	}]
 func (h *Identity) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // "identity"
@@ -568,6 +569,16 @@ func (h *Identity) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "public":
 			err = noArgs(d)
 			h.Public = true
+		case "allow_path_params":
+			h.AllowPathParams = d.RemainingArgs()
+			if len(h.AllowPathParams) == 0 {
+				err = d.Errf("identity %s: allow_path_params needs the parameter names, e.g. allow_path_params jsessionid", h.Tenant)
+			}
+			for _, p := range h.AllowPathParams {
+				if p == "" || strings.ContainsAny(p, ";=/\\ ") {
+					err = d.Errf("identity %s: allow_path_params: %q is not a parameter name", h.Tenant, p)
+				}
+			}
 		case "assertion_audience":
 			err = oneArg(d, &h.AssertionAudience)
 		case "login_prefix":

@@ -30,6 +30,19 @@ func init() {
 //	{portcullis.user.groups}          groups, encoded as in X-Remote-Groups
 //	{portcullis.user.role}            role
 //
+// Placeholder values are encoded as the identity headers are (control
+// characters replaced with U+FFFD, edge spaces trimmed), so they are safe
+// in `header_up X-Forwarded-User {http.auth.user.id}`.
+//
+// The trust boundary, on every identity route (public ones included):
+// only WebSocket upgrades pass (any other Upgrade is removed and the
+// request served as plain HTTP/1.1; a CONNECT tunnel that is not a
+// WebSocket is refused with 400); a path a backend could read differently
+// from Caddy's matchers is refused with 400 (see AllowPathParams); the
+// gateway's own cookies (session, sign-in flow) are removed from the
+// request; and a request that is still running when its session loses
+// access (a WebSocket, an event stream, a long poll) is ended.
+//
 // A caller without a session is redirected to sign in when it is a browser
 // (Accept: text/html) and gets 401 with a JSON body otherwise. A caller the
 // policy refuses gets 403 with a page (or JSON) naming what is missing.
@@ -69,6 +82,17 @@ type Identity struct {
 	// LoginPrefix is where the tenant's sso handler is mounted (default
 	// "/sso"); browsers without a session go to <prefix>/login.
 	LoginPrefix string `json:"login_prefix,omitempty"`
+
+	// AllowPathParams lets these path parameters (";name=value") through
+	// on the last path segment, for servlet apps that keep the session id
+	// in the URL (jsessionid). Every other path a backend could read
+	// differently from Caddy's matchers (";" parameters elsewhere,
+	// backslashes, control bytes, segments ending in a dot or a space) is
+	// refused with 400. Risk of the opt-in: a servlet container serves
+	// "/app/page;jsessionid=x" as "/app/page", which an exact path matcher
+	// (`handle /app/page`) does not match, so such a route must not be
+	// stricter than the one that catches the request instead.
+	AllowPathParams []string `json:"allow_path_params,omitempty"`
 
 	gate *authz.Gate
 }
@@ -111,9 +135,11 @@ func (h *Identity) Provision(ctx caddy.Context) error {
 			Role:      h.HeaderRole,
 			Assertion: h.HeaderAssertion,
 		},
-		LoginURL:   func(returnPath string) string { return svc.LoginURL(loginPrefix, returnPath) },
-		ReturnPath: originalRequestURI,
-		Logger:     ctx.Logger(),
+		LoginURL:        func(returnPath string) string { return svc.LoginURL(loginPrefix, returnPath) },
+		ReturnPath:      originalRequestURI,
+		AllowPathParams: h.AllowPathParams,
+		ClientAddr:      clientIP,
+		Logger:          ctx.Logger(),
 	}
 	if h.AssertionAudience != "" {
 		signer, err := rt.assertionSigner(ctx)
@@ -140,21 +166,30 @@ func originalRequestURI(r *http.Request) string {
 	return r.URL.RequestURI()
 }
 
-// ServeHTTP runs the gate and, when it lets the request through, sets the
-// placeholders and calls the next handler.
-func (h *Identity) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	id, proceed := h.gate.Authorize(w, r)
-	if !proceed {
-		return nil
+// clientIP is the client address Caddy trusts (after trusted_proxies), for
+// the audit of refused requests.
+func clientIP(r *http.Request) string {
+	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
+		return ip
 	}
-	if id != nil {
-		if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-			for _, p := range id.Placeholders() {
-				repl.Set(p.Name, p.Value)
+	return r.RemoteAddr
+}
+
+// ServeHTTP runs the gate and, when it lets the request through, sets the
+// placeholders and calls the next handler. The gate follows the request
+// until the next handler returns and ends it (an upgraded connection or a
+// stream included) when the session loses access.
+func (h *Identity) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	return h.gate.Serve(w, r, func(w http.ResponseWriter, r *http.Request, id *authz.Identity) error {
+		if id != nil {
+			if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+				for _, p := range id.Placeholders() {
+					repl.Set(p.Name, p.Value)
+				}
 			}
 		}
-	}
-	return next.ServeHTTP(w, r)
+		return next.ServeHTTP(w, r)
+	})
 }
 
 // IdentityJWKS serves the public key set of a tenant's identity assertions
