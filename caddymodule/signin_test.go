@@ -164,9 +164,9 @@ func TestReferenceSignIn(t *testing.T) {
 			t.Fatal("no acme_session cookie")
 		}
 
-		// The catch-all route adds the signed assertion, which the app
+		// The app route adds the signed assertion, which the app
 		// verifies against the JWKS endpoint, and a header_up placeholder.
-		e = gatewaytest.ParseEcho(t, b.Get(g.acme+"/wiki").Body)
+		e = gatewaytest.ParseEcho(t, b.Get(g.acme+"/app/wiki").Body)
 		if got := e.Header.Get("X-Forwarded-User"); got != "alice@acme.example" {
 			t.Errorf("X-Forwarded-User from {http.auth.user.id} = %q", got)
 		}
@@ -192,12 +192,34 @@ func TestReferenceSignIn(t *testing.T) {
 		}
 	})
 
+	t.Run("default deny: the catch-all is the strictest route", func(t *testing.T) {
+		g.oidc.AutoLogin("alice")
+		b := gatewaytest.NewBrowser(t)
+		if p := b.Get(g.acme + "/app/home"); p.Status != http.StatusOK {
+			t.Fatalf("sign-in through /app/home: %d", p.Status)
+		}
+		for path, want := range map[string]int{
+			"/edit/page":        http.StatusOK,         // carved out for editors
+			"/other/page":       http.StatusForbidden,  // no carve-out: admins only
+			"/edit;x/page":      http.StatusBadRequest, // a servlet would read /edit/page
+			"/edit./page":       http.StatusBadRequest,
+			"/app%2e%2e/x":      http.StatusBadRequest,
+			"/edit%5c..%5cpage": http.StatusBadRequest,
+		} {
+			if p := b.Get(g.acme + path); p.Status != want {
+				t.Errorf("%s: %d, want %d", path, p.Status, want)
+			}
+		}
+	})
+
 	t.Run("foreign return paths go to /", func(t *testing.T) {
 		g.oidc.AutoLogin("alice")
 		for _, rd := range []string{"https://evil.example/x", "//evil.example/x", "/\\evil.example/x", "%2F%2Fevil.example", "javascript:alert(1)"} {
 			b := gatewaytest.NewBrowser(t)
 			p := b.Get(g.acme + "/sso/login?rd=" + url.QueryEscape(rd))
-			if p.Status != http.StatusOK || p.URL.String() != g.acme+"/" {
+			// "/" is the default-deny catch-all (admins only): an editor
+			// lands there and is refused, on this site.
+			if p.Status != http.StatusForbidden || p.URL.String() != g.acme+"/" {
 				t.Errorf("rd=%q: landed on %s (%d)", rd, p.URL, p.Status)
 			}
 		}
