@@ -58,6 +58,10 @@ func newBenchEnv(dir, backend string, sessions int) (*benchEnv, error) {
 		plainURL:   fmt.Sprintf("http://127.0.0.1:%d", ports[2]),
 	}
 	users := []devidp.User{{Subject: "leaver", PreferredUsername: deprovUser, Email: deprovUser, EmailVerified: true, Name: "Bench Leaver"}}
+	for i := 0; i < liveCloseSamples; i++ {
+		n := streamerName(i)
+		users = append(users, devidp.User{Subject: n, PreferredUsername: n, Email: n, EmailVerified: true, Name: "Bench Streamer"})
+	}
 	for i := 0; i < sessions; i++ {
 		n := viewerName(i)
 		users = append(users, devidp.User{Subject: n, PreferredUsername: n, Email: n, EmailVerified: true, Name: "Bench Viewer"})

@@ -149,12 +149,19 @@ func freePort() (int, error) {
 // a small page naming the identity it was given, like the apps Portcullis
 // protects.
 func startBackend() (addr string, stop func(), err error) {
+	// The backend answers plain requests with the identity it got, and an
+	// upgrade (a WebSocket) with a 101 and a tick every tickEvery until the
+	// connection closes (see measureLiveClose).
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", nil, err
 	}
 	srv := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+				serveTicker(w)
+				return
+			}
 			w.Header().Set("Content-Type", "text/plain")
 			fmt.Fprintf(w, "hello %q role %q\n", r.Header.Get("X-Remote-User"), r.Header.Get("X-Remote-Role"))
 		}),

@@ -61,6 +61,7 @@ type results struct {
 	LoadSeconds float64            `json:"load_seconds"`
 	RSSMiB      float64            `json:"rss_mib"`
 	Deprovision *deprovisionResult `json:"deprovision,omitempty"`
+	LiveClose   *liveCloseResult   `json:"websocket_close_on_deactivation,omitempty"`
 }
 
 func main() {
@@ -200,6 +201,10 @@ func run(o options) error {
 	if !o.skipProxy {
 		logf("deprovisioning: SCIM active:false to the first refused request")
 		if res.Deprovision, err = env.measureDeprovision(scim); err != nil {
+			return err
+		}
+		logf("live connections: SCIM active:false to the close of an open WebSocket, %d samples", liveCloseSamples)
+		if res.LiveClose, err = env.measureLiveClose(scim); err != nil {
 			return err
 		}
 	}

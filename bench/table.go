@@ -39,6 +39,9 @@ func printTable(w io.Writer, r *results, o options) {
 	if d := r.Deprovision; d != nil {
 		fmt.Fprintf(tw, "active:false to first refusal\t%.2f ms\tfrom PATCH sent; %.2f ms after its 2xx\t\n", d.FromSendMs, d.AfterAckMs)
 	}
+	if l := r.LiveClose; l != nil {
+		fmt.Fprintf(tw, "active:false to WebSocket closed\tp50 %.0f ms, max %.0f ms\tafter the PATCH's 2xx, %d samples; p50 %.0f ms from PATCH sent\t\n", l.P50ms, l.MaxMs, l.Samples, l.FromSend)
+	}
 	tw.Flush()
 	var codes []string
 	for _, lr := range []loadResult{r.SCIMPost1, r.SCIMPost16, r.PatchAdd1, r.PatchAdd16, r.Filter} {
