@@ -244,8 +244,9 @@ func startBoundaryBackends(t *testing.T, g *boundaryGateway) {
 }
 
 // startBoundaryGateway runs boundaryCaddyfile (changed by edit, when not
-// nil, before it is loaded) until the test ends.
-func startBoundaryGateway(t *testing.T, edit func(caddyfile string) string) *boundaryGateway {
+// nil, before it is loaded: the placeholders are filled and the backends
+// run) until the test ends.
+func startBoundaryGateway(t *testing.T, edit func(caddyfile string, g *boundaryGateway) string) *boundaryGateway {
 	t.Helper()
 	g := &boundaryGateway{}
 	acmePort, initechPort, globexPort := gatewaytest.FreePort(t), gatewaytest.FreePort(t), gatewaytest.FreePort(t)
@@ -296,7 +297,7 @@ func startBoundaryGateway(t *testing.T, edit func(caddyfile string) string) *bou
 		"@ECHO@", g.echo.Addr,
 	).Replace(boundaryCaddyfile)
 	if edit != nil {
-		cf = edit(cf)
+		cf = edit(cf, g)
 	}
 	gatewaytest.Load(t, cf)
 	g.saml.RegisterSP("globex", g.globex+"/sso/saml/metadata")

@@ -55,11 +55,10 @@ func StartServletBackend(t testing.TB) *ServletBackend {
 }
 
 // ServletRoute is the path a servlet container routes for the raw request
-// path: `;params` cut from each segment, backslashes as slashes, decoded,
-// cleaned.
+// path: `;params` cut from each segment, decoded, backslashes (raw or
+// decoded) as slashes, cleaned.
 func ServletRoute(raw string) string {
-	raw = strings.ReplaceAll(raw, `\`, "/")
-	segs := strings.Split(raw, "/")
+	segs := strings.Split(strings.ReplaceAll(raw, `\`, "/"), "/")
 	for i, s := range segs {
 		segs[i], _, _ = strings.Cut(s, ";")
 	}
@@ -67,7 +66,7 @@ func ServletRoute(raw string) string {
 	if dec, err := url.PathUnescape(p); err == nil {
 		p = dec
 	}
-	return path.Clean("/" + p)
+	return path.Clean("/" + strings.ReplaceAll(p, `\`, "/"))
 }
 
 // Take returns the requests received since the last Take.
