@@ -201,7 +201,7 @@ func TestUpgradeSmuggling(t *testing.T) {
 	}
 	routes := []struct {
 		name, path, session string
-		status             int
+		status              int
 	}{
 		{"protected route, signed in", "/h2c/x", eve, http.StatusOK},
 		{"public route, anonymous", "/h2c-public/x", "", http.StatusOK},
