@@ -24,6 +24,9 @@ const SAMLIdPCommonName = "gatewaytest SAML IdP"
 type SAMLIdP struct {
 	t      testing.TB
 	server *httptest.Server
+	// sessions sets the IdP's session end in its assertions (see
+	// SetSessionLifetime).
+	sessions *sessionEndMaker
 }
 
 // StartSAMLIdP runs an IdP with a fresh signing key until the test ends.
@@ -38,7 +41,7 @@ func StartSAMLIdP(t testing.TB) *SAMLIdP {
 		handler http.Handler
 	)
 	ready.Add(1)
-	i := &SAMLIdP{t: t}
+	i := &SAMLIdP{t: t, sessions: &sessionEndMaker{}}
 	i.server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ready.Wait()
 		handler.ServeHTTP(w, r)
@@ -58,6 +61,7 @@ func StartSAMLIdP(t testing.TB) *SAMLIdP {
 	if err != nil {
 		t.Fatalf("samlidp.New: %v", err)
 	}
+	idp.IDP.AssertionMaker = i.sessions
 	handler = idp
 	ready.Done()
 	return i
