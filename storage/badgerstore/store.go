@@ -47,8 +47,9 @@ const (
 	// numMemtables-1 being flushed); its arena is Go heap. It also sets
 	// the largest single transaction Badger accepts: 15% of it, i.e.
 	// ~4.8 MiB or ~52,000 written keys (badger.ErrTxnTooBig beyond), which
-	// must hold e.g. deleting a group of 25,000 members in one transaction
-	// (two keys each). 16 MiB would halve that limit for 16 MiB saved.
+	// must hold e.g. a SCIM PATCH of 10,000 member changes (three keys
+	// each). Deleting a group needs a handful whatever its size (see
+	// sweep.go). 16 MiB would halve that limit for 16 MiB saved.
 	memTableSize = 32 << 20
 	numMemtables = 2
 	// blockCacheSize caches decompressed LSM blocks. With records in the
