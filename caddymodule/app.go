@@ -106,6 +106,13 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	// Every configured tenant's retention is set on every load, so a
+	// setting removed from the config returns to the store's default.
+	for _, t := range a.Tenants {
+		if err := a.store.SetEventRetention(t.Name, t.eventRetention()); err != nil {
+			return fmt.Errorf("tenant %s: audit retention: %v", t.Name, err)
+		}
+	}
 
 	// Each tenant's sign-in reaches its IdP once here, so a config whose
 	// IdP cannot be reached is refused at load (a reload keeps the running

@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"encoding/json"
+	"strconv"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
@@ -38,7 +39,7 @@ func init() {
 //	portcullis {
 //		storage <backend> [<args...>]   # e.g. storage badger ./portcullis-data
 //		tenant <name> [{
-//			# tenant settings (none yet)
+//			# tenant settings: see parseTenant
 //		}]
 //	}
 func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
@@ -136,7 +137,13 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 //			issuer <iss>
 //			ttl <duration>
 //		}
+//		audit_retention <duration>      # default 400d; "d" counts days
+//		audit_max_events <count>        # default 1000000
 //	}]
+//
+// The audit log is bounded: events older than audit_retention are never
+// listed and are deleted within the hour; past audit_max_events the oldest
+// are deleted first.
 func parseTenant(d *caddyfile.Dispenser) (*Tenant, error) {
 	if !d.NextArg() {
 		return nil, d.Err("tenant needs a name")
@@ -208,6 +215,16 @@ func parseTenant(d *caddyfile.Dispenser) (*Tenant, error) {
 			t.RequireMappedGroup = true
 		case "assertion":
 			t.Assertion, err = parseAssertion(d, t.Name)
+		case "audit_retention":
+			err = durationArg(d, &t.AuditRetention)
+		case "audit_max_events":
+			var raw string
+			if err = oneArg(d, &raw); err == nil {
+				t.AuditMaxEvents, err = strconv.Atoi(raw)
+				if err != nil || t.AuditMaxEvents <= 0 {
+					err = d.Errf("tenant %s: audit_max_events %q: want a positive whole number", t.Name, raw)
+				}
+			}
 		default:
 			return nil, d.Errf("tenant %s: unrecognized option %q", t.Name, opt)
 		}

@@ -153,6 +153,36 @@ func TestGlobalOption(t *testing.T) {
 			wantErr: `name_id_format "kerberos"`,
 		},
 		{
+			name: "tenant with audit retention",
+			options: `portcullis {
+				tenant acme {
+					audit_retention 90d
+					audit_max_events 50000
+				}
+			}`,
+			want: `{"tenants":[{"name":"acme","audit_retention":7776000000000000,"audit_max_events":50000}]}`,
+		},
+		{
+			name:    "audit_retention in hours",
+			options: "portcullis {\n tenant acme {\n audit_retention 48h\n }\n}",
+			want:    `{"tenants":[{"name":"acme","audit_retention":172800000000000}]}`,
+		},
+		{
+			name:    "zero audit_retention",
+			options: "portcullis {\n tenant acme {\n audit_retention 0d\n }\n}",
+			wantErr: "must be positive",
+		},
+		{
+			name:    "bad audit_max_events",
+			options: "portcullis {\n tenant acme {\n audit_max_events lots\n }\n}",
+			wantErr: `audit_max_events "lots": want a positive whole number`,
+		},
+		{
+			name:    "zero audit_max_events",
+			options: "portcullis {\n tenant acme {\n audit_max_events 0\n }\n}",
+			wantErr: `audit_max_events "0": want a positive whole number`,
+		},
+		{
 			name:    "bad provisioning",
 			options: "portcullis {\n tenant acme {\n provisioning ldap\n }\n}",
 			wantErr: `provisioning "ldap": use scim or jit`,

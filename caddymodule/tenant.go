@@ -68,6 +68,20 @@ type Tenant struct {
 	// with an assertion_audience send. Optional: without it the issuer is
 	// derived from ExternalURL and the lifetime is 60s.
 	Assertion *TenantAssertion `json:"assertion,omitempty"`
+
+	// AuditRetention is how long the tenant's audit events are kept
+	// (default 400 days): older ones are never listed and are deleted
+	// within the hour.
+	AuditRetention caddy.Duration `json:"audit_retention,omitempty"`
+	// AuditMaxEvents caps the tenant's audit log (default 1,000,000): past
+	// it, the oldest events are deleted first.
+	AuditMaxEvents int `json:"audit_max_events,omitempty"`
+}
+
+// eventRetention is the tenant's audit log bound for the store (zero
+// fields: the store's defaults).
+func (t *Tenant) eventRetention() storage.EventRetention {
+	return storage.EventRetention{MaxAge: time.Duration(t.AuditRetention), MaxEvents: t.AuditMaxEvents}
 }
 
 // TenantOIDC is an OpenID Connect provider (authorization code flow with
@@ -178,6 +192,12 @@ func (t *Tenant) check() error {
 		if _, err := parseExternalURL(t.ExternalURL); err != nil {
 			return fmt.Errorf("tenant %s: external_url: %v", t.Name, err)
 		}
+	}
+	if t.AuditRetention < 0 {
+		return fmt.Errorf("tenant %s: audit_retention must be positive", t.Name)
+	}
+	if t.AuditMaxEvents < 0 {
+		return fmt.Errorf("tenant %s: audit_max_events must be positive", t.Name)
 	}
 	roles := t.roles()
 	if err := roles.Validate(); err != nil {

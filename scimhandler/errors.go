@@ -121,12 +121,13 @@ func classify(err error) (e *scimError, serverFault bool) {
 			detail: "userName is already taken by another user"}, false
 	case errors.Is(err, storage.ErrTooBig):
 		// The change needs more writes than the store takes in one
-		// transaction (e.g. deleting a group of tens of thousands of
-		// members). Nothing was written. RFC 7644 names no scimType for
-		// 413; the detail says how to get the change through.
+		// transaction. Nothing was written. (Deleting a group never
+		// gets here: the store sweeps its memberships in batches.)
+		// RFC 7644 names no scimType for 413; the detail says how to get
+		// the change through.
 		return &scimError{status: http.StatusRequestEntityTooLarge,
 			detail: "the change is too large for the store to apply in one transaction and nothing was changed; " +
-				"send it as smaller requests (for a large group, remove its members in batches before deleting it)"}, false
+				"send it as smaller requests"}, false
 	case errors.Is(err, storage.ErrConflict):
 		// The store gave up after repeated conflicts with concurrent
 		// writers; the request did nothing and can simply be sent again.

@@ -1,8 +1,12 @@
 package scimhandler
 
 import (
+	"fmt"
+	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/portcullis/portcullis/storage"
 )
 
 func TestSplitSCIMPath(t *testing.T) {
@@ -67,6 +71,26 @@ func TestBearerToken(t *testing.T) {
 		got, ok := bearerToken(header)
 		if got != want || ok != (want != "") {
 			t.Errorf("%q: %q %v, want %q", header, got, ok, want)
+		}
+	}
+}
+
+// TestStoreErrorsMapToSCIMErrors: the store's typed errors become client
+// errors with a SCIM status, never a 500.
+func TestStoreErrorsMapToSCIMErrors(t *testing.T) {
+	tests := []struct {
+		err    error
+		status int
+	}{
+		{storage.ErrNotFound, http.StatusNotFound},
+		{storage.ErrUniqueness, http.StatusConflict},
+		{fmt.Errorf("wrapped: %w", storage.ErrTooBig), http.StatusRequestEntityTooLarge},
+		{storage.ErrConflict, http.StatusServiceUnavailable},
+	}
+	for _, tt := range tests {
+		e, fault := classify(tt.err)
+		if e.status != tt.status || fault {
+			t.Errorf("classify(%v) = %d (server fault %v), want %d", tt.err, e.status, fault, tt.status)
 		}
 	}
 }

@@ -407,7 +407,8 @@ func collectAll(tx storage.ReadTx, rt *resourceType, offset, limit int, cursors 
 
 // pageCursors remembers, for the store generation they were read at, the
 // id of the last record of recent pages: the record at a position is the
-// same as long as the generation (bumped by every committed write) is.
+// same as long as the generation (bumped by every committed write of a
+// user, group or membership; see storage.Store.Generation) is.
 type pageCursors struct {
 	mu  sync.Mutex
 	gen uint64

@@ -159,8 +159,8 @@ func (s *Service) touchSession(r *http.Request, hash [32]byte, now time.Time) er
 			return nil
 		}
 		cur.LastSeen = now
-		// Only bookkeeping: identity caches need not reload for it.
-		tx.Unobserved()
+		// PutSession never bumps the store's Generation, so identity
+		// caches need not reload for this bookkeeping.
 		return tx.PutSession(cur)
 	})
 	if errors.Is(err, storage.ErrNotFound) {

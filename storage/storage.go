@@ -173,6 +173,37 @@ type EventQuery struct {
 	Limit  int       // at most this many (backends cap it at 1000)
 }
 
+// Audit log retention defaults, for a tenant whose EventRetention is unset.
+const (
+	DefaultEventMaxAge    = 400 * 24 * time.Hour
+	DefaultEventMaxEvents = 1_000_000
+)
+
+// EventRetention bounds a tenant's audit log. A store guarantees:
+//   - an event older than MaxAge is never returned by Events, and is
+//     deleted from disk by background pruning (at least hourly, and quiet
+//     when idle);
+//   - once an Update that appended events has returned, the tenant holds
+//     at most MaxEvents events: the oldest are deleted first.
+//
+// MaxAge <= 0 means DefaultEventMaxAge; MaxEvents <= 0 means
+// DefaultEventMaxEvents. There is no "keep forever": the log is bounded.
+type EventRetention struct {
+	MaxAge    time.Duration
+	MaxEvents int
+}
+
+// WithDefaults fills zero (or negative) fields with the defaults.
+func (r EventRetention) WithDefaults() EventRetention {
+	if r.MaxAge <= 0 {
+		r.MaxAge = DefaultEventMaxAge
+	}
+	if r.MaxEvents <= 0 {
+		r.MaxEvents = DefaultEventMaxEvents
+	}
+	return r
+}
+
 // Store is a backend. It is safe for concurrent use.
 type Store interface {
 	// View runs fn in a read-only, consistent snapshot of one tenant.
@@ -185,10 +216,29 @@ type Store interface {
 	// aborts the transaction and is returned as is.
 	Update(ctx context.Context, tenant string, fn func(Tx) error) error
 	// Generation is a counter that increases after every committed Update
-	// of the tenant (except one that called Tx.Unobserved). Caches of the
-	// tenant's data compare it to know they are stale without subscribing
-	// to anything.
+	// of the tenant that changed something a cache of identity or SCIM
+	// state relies on. The store decides this from what the transaction
+	// wrote, never the caller:
+	//
+	//   - bumps: PutUser, DeleteUser, PutGroup, DeleteGroup, an AddMember
+	//     or RemoveMember that changed a membership, PutSCIMToken,
+	//     DeleteSCIMToken, a DeleteSession or DeleteSessionsOf that ended a
+	//     session (and any future write of identity mappings);
+	//   - does not bump: PutSession (a new session or a LastSeen touch),
+	//     PutRecord, DeleteRecord, AppendEvent, and the store's own
+	//     background work (sweeping a deleted group's memberships, pruning
+	//     events), which changes nothing a reader can see.
+	//
+	// Aborted, refused and read-only transactions never bump it. Caches of
+	// the tenant's data compare it to know they are stale without
+	// subscribing to anything; a later change feed across replicas keeps
+	// the same rule (the store classifies what a transaction wrote).
 	Generation(tenant string) uint64
+	// SetEventRetention sets how long the tenant's audit events are kept
+	// and how many at most (zero fields take DefaultEventMaxAge and
+	// DefaultEventMaxEvents, which also apply to a tenant never set). See
+	// EventRetention for what the store guarantees.
+	SetEventRetention(tenant string, r EventRetention) error
 	Close() error
 }
 
@@ -245,6 +295,13 @@ type Tx interface {
 	// PutGroup creates or replaces the group (not its members).
 	PutGroup(g *Group) error
 	// DeleteGroup removes the group and every membership of and in it.
+	// However many members the group has, the transaction stays small: a
+	// backend may remove the memberships later, in batches, but every read
+	// (this transaction's included) acts as if they were gone as soon as
+	// DeleteGroup returns, and the removal completes even across a crash.
+	// Ids are not meant to be reused (they are UUIDs); a group created
+	// again under a deleted id starts with no members, but may fail with
+	// ErrTooBig while many memberships of the old one await removal.
 	DeleteGroup(id string) error
 	// AddMember adds a membership; added is false if it was already there.
 	// It does not touch the group record: callers bump Modified/Version
@@ -270,13 +327,6 @@ type Tx interface {
 	// AppendEvent records an audit event; the store sets ID (time-sortable)
 	// and Time if zero.
 	AppendEvent(e Event) error
-
-	// Unobserved declares that the transaction changes nothing a cache
-	// keyed on Generation relies on (only bookkeeping, such as a session's
-	// LastSeen), so committing it leaves Generation as it is. Without it,
-	// every signed-in user's once-a-minute LastSeen write would empty every
-	// identity cache of the tenant.
-	Unobserved()
 }
 
 // NewID returns a random RFC 4122 version 4 UUID.

@@ -29,12 +29,19 @@ import (
 //	kindAnchor     'g' group id | 'm' member id         -> empty
 //	kindCount      'u' | 'g', shard byte                -> int64 (8 bytes)
 //
+// Tombstones of deleted groups whose memberships the sweeper has not yet
+// removed live outside the tenant namespace, so that Open finds every one
+// of every tenant with one prefix scan:
+//
+//	nsTombstone, tenant name length-prefixed, group id  -> empty
+//
 // A trailing id is stored raw, so iteration gives id order. A component that
 // is followed by more key bytes goes through comp, which makes it
 // self-delimiting, so prefix scans of "every user with this email" never
 // match a longer email.
 const (
-	nsTenant = 'T'
+	nsTenant    = 'T'
+	nsTombstone = 'Z'
 
 	kindUser      = 'u'
 	kindUserName  = 'n'
@@ -140,6 +147,31 @@ func (k keyer) compID(kind byte, v, id string) []byte {
 
 func (k keyer) anchor(side, id string) []byte {
 	return append(k.id(kindAnchor, side), id...)
+}
+
+// tombstones is the prefix of the tenant's tombstones: the tenant prefix
+// with nsTombstone in place of nsTenant.
+func (k keyer) tombstones() []byte {
+	b := make([]byte, 0, len(k.prefix)+64)
+	b = append(b, nsTombstone)
+	return append(b, k.prefix[1:]...)
+}
+
+func (k keyer) tombstone(groupID string) []byte {
+	return append(k.tombstones(), groupID...)
+}
+
+// parseTombstone splits a tombstone key into tenant and group id.
+func parseTombstone(key []byte) (tenant, groupID string, ok bool) {
+	if len(key) < 2 || key[0] != nsTombstone {
+		return "", "", false
+	}
+	n, w := binary.Uvarint(key[1:])
+	if w <= 0 || uint64(len(key)-1-w) < n {
+		return "", "", false
+	}
+	rest := key[1+w:]
+	return string(rest[:n]), string(rest[n:]), n > 0 && len(rest) > int(n)
 }
 
 func (k keyer) countShard(kind byte, id string) []byte {

@@ -34,6 +34,7 @@ const (
 	baseBackoff        = 500 * time.Microsecond
 	maxBackoff         = 50 * time.Millisecond
 	gcInterval         = 5 * time.Minute
+	pruneInterval      = time.Hour
 	gcDiscardPct       = 0.5
 )
 
@@ -46,8 +47,9 @@ const (
 	// numMemtables-1 being flushed); its arena is Go heap. It also sets
 	// the largest single transaction Badger accepts: 15% of it, i.e.
 	// ~4.8 MiB or ~52,000 written keys (badger.ErrTxnTooBig beyond), which
-	// must hold e.g. deleting a group of 25,000 members in one transaction
-	// (two keys each). 16 MiB would halve that limit for 16 MiB saved.
+	// must hold e.g. a SCIM PATCH of 10,000 member changes (three keys
+	// each). Deleting a group needs a handful whatever its size (see
+	// sweep.go). 16 MiB would halve that limit for 16 MiB saved.
 	memTableSize = 32 << 20
 	numMemtables = 2
 	// blockCacheSize caches decompressed LSM blocks. With records in the
@@ -81,13 +83,19 @@ type Store struct {
 	closed bool
 
 	generations sync.Map // tenant -> *atomic.Uint64
+	retentions  sync.Map // tenant -> storage.EventRetention (with defaults)
+	eventLogs   sync.Map // tenant -> *eventLog
 
 	// maxAttempts is the retry bound of Update (defaultMaxAttempts; tests
 	// lower it).
 	maxAttempts int
 
-	stopGC    chan struct{}
+	// stop ends the background goroutines (GC and event pruning, the
+	// sweeper); Close waits for gcDone and sweepDone.
+	stop      chan struct{}
 	gcDone    chan struct{}
+	sweepKick chan struct{}
+	sweepDone chan struct{}
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -99,6 +107,12 @@ var ErrClosed = errors.New("badgerstore: store is closed")
 // synchronous: when Update returns nil the change is on disk. A nil logger
 // discards Badger's messages.
 func Open(dir string, logger *zap.Logger) (*Store, error) {
+	return open(dir, logger, true)
+}
+
+// open is Open; sweep false leaves tombstones unswept (for tests of a
+// crash mid-sweep).
+func open(dir string, logger *zap.Logger, sweep bool) (*Store, error) {
 	if logger == nil {
 		logger = zap.NewNop()
 	}
@@ -124,28 +138,40 @@ func Open(dir string, logger *zap.Logger) (*Store, error) {
 		db:          db,
 		logger:      logger,
 		maxAttempts: defaultMaxAttempts,
-		stopGC:      make(chan struct{}),
+		stop:        make(chan struct{}),
 		gcDone:      make(chan struct{}),
+		sweepKick:   make(chan struct{}, 1),
+		sweepDone:   make(chan struct{}),
 	}
 	go s.runGC()
+	if sweep {
+		go s.runSweeper()
+	} else {
+		close(s.sweepDone)
+	}
 	return s, nil
 }
 
-// runGC reclaims value-log space left by overwritten and deleted values.
+// runGC reclaims value-log space left by overwritten and deleted values,
+// and hourly deletes audit events past their tenant's MaxAge.
 func (s *Store) runGC() {
 	defer close(s.gcDone)
 	t := time.NewTicker(gcInterval)
 	defer t.Stop()
+	prune := time.NewTicker(pruneInterval)
+	defer prune.Stop()
 	for {
 		select {
-		case <-s.stopGC:
+		case <-s.stop:
 			return
+		case <-prune.C:
+			s.pruneExpiredEvents()
 		case <-t.C:
 			// Each successful call rewrites one file; repeat until there
 			// is nothing worth rewriting, but stop promptly on Close.
 			for i := 0; i < 100; i++ {
 				select {
-				case <-s.stopGC:
+				case <-s.stop:
 					return
 				default:
 				}
@@ -163,8 +189,9 @@ func (s *Store) runGC() {
 // Close stops the background GC and closes the database. It is idempotent.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
-		close(s.stopGC)
+		close(s.stop)
 		<-s.gcDone
+		<-s.sweepDone
 		s.mu.Lock()
 		s.closed = true
 		s.mu.Unlock()
@@ -181,9 +208,11 @@ func (s *Store) generation(tenant string) *atomic.Uint64 {
 	return g.(*atomic.Uint64)
 }
 
-// Generation counts the committed Updates of the tenant since Open. It lives
-// in memory only: caches in this process compare it, and it starts at 0 in
-// a new process, where every cache starts empty too.
+// Generation counts the committed Updates of the tenant since Open that
+// wrote something caches rely on (see storage.Store.Generation; each write
+// method of tx marks itself). It lives in memory only: caches in this
+// process compare it, and it starts at 0 in a new process, where every
+// cache starts empty too.
 func (s *Store) Generation(tenant string) uint64 {
 	return s.generation(tenant).Load()
 }
@@ -213,7 +242,7 @@ func (s *Store) View(ctx context.Context, tenant string, fn func(storage.ReadTx)
 	}
 	txn := s.db.NewTransaction(false)
 	defer txn.Discard()
-	return fn(&tx{txn: txn, k: keyer{tenantPrefix(tenant)}})
+	return fn(&tx{txn: txn, k: keyer{tenantPrefix(tenant)}, retention: s.retention(tenant)})
 }
 
 // fnError marks an error returned by the caller's fn, which is never retried.
@@ -223,6 +252,9 @@ func (e fnError) Error() string { return e.err.Error() }
 
 // Update runs fn in a read-write transaction of the tenant and commits it
 // synchronously, retrying on conflict with jittered exponential backoff.
+// After the commit it bumps Generation if the transaction wrote something
+// caches rely on, wakes the sweeper if it deleted a group, and holds the
+// tenant's audit log to its cap if it appended events.
 func (s *Store) Update(ctx context.Context, tenant string, fn func(storage.Tx) error) error {
 	if err := checkTenant(tenant); err != nil {
 		return err
@@ -232,31 +264,53 @@ func (s *Store) Update(ctx context.Context, tenant string, fn func(storage.Tx) e
 	if s.closed {
 		return ErrClosed
 	}
-	prefix := tenantPrefix(tenant)
+	s.countEventsOnce(tenant)
+	retention := s.retention(tenant)
+	t, err := s.run(ctx, tenantPrefix(tenant), func(t *tx) error {
+		t.retention = retention
+		return fn(t)
+	})
+	if err != nil {
+		return err
+	}
+	if t.observed {
+		s.generation(tenant).Add(1)
+	}
+	if t.tombstoned {
+		s.kickSweeper()
+	}
+	if t.appended > 0 {
+		s.eventsAppended(tenant, t.appended)
+	}
+	return nil
+}
+
+// run runs fn in a read-write transaction under prefix and commits it,
+// retrying on conflict, and returns the committed transaction (for what
+// it recorded of its writes). fn's own error comes back as is. Update and
+// the store's background work (sweeping, pruning) share it.
+func (s *Store) run(ctx context.Context, prefix []byte, fn func(*tx) error) (*tx, error) {
 	var timer *time.Timer
 	for attempt := 1; ; attempt++ {
 		if err := ctx.Err(); err != nil {
-			return err
+			return nil, err
 		}
-		unobserved, err := s.attempt(prefix, fn)
+		t, err := s.attempt(prefix, fn)
 		if err == nil {
-			if !unobserved {
-				s.generation(tenant).Add(1)
-			}
-			return nil
+			return t, nil
 		}
 		var fe fnError
 		if errors.As(err, &fe) {
-			return fe.err
+			return nil, fe.err
 		}
 		if errors.Is(err, storage.ErrTooBig) {
-			return err // the same writes would be refused again
+			return nil, err // the same writes would be refused again
 		}
 		if !errors.Is(err, badger.ErrConflict) {
-			return fmt.Errorf("badgerstore: commit: %w", err)
+			return nil, fmt.Errorf("badgerstore: commit: %w", err)
 		}
 		if attempt >= s.maxAttempts {
-			return storage.ErrConflict
+			return nil, storage.ErrConflict
 		}
 		// Full jitter over an exponentially growing window: concurrent
 		// losers spread out instead of colliding again in lock step.
@@ -273,23 +327,26 @@ func (s *Store) Update(ctx context.Context, tenant string, fn func(storage.Tx) e
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return nil, ctx.Err()
 		case <-timer.C:
 		}
 	}
 }
 
-func (s *Store) attempt(prefix []byte, fn func(storage.Tx) error) (unobserved bool, err error) {
+func (s *Store) attempt(prefix []byte, fn func(*tx) error) (*tx, error) {
 	txn := s.db.NewTransaction(true)
 	defer txn.Discard()
 	t := &tx{txn: txn, k: keyer{prefix}, writable: true}
 	if err := fn(t); err != nil {
-		return false, fnError{err}
+		return nil, fnError{err}
 	}
 	if t.tooBig {
-		return false, storage.ErrTooBig
+		return nil, storage.ErrTooBig
 	}
-	return t.unobserved, t.written(txn.Commit())
+	if err := t.written(txn.Commit()); err != nil {
+		return nil, err
+	}
+	return t, nil
 }
 
 // zapLogger routes Badger's log lines to zap. Info and debug are dropped:

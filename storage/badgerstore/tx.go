@@ -24,13 +24,22 @@ type tx struct {
 	// tooBig is set once Badger refused a write for the transaction's
 	// size: Update then commits nothing, even if fn carried on.
 	tooBig bool
-	// unobserved: the caller declared the writes invisible to caches
-	// (storage.Tx.Unobserved), so the commit leaves Generation alone.
-	unobserved bool
+	// observed is set by every write a cache keyed on Generation relies
+	// on (see storage.Store.Generation): its commit bumps Generation.
+	observed bool
+	// appended counts the events the transaction appended, for the cap
+	// of the tenant's audit log (see retention.go).
+	appended int
+	// tombstoned is set when the transaction deleted a group: its commit
+	// wakes the sweeper (see sweep.go).
+	tombstoned bool
+	// retention is the tenant's audit log retention when the transaction
+	// started; Events hides what is older than its MaxAge.
+	retention storage.EventRetention
+	// tombs caches the ids of the tenant's deleted groups whose
+	// memberships await the sweep, loaded on first need (see sweep.go).
+	tombs map[string]bool
 }
-
-// Unobserved implements storage.Tx.
-func (t *tx) Unobserved() { t.unobserved = true }
 
 var _ storage.Tx = (*tx)(nil)
 
@@ -295,6 +304,7 @@ func (t *tx) PutUser(u *storage.User) error {
 	if u.UserName == "" {
 		return errors.New("badgerstore: user has no userName")
 	}
+	t.observed = true
 	old, err := t.GetUser(u.ID)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return err
@@ -358,6 +368,7 @@ func (t *tx) DeleteUser(id string) error {
 	if err != nil {
 		return err
 	}
+	t.observed = true
 	if err := t.del(t.k.comp(kindUserName, fold(old.UserName))); err != nil {
 		return err
 	}
@@ -464,6 +475,14 @@ func (t *tx) PutGroup(g *storage.Group) error {
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return err
 	}
+	t.observed = true
+	if old == nil {
+		// A group created again under a deleted id must not inherit
+		// what of the old one's memberships the sweep has not removed.
+		if err := t.clearTombstone(g.ID); err != nil {
+			return err
+		}
+	}
 	newKeys := t.groupIndexKeys(g)
 	if old != nil {
 		g.Version = old.Version + 1
@@ -495,6 +514,11 @@ func (t *tx) PutGroup(g *storage.Group) error {
 	return t.setJSON(t.k.id(kindGroup, g.ID), g)
 }
 
+// DeleteGroup removes the group record, its indexes and its count in this
+// transaction, and writes a tombstone: a handful of writes whatever the
+// group's size. Membership reads filter tombstoned groups out at once (see
+// tombstoned), and the store's sweeper removes the membership keys in
+// batches after the commit (see sweep.go).
 func (t *tx) DeleteGroup(id string) error {
 	if err := t.mustWrite(); err != nil {
 		return err
@@ -503,39 +527,26 @@ func (t *tx) DeleteGroup(id string) error {
 	if err != nil {
 		return err
 	}
+	t.observed = true
 	for k := range t.groupIndexKeys(old) {
 		if err := t.del([]byte(k)); err != nil {
 			return err
 		}
 	}
+	// The anchors are read so that an AddMember in flight conflicts (see
+	// kindAnchor); its membership would be hidden by the tombstone anyway,
+	// but the retry makes it see the group is gone and say so.
 	if err := t.readAnchor(anchorGroup, id); err != nil {
 		return err
 	}
 	if err := t.readAnchor(anchorMember, id); err != nil {
 		return err
 	}
-	// Memberships in this group. Keys are collected first: Badger's
-	// iterator does not see writes made while it runs.
-	var members []string
-	err = t.iterate(t.k.comp(kindMember, id), "", func(suffix []byte, _ *badger.Item) (bool, error) {
-		members = append(members, string(suffix))
-		return true, nil
-	})
-	if err != nil {
+	if err := t.set(t.k.tombstone(id), nil); err != nil {
 		return err
 	}
-	for _, m := range members {
-		if err := t.del(t.k.compID(kindMember, id, m)); err != nil {
-			return err
-		}
-		if err := t.del(t.k.compID(kindMemberOf, m, id)); err != nil {
-			return err
-		}
-	}
-	// Memberships of this group in other groups.
-	if err := t.removeMembershipsOf(id, storage.MemberGroup); err != nil {
-		return err
-	}
+	t.tombs = nil // reload: this transaction sees its own tombstone
+	t.tombstoned = true
 	if err := t.addCount(countGroups, id, -1); err != nil {
 		return err
 	}
@@ -585,12 +596,20 @@ func (t *tx) Members(groupID string, fn func(storage.Member) (bool, error)) erro
 	if !validID(groupID) {
 		return nil
 	}
+	tombs, err := t.tombstones()
+	if err != nil || tombs[groupID] {
+		return err
+	}
 	return t.iterate(t.k.comp(kindMember, groupID), "", func(suffix []byte, item *badger.Item) (bool, error) {
 		typ, err := item.ValueCopy(nil)
 		if err != nil {
 			return false, err
 		}
-		return fn(storage.Member{ID: string(suffix), Type: string(typ)})
+		m := storage.Member{ID: string(suffix), Type: string(typ)}
+		if m.Type == storage.MemberGroup && tombs[m.ID] {
+			return true, nil
+		}
+		return fn(m)
 	})
 }
 
@@ -598,21 +617,67 @@ func (t *tx) IsMember(groupID, memberID string) (bool, error) {
 	if !validID(groupID) || !validID(memberID) {
 		return false, nil
 	}
-	return t.exists(t.k.compID(kindMember, groupID, memberID))
+	tombs, err := t.tombstones()
+	if err != nil || tombs[groupID] {
+		return false, err
+	}
+	typ, err := t.getBytes(t.k.compID(kindMember, groupID, memberID))
+	if errors.Is(err, storage.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return !(string(typ) == storage.MemberGroup && tombs[memberID]), nil
 }
 
 func (t *tx) CountMembers(groupID string) (int, error) {
 	if !validID(groupID) {
 		return 0, nil
 	}
-	return t.count(t.k.comp(kindMember, groupID))
+	tombs, err := t.tombstones()
+	if err != nil || tombs[groupID] {
+		return 0, err
+	}
+	if len(tombs) == 0 {
+		return t.count(t.k.comp(kindMember, groupID))
+	}
+	n := 0
+	err = t.Members(groupID, func(storage.Member) (bool, error) {
+		n++
+		return true, nil
+	})
+	return n, err
 }
 
 func (t *tx) GroupsOf(memberID string) ([]string, error) {
 	if !validID(memberID) {
 		return nil, nil
 	}
-	return t.suffixes(t.k.comp(kindMemberOf, memberID))
+	tombs, err := t.tombstones()
+	if err != nil {
+		return nil, err
+	}
+	if len(tombs) == 0 {
+		return t.suffixes(t.k.comp(kindMemberOf, memberID))
+	}
+	var out []string
+	err = t.iterate(t.k.comp(kindMemberOf, memberID), "", func(suffix []byte, item *badger.Item) (bool, error) {
+		gid := string(suffix)
+		if tombs[gid] {
+			return true, nil
+		}
+		typ, err := item.ValueCopy(nil)
+		if err != nil {
+			return false, err
+		}
+		if string(typ) == storage.MemberGroup && tombs[memberID] {
+			return true, nil
+		}
+		out = append(out, gid)
+		return true, nil
+	})
+	return out, err
 }
 
 // AddMember requires the group to exist (storage.ErrNotFound otherwise).
@@ -655,6 +720,7 @@ func (t *tx) AddMember(groupID string, m storage.Member) (bool, error) {
 	if err != nil || there {
 		return false, err
 	}
+	t.observed = true
 	if err := t.set(key, []byte(m.Type)); err != nil {
 		return false, err
 	}
@@ -682,6 +748,7 @@ func (t *tx) RemoveMember(groupID, memberID string) (bool, error) {
 	if err != nil || !there {
 		return false, err
 	}
+	t.observed = true
 	if err := t.del(key); err != nil {
 		return false, err
 	}
@@ -705,6 +772,7 @@ func (t *tx) PutSCIMToken(tok *storage.SCIMToken) error {
 	if err := t.mustWrite(); err != nil {
 		return err
 	}
+	t.observed = true
 	return t.setJSON(t.k.kind(kindToken), tok)
 }
 
@@ -713,6 +781,7 @@ func (t *tx) DeleteSCIMToken() error {
 	if err := t.mustWrite(); err != nil {
 		return err
 	}
+	t.observed = true
 	return t.del(t.k.kind(kindToken))
 }
 
@@ -811,6 +880,7 @@ func (t *tx) DeleteSession(idHash [32]byte) error {
 	if err != nil {
 		return err
 	}
+	t.observed = true
 	if err := t.del(t.k.userSession(s.UserID, idHash)); err != nil {
 		return err
 	}
@@ -838,6 +908,7 @@ func (t *tx) DeleteSessionsOf(userID string) (int, error) {
 			return n, err
 		} else if ok {
 			n++
+			t.observed = true
 			if err := t.del(t.k.session(hash)); err != nil {
 				return n, err
 			}
@@ -940,7 +1011,11 @@ func (t *tx) AppendEvent(e storage.Event) error {
 		e.Time = time.Now()
 	}
 	e.ID = newEventID(e.Time)
-	return t.setJSON(t.k.id(kindEvent, e.ID), e)
+	if err := t.setJSON(t.k.id(kindEvent, e.ID), e); err != nil {
+		return err
+	}
+	t.appended++
+	return nil
 }
 
 func (t *tx) Events(q storage.EventQuery) ([]storage.Event, error) {
@@ -959,9 +1034,13 @@ func (t *tx) Events(q storage.EventQuery) ([]storage.Event, error) {
 			upper = u
 		}
 	}
-	lower := ""
+	// Events past the tenant's MaxAge are gone for readers at once,
+	// whether or not the pruner has deleted them yet.
+	lower := eventIDFloor(time.Now().Add(-t.retention.WithDefaults().MaxAge))
 	if !q.Since.IsZero() {
-		lower = eventIDFloor(q.Since)
+		if l := eventIDFloor(q.Since); l > lower {
+			lower = l
+		}
 	}
 	var types map[string]bool
 	if len(q.Types) > 0 {

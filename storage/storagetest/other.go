@@ -215,7 +215,8 @@ func eventResources(es []storage.Event) []string {
 }
 
 func testEvents(t *testing.T, h *harness) {
-	base := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	// Recent enough for the default retention (DefaultEventMaxAge).
+	base := time.Now().UTC().Add(-24 * time.Hour).Truncate(time.Minute)
 	types := []string{storage.EventUserCreated, storage.EventGroupCreated, storage.EventMemberAdded}
 	// e0..e9, one minute apart, appended out of time order in two
 	// transactions; type cycles through types.

@@ -237,46 +237,88 @@ func testCancelledContext(t *testing.T, h *harness) {
 	}
 }
 
+// testGeneration: the store, not the caller, decides from what a
+// transaction wrote whether caches are stale. Each write kind is committed
+// alone, in order, on one store seeded by seedDirectory plus a session of
+// u1 and u2 and a SCIM token, and must bump Generation or leave it.
 func testGeneration(t *testing.T, h *harness) {
-	g0 := h.s.Generation(tenant)
-	h.putUser(tenant, &storage.User{ID: "u1", UserName: "u1"})
-	g1 := h.s.Generation(tenant)
-	if g1 <= g0 {
-		t.Fatalf("Generation after a committed Update = %d, want > %d", g1, g0)
+	seedDirectory(h)
+	_, hash := storage.NewSecret()
+	h.update(tenant, func(tx storage.Tx) error {
+		_, err := tx.AddMember("g1", user("u2"))
+		return errors.Join(err, tx.PutSession(sessionOf("u1", 1)), tx.PutSession(sessionOf("u2", 2)),
+			tx.PutSCIMToken(&storage.SCIMToken{ID: "tok", Hash: hash}))
+	})
+	touched := sessionOf("u1", 1)
+	touched.LastSeen = touched.LastSeen.Add(time.Minute)
+	cases := []struct {
+		name  string
+		write func(tx storage.Tx) error
+		bumps bool
+	}{
+		{"PutUser create", func(tx storage.Tx) error { return tx.PutUser(&storage.User{ID: "u9", UserName: "u9"}) }, true},
+		{"PutUser replace", func(tx storage.Tx) error { return tx.PutUser(&storage.User{ID: "u9", UserName: "u9-renamed"}) }, true},
+		{"DeleteUser", func(tx storage.Tx) error { return tx.DeleteUser("u9") }, true},
+		{"PutGroup create", func(tx storage.Tx) error { return tx.PutGroup(&storage.Group{ID: "g9", DisplayName: "g9"}) }, true},
+		{"PutGroup replace", func(tx storage.Tx) error { return tx.PutGroup(&storage.Group{ID: "g9", DisplayName: "nine"}) }, true},
+		{"DeleteGroup", func(tx storage.Tx) error { return tx.DeleteGroup("g9") }, true},
+		{"AddMember new", func(tx storage.Tx) error { _, err := tx.AddMember("g1", user("u1")); return err }, true},
+		{"AddMember already there", func(tx storage.Tx) error { _, err := tx.AddMember("g1", user("u1")); return err }, false},
+		{"RemoveMember there", func(tx storage.Tx) error { _, err := tx.RemoveMember("g1", "u1"); return err }, true},
+		{"RemoveMember not there", func(tx storage.Tx) error { _, err := tx.RemoveMember("g1", "u1"); return err }, false},
+		{"PutSCIMToken", func(tx storage.Tx) error { return tx.PutSCIMToken(&storage.SCIMToken{ID: "tok2", Hash: hash}) }, true},
+		{"DeleteSCIMToken", func(tx storage.Tx) error { return tx.DeleteSCIMToken() }, true},
+		{"PutSession new", func(tx storage.Tx) error { return tx.PutSession(sessionOf("u3", 3)) }, false},
+		{"PutSession LastSeen touch", func(tx storage.Tx) error { return tx.PutSession(touched) }, false},
+		{"DeleteSession there", func(tx storage.Tx) error { return tx.DeleteSession(sessionOf("u3", 3).IDHash) }, true},
+		{"DeleteSession not there", func(tx storage.Tx) error { return tx.DeleteSession(sessionOf("u3", 3).IDHash) }, false},
+		{"DeleteSessionsOf with sessions", func(tx storage.Tx) error { _, err := tx.DeleteSessionsOf("u2"); return err }, true},
+		{"DeleteSessionsOf without", func(tx storage.Tx) error { _, err := tx.DeleteSessionsOf("u2"); return err }, false},
+		{"PutRecord", func(tx storage.Tx) error { return tx.PutRecord("flow", "k", []byte("v"), time.Minute) }, false},
+		{"DeleteRecord", func(tx storage.Tx) error { return tx.DeleteRecord("flow", "k") }, false},
+		{"AppendEvent", func(tx storage.Tx) error { return tx.AppendEvent(storage.Event{Type: storage.EventSignIn}) }, false},
+		{"reads only", func(tx storage.Tx) error { _, err := tx.GetUser("u1"); return err }, false},
+		{"bookkeeping and a user", func(tx storage.Tx) error {
+			return errors.Join(tx.PutSession(touched), tx.PutRecord("flow", "k2", nil, 0),
+				tx.PutUser(&storage.User{ID: "u8", UserName: "u8"}))
+		}, true},
 	}
+	for _, c := range cases {
+		before := h.s.Generation(tenant)
+		h.update(tenant, c.write)
+		after := h.s.Generation(tenant)
+		if c.bumps && after <= before {
+			t.Errorf("%s: Generation %d -> %d, want it to increase", c.name, before, after)
+		}
+		if !c.bumps && after != before {
+			t.Errorf("%s: Generation %d -> %d, want it unchanged", c.name, before, after)
+		}
+	}
+
+	// A failed Update and a View never bump; bookkeeping writes commit.
+	g := h.s.Generation(tenant)
 	_ = h.s.Update(t.Context(), tenant, func(tx storage.Tx) error {
-		return tx.PutUser(&storage.User{ID: "u2", UserName: "U1"}) // ErrUniqueness aborts
+		return tx.PutUser(&storage.User{ID: "u7", UserName: "U1"}) // ErrUniqueness aborts
 	})
-	if g := h.s.Generation(tenant); g != g1 {
-		t.Fatalf("Generation after a failed Update = %d, want %d", g, g1)
-	}
 	h.view(tenant, func(storage.ReadTx) error { return nil })
-	if g := h.s.Generation(tenant); g != g1 {
-		t.Fatalf("Generation after a View = %d, want %d", g, g1)
-	}
-	h.putUser(tenant, &storage.User{ID: "u1", UserName: "u1-renamed"})
-	g2 := h.s.Generation(tenant)
-	if g2 <= g1 {
-		t.Fatalf("Generation after a second commit = %d, want > %d", g2, g1)
-	}
-	// A transaction declared Unobserved (bookkeeping such as a session's
-	// LastSeen) commits its writes but leaves Generation alone.
-	err := h.s.Update(t.Context(), tenant, func(tx storage.Tx) error {
-		tx.Unobserved()
-		return tx.PutRecord("bookkeeping", "k", []byte("v"), 0)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if g := h.s.Generation(tenant); g != g2 {
-		t.Fatalf("Generation after an Unobserved commit = %d, want %d", g, g2)
+	if got := h.s.Generation(tenant); got != g {
+		t.Fatalf("Generation after a failed Update and a View = %d, want %d", got, g)
 	}
 	h.view(tenant, func(tx storage.ReadTx) error {
-		if v, err := tx.GetRecord("bookkeeping", "k"); err != nil || string(v) != "v" {
-			t.Fatalf("Unobserved write not committed: %q, %v", v, err)
+		if v, err := tx.GetRecord("flow", "k2"); err != nil || len(v) != 0 {
+			t.Fatalf("bookkeeping write not committed: %q, %v", v, err)
+		}
+		s, err := tx.GetSession(touched.IDHash)
+		if err != nil || !s.LastSeen.Equal(touched.LastSeen) {
+			t.Fatalf("LastSeen touch not committed: %+v, %v", s, err)
 		}
 		return nil
 	})
+	// Another tenant's writes leave this tenant's Generation alone.
+	h.putUser("other", &storage.User{ID: "u1", UserName: "u1"})
+	if got := h.s.Generation(tenant); got != g {
+		t.Fatalf("Generation after another tenant's write = %d, want %d", got, g)
+	}
 }
 
 // testConcurrentMembers: 50 concurrent transactions each add a different
