@@ -13,9 +13,8 @@ import (
 // hangs up must not take the record of its own refusal with it.
 
 // auditDenied records a policy denial, at most once a minute per user and
-// route: every audit write changes the store generation and so empties every
-// cache of the tenant, and a user retrying a page must not be able to do
-// that on every request.
+// route: every audit write is a durable (fsync'd) store write, and a user
+// retrying a page must not be able to cost one per request.
 func (ids *Identities) auditDenied(ctx context.Context, id *Identity, route, reason string) {
 	now := ids.now()
 	if ok, _ := ids.audits.allow(id.UserID+"\x00"+route, now); !ok {

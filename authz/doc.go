@@ -10,10 +10,17 @@
 //   - Identities: one per tenant, shared by all its routes. It resolves a
 //     request to an Identity through a SessionResolver (package sso) and a
 //     cache keyed by the session id's hash. An entry remembers the store
-//     generation it was read at; any write to the tenant moves the
-//     generation, so the next request reloads and a SCIM change (user
-//     deactivated or deleted, group membership changed, mapping target
-//     renamed) takes effect on the very next request.
+//     generation it was read at; every write that can change access
+//     (users, groups, memberships, tokens, ended sessions: the store
+//     decides, see storage.Store.Generation) moves the generation, so the
+//     next request reloads and a SCIM change (user deactivated or deleted,
+//     group membership changed, mapping target renamed) takes effect on
+//     the very next request. Audit events, new sessions and sign-in
+//     records do not move it.
+//   - Live requests: a request that passed a gate is followed until its
+//     handler returns (liverequests.go), and ended — its context
+//     cancelled, an upgraded connection closed — when its session loses
+//     access, within liveCheckInterval.
 //   - Gate: one per route. Strips forged identity headers, applies the
 //     Policy (public, require <role>, allow_groups), answers the refused,
 //     and sets the identity headers.
