@@ -2,10 +2,10 @@ package scimhandler
 
 import (
 	"container/list"
-	"net"
-	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/portcullis/portcullis/internal/clientaddr"
 )
 
 // Failed bearer-token attempts are limited per client address. Each address
@@ -31,9 +31,6 @@ const (
 	// maxTrackedClients bounds the limiter's memory (~200 bytes an
 	// address): past it the least recently failing address is forgotten.
 	maxTrackedClients = 10000
-	// maxClientKeyLength bounds keys that are not IP addresses (from a
-	// Config.ClientIP that returns something else).
-	maxClientKeyLength = 64
 )
 
 // failureLimiter counts failed attempts per client address and decides
@@ -91,7 +88,7 @@ func newFailureLimiter() *failureLimiter {
 
 // failure records a failed attempt from addr at now.
 func (l *failureLimiter) failure(addr string, now time.Time) failureVerdict {
-	key := clientKey(addr)
+	key := clientaddr.Key(addr)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 
@@ -159,26 +156,4 @@ func (l *failureLimiter) tracked() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return len(l.clients)
-}
-
-// clientKey is what an address's failures are counted under: the IP
-// address (a port, as in r.RemoteAddr, is dropped), with IPv4-mapped IPv6
-// addresses as IPv4 and other IPv6 addresses cut to their /64 — one
-// subscriber's allocation, through which an attacker can rotate freely.
-// Anything that is not an IP address counts as itself, bounded in length.
-func clientKey(addr string) string {
-	host := addr
-	if h, _, err := net.SplitHostPort(addr); err == nil {
-		host = h
-	}
-	ip, err := netip.ParseAddr(host)
-	if err != nil {
-		return truncate(host, maxClientKeyLength)
-	}
-	ip = ip.Unmap().WithZone("")
-	if ip.Is6() {
-		p, _ := ip.Prefix(64)
-		return p.String()
-	}
-	return ip.String()
 }

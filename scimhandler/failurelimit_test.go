@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/portcullis/portcullis/internal/clientaddr"
 )
 
 func TestFailureLimiterBucket(t *testing.T) {
@@ -107,30 +109,7 @@ func TestFailureLimiterMemoryBound(t *testing.T) {
 	if _, ok := l.clients["10.0.0.0"]; ok {
 		t.Error("the least recent address is still tracked")
 	}
-	if _, ok := l.clients[clientKey(fmt.Sprintf("10.0.%d.%d", (3*maxTrackedClients-1)>>8&255, (3*maxTrackedClients-1)&255))]; !ok {
+	if _, ok := l.clients[clientaddr.Key(fmt.Sprintf("10.0.%d.%d", (3*maxTrackedClients-1)>>8&255, (3*maxTrackedClients-1)&255))]; !ok {
 		t.Error("the most recent address is not tracked")
-	}
-}
-
-func TestClientKey(t *testing.T) {
-	long := "client-" + fmt.Sprint(make([]byte, 100))
-	tests := []struct{ addr, want string }{
-		{"192.0.2.1:51234", "192.0.2.1"},
-		{"192.0.2.1", "192.0.2.1"},
-		{"[::ffff:192.0.2.1]:443", "192.0.2.1"},
-		{"::ffff:192.0.2.1", "192.0.2.1"},
-		{"[2001:db8:1:2:aaaa::1]:443", "2001:db8:1:2::/64"},
-		{"2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"},
-		{"2001:db8:1:3::1", "2001:db8:1:3::/64"},
-		{"fe80::1%eth0", "fe80::/64"},
-		{"[::1]:80", "::/64"},
-		{"not an address", "not an address"},
-		{"", ""},
-		{long, long[:maxClientKeyLength] + "…"},
-	}
-	for _, tt := range tests {
-		if got := clientKey(tt.addr); got != tt.want {
-			t.Errorf("clientKey(%q) = %q, want %q", tt.addr, got, tt.want)
-		}
 	}
 }

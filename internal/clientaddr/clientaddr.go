@@ -17,7 +17,7 @@ const maxKeyLength = 64
 // r.RemoteAddr, is dropped), with IPv4-mapped IPv6 addresses as IPv4 and
 // other IPv6 addresses cut to their /64 (one subscriber's allocation,
 // through which an attacker can rotate freely). Anything that is not an IP
-// address counts as itself, cut to 64 bytes.
+// address counts as itself, cut to 64 bytes (and marked so).
 func Key(addr string) string {
 	host := addr
 	if h, _, err := net.SplitHostPort(addr); err == nil {
@@ -26,7 +26,7 @@ func Key(addr string) string {
 	ip, err := netip.ParseAddr(host)
 	if err != nil {
 		if len(host) > maxKeyLength {
-			host = host[:maxKeyLength]
+			host = host[:maxKeyLength] + "…"
 		}
 		return host
 	}
