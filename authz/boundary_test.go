@@ -45,6 +45,8 @@ func TestFilterUpgrade(t *testing.T) {
 		{"other token stripped", "GET", 1, map[string][]string{"Upgrade": {"foo/1"}, "Connection": {"Upgrade"}}, upgradeStripped, map[string][]string{}},
 		{"extended CONNECT websocket passes", "CONNECT", 2, map[string][]string{":protocol": {"websocket"}}, upgradeWebSocket, nil},
 		{"extended CONNECT other refused", "CONNECT", 2, map[string][]string{":protocol": {"connect-udp"}}, tunnelRefused, nil},
+		{"extended CONNECT in another case refused", "CONNECT", 2, map[string][]string{":protocol": {"WebSocket"}}, tunnelRefused, nil},
+		{"HTTP/3 CONNECT without websocket refused", "CONNECT", 3, map[string][]string{}, tunnelRefused, nil},
 		{"plain CONNECT refused", "CONNECT", 1, map[string][]string{}, tunnelRefused, nil},
 	}
 	for _, tc := range tests {

@@ -42,7 +42,12 @@ const (
 // a tunnel: the caller refuses it.
 func filterUpgrade(r *http.Request) upgradeVerdict {
 	if r.Method == http.MethodConnect {
-		if r.ProtoMajor >= 2 && strings.EqualFold(r.Header.Get(":protocol"), "websocket") {
+		// As Caddy's reverse_proxy recognises an extended CONNECT (and
+		// turns it into an HTTP/1.1 WebSocket upgrade): HTTP/2 carries the
+		// protocol in the :protocol pseudo-header, quic-go's HTTP/3 in
+		// r.Proto. Anything else would reach the proxy as a tunnel.
+		if (r.ProtoMajor == 2 && r.Header.Get(":protocol") == "websocket") ||
+			(r.ProtoMajor == 3 && r.Proto == "websocket") {
 			return upgradeWebSocket
 		}
 		return tunnelRefused
