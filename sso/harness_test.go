@@ -215,6 +215,10 @@ func (g *gateway) events(types ...string) []storage.Event {
 	return evs
 }
 
+// nextRefusalWindow moves the clock past the refusal window, so that the
+// next refusal from the test's address is recorded on its own.
+func (g *gateway) nextRefusalWindow() { g.clock.Advance(refusalWindow) }
+
 // lastRefusal is the reason of the newest signin.refused event.
 func (g *gateway) lastRefusal() string {
 	g.t.Helper()
@@ -366,6 +370,19 @@ func (b *browser) cookie(u, name string) string {
 		}
 	}
 	return ""
+}
+
+// flowCookie is the browser's flow cookie for state, as the jar holds it
+// (with the path it was set for).
+func (b *browser) flowCookie(g *gateway, state string) *http.Cookie {
+	b.t.Helper()
+	r := httptest.NewRequest(http.MethodGet, g.URL()+"/", nil)
+	name := g.service().flowCookieName(r, state)
+	v := b.cookie(g.URL()+"/sso/", name)
+	if v == "" {
+		b.t.Fatalf("the browser holds no flow cookie %s", name)
+	}
+	return &http.Cookie{Name: name, Value: v, Path: "/sso/"}
 }
 
 // parseForm reads the first <form> of an HTML page: its action and the

@@ -16,7 +16,10 @@ import (
 // identity is what a verified IdP answer says about the person.
 type identity struct {
 	protocol string
-	// subject is the IdP's identifier: OIDC sub, SAML NameID.
+	// issuer and subject are what the IdP guarantees to identify the
+	// person: OIDC iss and sub, SAML Issuer and (non-transient) NameID.
+	// subject is "" when there is nothing stable to link.
+	issuer  string
 	subject string
 	// userNames are candidates for the provisioned userName, best first.
 	userNames []string
@@ -63,7 +66,9 @@ func (s *Service) completeSignIn(r *http.Request, id *identity) (string, *storag
 	oldHash, hadOld := s.currentSessionHash(r)
 
 	var user *storage.User
-	err := s.store.Update(r.Context(), s.cfg.Tenant, func(tx storage.Tx) error {
+	ctx, cancel := auditContext(r)
+	defer cancel()
+	err := s.store.Update(ctx, s.cfg.Tenant, func(tx storage.Tx) error {
 		user = nil
 		u, err := s.findUser(tx, id, email)
 		if err != nil {
@@ -131,6 +136,9 @@ func (s *Service) completeSignIn(r *http.Request, id *identity) (string, *storag
 		if err := tx.PutSession(sess); err != nil {
 			return err
 		}
+		if err := linkSubject(tx, id, u.ID); err != nil {
+			return err
+		}
 		events = append(events, storage.Event{
 			Time: now, Type: storage.EventSignIn, Actor: u.ID,
 			ResourceType: "User", ResourceID: u.ID, After: id.protocol + " " + u.UserName,
@@ -149,9 +157,16 @@ func (s *Service) completeSignIn(r *http.Request, id *identity) (string, *storag
 	return plaintext, user, nil
 }
 
-// findUser matches by userName (case-insensitive), then by email. Several
-// users with the same email and no userName match is ambiguous: refused.
+// findUser matches by what the IdP guarantees first: the subject linked
+// at an earlier sign-in (subjectlink.go), then the userName the IdP names
+// (preferred_username, NameID; case-insensitive), and only then by a
+// verified email (completeSignIn is given "" for an unverified one), as
+// userName and then as an email of the user. Several users with the same
+// email and no userName match is ambiguous: refused.
 func (s *Service) findUser(tx storage.ReadTx, id *identity, email string) (*storage.User, error) {
+	if u, err := linkedUser(tx, id); u != nil || err != nil {
+		return u, err
+	}
 	seen := map[string]bool{}
 	candidates := append(append([]string{}, id.userNames...), email)
 	for _, name := range candidates {
@@ -329,23 +344,6 @@ func (s *Service) syncJITGroups(tx storage.Tx, u *storage.User, names []string, 
 		}
 	}
 	return events, nil
-}
-
-// auditRefusal records a refused sign-in. Failing to write it is logged:
-// the person is refused either way.
-func (s *Service) auditRefusal(r *http.Request, protocol string, ref *refusal) {
-	e := storage.Event{
-		Time: s.now(), Type: storage.EventSignInRefused, Actor: "anonymous",
-		Reason: truncate(ref.reason, 512), After: protocol,
-	}
-	if ref.userID != "" {
-		e.Actor, e.ResourceType, e.ResourceID = ref.userID, "User", ref.userID
-	}
-	err := s.store.Update(r.Context(), s.cfg.Tenant, func(tx storage.Tx) error { return tx.AppendEvent(e) })
-	if err != nil {
-		s.log.Error("cannot record refused sign-in", zap.Error(err))
-	}
-	s.log.Info("sign-in refused", zap.String("protocol", protocol), zap.String("reason", ref.reason), zap.String("user", ref.userID))
 }
 
 func plausibleEmail(e string) bool {
