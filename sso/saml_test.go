@@ -93,7 +93,14 @@ func (i *samlIdP) addUser(name, password, email, commonName string, groups []str
 // registerSP gives the IdP the SP's metadata, as an IdP admin would.
 func (i *samlIdP) registerSP(metadataURL string) {
 	i.t.Helper()
-	resp, err := http.Get(metadataURL)
+	i.registerSPWith(http.DefaultClient, metadataURL)
+}
+
+// registerSPWith fetches the metadata with c (one that trusts a TLS
+// gateway's certificate).
+func (i *samlIdP) registerSPWith(c *http.Client, metadataURL string) {
+	i.t.Helper()
+	resp, err := c.Get(metadataURL)
 	if err != nil {
 		i.t.Fatal(err)
 	}
