@@ -70,9 +70,19 @@ func (s *Service) completeSignIn(r *http.Request, id *identity) (string, *storag
 	defer cancel()
 	err := s.store.Update(ctx, s.cfg.Tenant, func(tx storage.Tx) error {
 		user = nil
-		u, err := s.findUser(tx, id, email)
+		u, byEmail, err := s.findUser(tx, id, email)
 		if err != nil {
 			return err
+		}
+		if u != nil && byEmail {
+			other, err := linkedToAnother(tx, id, u.ID)
+			if err != nil {
+				return err
+			}
+			if other {
+				return &refusal{status: http.StatusForbidden, page: pageNotProvisioned, userID: u.ID,
+					reason: fmt.Sprintf("the email %q matches a user who signs in with another account at this IdP", email)}
+			}
 		}
 		var events []storage.Event
 		if u == nil {
@@ -161,15 +171,15 @@ func (s *Service) completeSignIn(r *http.Request, id *identity) (string, *storag
 // at an earlier sign-in (subjectlink.go), then the userName the IdP names
 // (preferred_username, NameID; case-insensitive), and only then by a
 // verified email (completeSignIn is given "" for an unverified one), as
-// userName and then as an email of the user. Several users with the same
-// email and no userName match is ambiguous: refused.
-func (s *Service) findUser(tx storage.ReadTx, id *identity, email string) (*storage.User, error) {
+// userName and then as an email of the user; byEmail says the match was
+// by email only. Several users with the same email and no userName match
+// is ambiguous: refused.
+func (s *Service) findUser(tx storage.ReadTx, id *identity, email string) (u *storage.User, byEmail bool, err error) {
 	if u, err := linkedUser(tx, id); u != nil || err != nil {
-		return u, err
+		return u, false, err
 	}
 	seen := map[string]bool{}
-	candidates := append(append([]string{}, id.userNames...), email)
-	for _, name := range candidates {
+	for i, name := range append(append([]string{}, id.userNames...), email) {
 		name = strings.TrimSpace(name)
 		if name == "" || len(name) > maxClaimLen || seen[strings.ToLower(name)] {
 			continue
@@ -177,26 +187,26 @@ func (s *Service) findUser(tx storage.ReadTx, id *identity, email string) (*stor
 		seen[strings.ToLower(name)] = true
 		u, err := tx.UserByUserName(name)
 		if err == nil {
-			return u, nil
+			return u, i == len(id.userNames), nil
 		}
 		if !errors.Is(err, storage.ErrNotFound) {
-			return nil, err
+			return nil, false, err
 		}
 	}
 	if email == "" {
-		return nil, nil
+		return nil, false, nil
 	}
 	users, err := tx.UsersByEmail(email)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
-		return nil, err
+		return nil, false, err
 	}
 	switch len(users) {
 	case 0:
-		return nil, nil
+		return nil, false, nil
 	case 1:
-		return users[0], nil
+		return users[0], true, nil
 	default:
-		return nil, &refusal{status: http.StatusForbidden, page: pageNotProvisioned,
+		return nil, false, &refusal{status: http.StatusForbidden, page: pageNotProvisioned,
 			reason: fmt.Sprintf("%d users share the email %q and none has it as userName", len(users), email)}
 	}
 }

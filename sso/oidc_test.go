@@ -25,7 +25,13 @@ var oidcUsers = []devidp.User{
 // oidcSetup runs a provider and a gateway signing in through it.
 func oidcSetup(t *testing.T, mutate func(*TenantConfig)) (*devidp.Provider, *gateway) {
 	t.Helper()
-	op, err := devidp.Start(devidp.Config{Users: oidcUsers})
+	return oidcSetupUsers(t, oidcUsers, mutate)
+}
+
+// oidcSetupUsers is oidcSetup with a provider that knows users.
+func oidcSetupUsers(t *testing.T, users []devidp.User, mutate func(*TenantConfig)) (*devidp.Provider, *gateway) {
+	t.Helper()
+	op, err := devidp.Start(devidp.Config{Users: users})
 	if err != nil {
 		t.Fatalf("start provider: %v", err)
 	}
