@@ -1,6 +1,7 @@
 package sso
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -51,9 +52,13 @@ var (
 // format can be told apart.
 const flowSealVersion = 1
 
-// maxFlowCookieLen bounds the cookie value consumeFlow decodes; a flow with
-// the longest return path seals to about 3.3 KB.
+// maxFlowCookieLen bounds the cookie value consumeFlow decodes.
 const maxFlowCookieLen = 4096
+
+// maxSealedFlowLen keeps a flow cookie (name and value) under the 4096
+// bytes browsers store: a flow with the longest return path seals to about
+// 3.4 KB; one whose return path escapes to more is sent back to "/".
+const maxSealedFlowLen = 3800
 
 // startFlow seals f into a fresh flow cookie and returns the flow id to
 // send to the IdP as state or RelayState. crossSitePost says the IdP comes
@@ -63,6 +68,10 @@ func (s *Service) startFlow(w http.ResponseWriter, r *http.Request, prefix strin
 	id := newRandom()
 	f.Created = s.now()
 	value, err := s.sealFlow(id, f)
+	if err == nil && len(value) > maxSealedFlowLen {
+		f.ReturnPath = "/"
+		value, err = s.sealFlow(id, f)
+	}
 	if err != nil {
 		return "", err
 	}
@@ -118,10 +127,15 @@ func (s *Service) flowAD(id string) []byte {
 }
 
 func (s *Service) sealFlow(id string, f *loginFlow) (string, error) {
-	plain, err := json.Marshal(f)
-	if err != nil {
+	// Return paths keep their & < > as they are (json.Marshal would
+	// make each six bytes).
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(f); err != nil {
 		return "", err
 	}
+	plain := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 	aead := s.flowAEAD
 	out := make([]byte, 1+aead.NonceSize(), 1+aead.NonceSize()+len(plain)+aead.Overhead())
 	out[0] = flowSealVersion

@@ -3,6 +3,7 @@ package sso
 import (
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -114,5 +115,39 @@ func TestUsedFlows(t *testing.T) {
 	}
 	if len(big.order)-big.head != 10 || len(big.order) > 2100 {
 		t.Fatalf("queue: %d entries, head %d", len(big.order), big.head)
+	}
+}
+
+// TestFlowCookieSize: a flow with the longest return path fits a cookie;
+// one whose return path escapes to too much comes back to "/" instead of
+// being dropped by the browser.
+func TestFlowCookieSize(t *testing.T) {
+	s := flowService(t, "acme")
+	long := "/?" + strings.Repeat("a&b<c>", (maxReturnPathLen-2)/6)
+	quoted := "/?" + strings.Repeat(`"`, maxReturnPathLen-2)
+	for _, tc := range []struct{ path, want string }{
+		{long, long},
+		{quoted, "/"},
+	} {
+		if SanitizeReturnPath(tc.path) != tc.path {
+			t.Fatalf("test path %.20q is not a return path", tc.path)
+		}
+		w := httptest.NewRecorder()
+		r := httptest.NewRequest(http.MethodGet, "https://gw.example/sso/login", nil)
+		f := &loginFlow{Protocol: protocolSAML, ReturnPath: tc.path, RequestID: "id-" + newRandom(), ACSURL: "https://gw.example/sso/saml/acs"}
+		id, err := s.startFlow(w, r, "/sso", f, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := w.Result().Cookies()[0]
+		if n := len(c.Name) + len(c.Value); n > 4000 {
+			t.Errorf("%.20q: cookie of %d bytes", tc.path, n)
+		}
+		r = httptest.NewRequest(http.MethodPost, "https://gw.example/sso/saml/acs", nil)
+		r.AddCookie(c)
+		got, err := s.consumeFlow(httptest.NewRecorder(), r, "/sso", id)
+		if err != nil || got.ReturnPath != tc.want {
+			t.Errorf("%.20q: came back as %v, %v", tc.path, got, err)
+		}
 	}
 }
