@@ -41,6 +41,7 @@ type options struct {
 	skipProxy   bool
 	profile     string
 	sessions    int
+	anonymous   int
 }
 
 // results is the table, as saved in JSON.
@@ -62,6 +63,7 @@ type results struct {
 	RSSMiB      float64            `json:"rss_mib"`
 	Deprovision *deprovisionResult `json:"deprovision,omitempty"`
 	LiveClose   *liveCloseResult   `json:"websocket_close_on_deactivation,omitempty"`
+	Anonymous   *anonymousResult   `json:"anonymous_signin,omitempty"`
 }
 
 func main() {
@@ -75,6 +77,7 @@ func main() {
 	flag.IntVar(&o.concurrency, "c", 16, "concurrency of the proxy runs and of the concurrent SCIM runs")
 	flag.IntVar(&o.scimPosts, "scim-posts", 1000, "POST /Users requests per SCIM throughput run")
 	flag.IntVar(&o.patches, "patches", 500, "add-member PATCHes per run")
+	flag.IntVar(&o.anonymous, "anonymous", 10000, "anonymous sign-in starts, and as many garbage OIDC callbacks, sent to measure that they leave the store as it was (0: skip)")
 	flag.IntVar(&o.lookups, "lookups", 2000, "userName eq lookups")
 	flag.DurationVar(&o.maxRun, "max-run", 60*time.Second, "upper bound on any one load run")
 	flag.StringVar(&o.out, "out", "", "where to save the JSON (default bench/results/<time>.json)")
@@ -193,6 +196,12 @@ func run(o options) error {
 	logf("SCIM: %d lookups by userName eq among %d users", o.lookups, res.UsersStored)
 	if res.Filter, err = runLoad("filter", scim.filterTargeter(uint64(res.UsersStored)), 1, uint64(o.lookups), o.maxRun, gw.pid()); err != nil {
 		return err
+	}
+	if o.anonymous > 0 {
+		logf("sign-in: %d anonymous starts and %d garbage callbacks at c=%d", o.anonymous, o.anonymous, o.concurrency)
+		if res.Anonymous, err = env.measureAnonymous(gw.pid(), o.anonymous, o.concurrency, o); err != nil {
+			return err
+		}
 	}
 	if res.RSSMiB, err = residentMiB(gw.pid()); err != nil {
 		return err

@@ -106,6 +106,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 //			name_claim <claim>
 //			username_claim <claim>
 //			post_logout_redirect <url>
+//			trust_email_without_verified_claim
 //		}
 //		saml {
 //			idp_metadata_url <url> | idp_metadata_file <path> |
@@ -267,6 +268,11 @@ func parseOIDC(d *caddyfile.Dispenser, tenant string) (*TenantOIDC, error) {
 			if len(o.Scopes) == 0 {
 				return nil, d.ArgErr()
 			}
+		case "trust_email_without_verified_claim":
+			if err := noArgs(d); err != nil {
+				return nil, err
+			}
+			o.TrustEmailWithoutVerifiedClaim = true
 		default:
 			return nil, d.Errf("tenant %s: unrecognized oidc option %q", tenant, opt)
 		}

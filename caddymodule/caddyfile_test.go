@@ -65,6 +65,7 @@ func TestGlobalOption(t *testing.T) {
 						name_claim display
 						username_claim upn
 						post_logout_redirect https://app.example.com/
+						trust_email_without_verified_claim
 					}
 					allowed_domains acme.com, acme.de
 					provisioning jit
@@ -85,7 +86,7 @@ func TestGlobalOption(t *testing.T) {
 					}
 				}
 			}`,
-			want: `{"tenants":[{"name":"acme","oidc":{"issuer":"https://login.example.com","client_id":"gw","client_secret":"{env.OIDC_SECRET}","scopes":["openid","email","profile","groups"],"groups_claim":"roles","email_claim":"mail","name_claim":"display","username_claim":"upn","post_logout_redirect":"https://app.example.com/"},"allowed_domains":["acme.com","acme.de"],"provisioning":"jit","session":{"cookie_name":"acme_session","absolute_timeout":28800000000000,"idle_timeout":1800000000000},"external_url":"https://app.example.com/","roles":["viewer","editor","admin"],"group_mappings":[{"group":"Engineering","role":"editor"},{"group":"R\u0026D, Europe","role":"admin"}],"default_role":"viewer","require_mapped_group":true,"assertion":{"issuer":"https://app.example.com/portcullis/acme","ttl":120000000000}}]}`,
+			want: `{"tenants":[{"name":"acme","oidc":{"issuer":"https://login.example.com","client_id":"gw","client_secret":"{env.OIDC_SECRET}","scopes":["openid","email","profile","groups"],"groups_claim":"roles","email_claim":"mail","name_claim":"display","username_claim":"upn","post_logout_redirect":"https://app.example.com/","trust_email_without_verified_claim":true},"allowed_domains":["acme.com","acme.de"],"provisioning":"jit","session":{"cookie_name":"acme_session","absolute_timeout":28800000000000,"idle_timeout":1800000000000},"external_url":"https://app.example.com/","roles":["viewer","editor","admin"],"group_mappings":[{"group":"Engineering","role":"editor"},{"group":"R\u0026D, Europe","role":"admin"}],"default_role":"viewer","require_mapped_group":true,"assertion":{"issuer":"https://app.example.com/portcullis/acme","ttl":120000000000}}]}`,
 		},
 		{
 			name: "tenant with saml",

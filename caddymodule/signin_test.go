@@ -299,3 +299,84 @@ func wantHeaders(t *testing.T, h http.Header, want map[string]string) {
 		}
 	}
 }
+
+// TestSignInBehindTLSTerminator: with an https external_url and TLS ended
+// in front of Caddy (the site here is plain HTTP), the sign-in cookies are
+// still Secure and __Host- prefixed, and the SAML flow cookie is
+// SameSite=None so that it survives the IdP's cross-site POST.
+func TestSignInBehindTLSTerminator(t *testing.T) {
+	op, err := devidp.Start(devidp.Config{Addr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(op.Close)
+	idp := gatewaytest.StartSAMLIdP(t)
+	admin := fmt.Sprintf("127.0.0.1:%d", gatewaytest.FreePort(t))
+	port := gatewaytest.FreePort(t)
+	site := fmt.Sprintf("http://127.0.0.1:%d", port)
+	external := fmt.Sprintf("https://127.0.0.1:%d", port)
+	gatewaytest.Load(t, fmt.Sprintf(`{
+	admin %s
+	persist_config off
+	default_bind 127.0.0.1
+	portcullis {
+		storage badger %q
+		tenant acme {
+			oidc {
+				issuer %s
+				client_id gw
+				client_secret s
+			}
+			external_url %s
+		}
+		tenant globex {
+			saml {
+				idp_metadata_url %s
+				entity_id %[4]s/saml/metadata
+			}
+			session {
+				cookie_name globex_session
+			}
+			external_url %[4]s
+		}
+	}
+}
+
+:%[6]d {
+	handle /sso/* {
+		sso acme
+	}
+	handle /saml/* {
+		sso globex /saml
+	}
+}
+`, admin, filepath.Join(t.TempDir(), "store"), op.Issuer, external, idp.MetadataURL(), port))
+
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, tc := range []struct {
+		login, name string
+		sameSite    http.SameSite
+	}{
+		{site + "/sso/login?rd=/x", "__Host-portcullis_session_flow_", http.SameSiteLaxMode},
+		{site + "/saml/login?rd=/x", "__Host-globex_session_flow_", http.SameSiteNoneMode},
+	} {
+		resp, err := client.Get(tc.login)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		cookies := resp.Cookies()
+		if resp.StatusCode != http.StatusFound || len(cookies) != 1 {
+			t.Fatalf("%s: %d, cookies %v", tc.login, resp.StatusCode, cookies)
+		}
+		c := cookies[0]
+		if !strings.HasPrefix(c.Name, tc.name) || !c.Secure || c.Path != "/" || c.Domain != "" || !c.HttpOnly || c.SameSite != tc.sameSite {
+			t.Errorf("%s: flow cookie %s", tc.login, c)
+		}
+		// The OIDC redirect_uri names the external URL (the SAML
+		// AuthnRequest is deflated; sso's tests check its ACS URL).
+		if loc := resp.Header.Get("Location"); tc.sameSite == http.SameSiteLaxMode && !strings.Contains(loc, url.QueryEscape(external)) {
+			t.Errorf("%s: the IdP is not told the external URL: %s", tc.login, loc)
+		}
+	}
+}

@@ -105,6 +105,12 @@ type TenantOIDC struct {
 	// PostLogoutRedirect is where the provider sends the browser after
 	// RP-initiated logout; it must be registered at the provider.
 	PostLogoutRedirect string `json:"post_logout_redirect,omitempty"`
+	// TrustEmailWithoutVerifiedClaim counts an email that comes without an
+	// email_verified claim as verified, for providers that verify every
+	// address but never send the claim (Entra ID without the optional
+	// claim). Off by default: an unverified email never matches a user or
+	// passes allowed_domains; an explicit false is never trusted.
+	TrustEmailWithoutVerifiedClaim bool `json:"trust_email_without_verified_claim,omitempty"`
 }
 
 // TenantSAML is a SAML 2.0 identity provider (SP-initiated sign-in). The
@@ -242,6 +248,12 @@ func (t *Tenant) ssoConfig(repl *caddy.Replacer) (sso.TenantConfig, error) {
 		Tenant:         t.Name,
 		AllowedDomains: t.AllowedDomains,
 		JIT:            t.Provisioning == provisioningJIT,
+		ClientIP:       caddyClientIP,
+	}
+	if t.ExternalURL != "" {
+		// An https external URL makes sso's cookies Secure and __Host-
+		// even when TLS is terminated in front of Caddy.
+		cfg.ExternalURL, _ = parseExternalURL(t.ExternalURL) // checked by Tenant.check
 	}
 	if s := t.Session; s != nil {
 		cfg.Session = sso.SessionConfig{
@@ -262,6 +274,8 @@ func (t *Tenant) ssoConfig(repl *caddy.Replacer) (sso.TenantConfig, error) {
 			NameClaim:          o.NameClaim,
 			UserNameClaim:      o.UserNameClaim,
 			PostLogoutRedirect: expand(o.PostLogoutRedirect),
+
+			TrustEmailWithoutVerifiedClaim: o.TrustEmailWithoutVerifiedClaim,
 		}
 		if o.ClientSecret != "" && cfg.OIDC.ClientSecret == "" {
 			return cfg, fmt.Errorf("tenant %s: oidc client_secret %q expands to nothing (is the environment variable set?)", t.Name, o.ClientSecret)

@@ -3,6 +3,7 @@ package sso
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strings"
 	"time"
@@ -24,6 +25,17 @@ type TenantConfig struct {
 	// sign-in. Without it, only provisioned users can sign in.
 	JIT     bool
 	Session SessionConfig
+	// ExternalURL is the scheme and host browsers use to reach the gateway
+	// ("https://app.example.com"), when the operator configured one. An
+	// https URL makes every cookie the Service sets Secure and __Host-
+	// prefixed even when the request reached the gateway in plain HTTP
+	// from a TLS terminator in front of it (r.TLS == nil). Empty: a
+	// request is on HTTPS when it arrived over TLS.
+	ExternalURL string
+	// ClientIP, when set, gives the address of the client that sent r
+	// (behind a trusted proxy, the address it named); refused sign-ins are
+	// limited and counted per address. Default: r.RemoteAddr.
+	ClientIP func(r *http.Request) string
 }
 
 // SessionConfig configures the browser session.
@@ -59,6 +71,15 @@ type OIDCConfig struct {
 	// UserNameClaim holds the name matched against a provisioned user's
 	// userName (default "preferred_username"; the email is tried next).
 	UserNameClaim string
+	// TrustEmailWithoutVerifiedClaim makes an email that comes without an
+	// email_verified claim count as verified. Only for providers that
+	// verify every address they hand out but never send the claim (Entra
+	// ID without the optional claim configured). An explicit
+	// "email_verified": false is never trusted. Off by default: an
+	// unverified email never matches a user and never passes
+	// AllowedDomains, because anyone can put someone else's address on an
+	// account at many providers (the nOAuth class of attack).
+	TrustEmailWithoutVerifiedClaim bool
 	// PostLogoutRedirect is the absolute URL the provider sends the browser
 	// to after RP-initiated logout; it must be registered at the provider.
 	// Empty: no post_logout_redirect_uri is sent.
@@ -149,6 +170,12 @@ func (cfg TenantConfig) withDefaults() (TenantConfig, error) {
 		domains = append(domains, d)
 	}
 	cfg.AllowedDomains = domains
+	if cfg.ExternalURL != "" {
+		u, err := url.Parse(cfg.ExternalURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return cfg, fmt.Errorf("sso: external URL %q is not an absolute http(s) URL", cfg.ExternalURL)
+		}
+	}
 
 	if cfg.OIDC != nil {
 		o := *cfg.OIDC

@@ -4,14 +4,13 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strconv"
+	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/portcullis/portcullis/storage"
 )
-
-// cookiePath scopes flow cookies to the sign-in endpoints.
-func (ep *endpoints) cookiePath() string { return ep.prefix + "/" }
 
 // newRandom returns a fresh 256-bit random value, hex encoded.
 func newRandom() string {
@@ -32,9 +31,16 @@ func (ep *endpoints) flowFailed(w http.ResponseWriter, r *http.Request, protocol
 	}
 }
 
-// refuse records a refused sign-in and shows the page that explains it.
+// refuse counts (and at most once a window records) a refused sign-in and
+// shows the page that explains it; past the address's limit, a 429 with
+// Retry-After.
 func (ep *endpoints) refuse(w http.ResponseWriter, r *http.Request, protocol string, ref *refusal) {
-	ep.s.auditRefusal(r, protocol, ref)
+	v := ep.s.auditRefusal(r, protocol, ref)
+	if v.limited {
+		w.Header().Set("Retry-After", strconv.Itoa(int((v.retryAfter+time.Second-1)/time.Second)))
+		writePage(w, http.StatusTooManyRequests, pageTooMany, pageData{})
+		return
+	}
 	status := ref.status
 	if status == 0 {
 		status = http.StatusForbidden
@@ -91,7 +97,9 @@ func (ep *endpoints) logout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var ended *storage.Session
-	err := s.store.Update(r.Context(), s.cfg.Tenant, func(tx storage.Tx) error {
+	ctx, cancel := auditContext(r)
+	defer cancel()
+	err := s.store.Update(ctx, s.cfg.Tenant, func(tx storage.Tx) error {
 		ended = nil
 		sess, err := tx.GetSession(hash)
 		if errors.Is(err, storage.ErrNotFound) {

@@ -51,9 +51,21 @@ type gateway struct {
 
 func newGateway(t *testing.T) *gateway {
 	t.Helper()
+	return newGatewayServer(t, httptest.NewServer)
+}
+
+// newTLSGateway is a gateway that terminates TLS itself (a test
+// certificate: browsers from newBrowserFor trust it).
+func newTLSGateway(t *testing.T) *gateway {
+	t.Helper()
+	return newGatewayServer(t, httptest.NewTLSServer)
+}
+
+func newGatewayServer(t *testing.T, serve func(http.Handler) *httptest.Server) *gateway {
+	t.Helper()
 	g := &gateway{t: t, dir: t.TempDir(), clock: &testClock{}, log: zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))}
 	g.openStore()
-	g.server = httptest.NewServer(http.HandlerFunc(g.serve))
+	g.server = serve(http.HandlerFunc(g.serve))
 	t.Cleanup(func() {
 		g.server.Close()
 		g.mu.Lock()
@@ -90,7 +102,15 @@ func (g *gateway) start(cfg TenantConfig) {
 	if err != nil {
 		g.t.Fatalf("sso.New: %v", err)
 	}
-	h := svc.Handler("/sso", func(r *http.Request) string { return "http://" + r.Host })
+	h := svc.Handler("/sso", func(r *http.Request) string {
+		switch {
+		case cfg.ExternalURL != "":
+			return cfg.ExternalURL
+		case r.TLS != nil:
+			return "https://" + r.Host
+		}
+		return "http://" + r.Host
+	})
 	g.mu.Lock()
 	g.svc, g.handler = svc, h
 	g.mu.Unlock()
@@ -215,6 +235,10 @@ func (g *gateway) events(types ...string) []storage.Event {
 	return evs
 }
 
+// nextRefusalWindow moves the clock past the refusal window, so that the
+// next refusal from the test's address is recorded on its own.
+func (g *gateway) nextRefusalWindow() { g.clock.Advance(refusalWindow) }
+
 // lastRefusal is the reason of the newest signin.refused event.
 func (g *gateway) lastRefusal() string {
 	g.t.Helper()
@@ -252,16 +276,28 @@ type browser struct {
 }
 
 func newBrowser(t *testing.T) *browser {
+	return newBrowserWith(t, http.DefaultTransport)
+}
+
+// newBrowserFor is a browser that trusts g's TLS certificate.
+func newBrowserFor(t *testing.T, g *gateway) *browser {
+	return newBrowserWith(t, g.server.Client().Transport)
+}
+
+func newBrowserWith(t *testing.T, base http.RoundTripper) *browser {
 	jar, _ := cookiejar.New(nil)
 	b := &browser{t: t, jar: jar}
-	b.client = &http.Client{Jar: jar, Transport: recorder{b}, Timeout: 20 * time.Second}
+	b.client = &http.Client{Jar: jar, Transport: recorder{b, base}, Timeout: 20 * time.Second}
 	return b
 }
 
-type recorder struct{ b *browser }
+type recorder struct {
+	b    *browser
+	base http.RoundTripper
+}
 
 func (rt recorder) RoundTrip(r *http.Request) (*http.Response, error) {
-	resp, err := http.DefaultTransport.RoundTrip(r)
+	resp, err := rt.base.RoundTrip(r)
 	rt.b.mu.Lock()
 	rt.b.requests = append(rt.b.requests, r.URL)
 	if err == nil {
@@ -366,6 +402,19 @@ func (b *browser) cookie(u, name string) string {
 		}
 	}
 	return ""
+}
+
+// flowCookie is the browser's flow cookie for state, as the jar holds it
+// (with the path it was set for).
+func (b *browser) flowCookie(g *gateway, state string) *http.Cookie {
+	b.t.Helper()
+	r := httptest.NewRequest(http.MethodGet, g.URL()+"/", nil)
+	name := g.service().flowCookieName(r, state)
+	v := b.cookie(g.URL()+"/sso/", name)
+	if v == "" {
+		b.t.Fatalf("the browser holds no flow cookie %s", name)
+	}
+	return &http.Cookie{Name: name, Value: v, Path: "/sso/"}
 }
 
 // parseForm reads the first <form> of an HTML page: its action and the

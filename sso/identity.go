@@ -16,7 +16,10 @@ import (
 // identity is what a verified IdP answer says about the person.
 type identity struct {
 	protocol string
-	// subject is the IdP's identifier: OIDC sub, SAML NameID.
+	// issuer and subject are what the IdP guarantees to identify the
+	// person: OIDC iss and sub, SAML Issuer and (non-transient) NameID.
+	// subject is "" when there is nothing stable to link.
+	issuer  string
 	subject string
 	// userNames are candidates for the provisioned userName, best first.
 	userNames []string
@@ -63,11 +66,23 @@ func (s *Service) completeSignIn(r *http.Request, id *identity) (string, *storag
 	oldHash, hadOld := s.currentSessionHash(r)
 
 	var user *storage.User
-	err := s.store.Update(r.Context(), s.cfg.Tenant, func(tx storage.Tx) error {
+	ctx, cancel := auditContext(r)
+	defer cancel()
+	err := s.store.Update(ctx, s.cfg.Tenant, func(tx storage.Tx) error {
 		user = nil
-		u, err := s.findUser(tx, id, email)
+		u, byEmail, err := s.findUser(tx, id, email)
 		if err != nil {
 			return err
+		}
+		if u != nil && byEmail {
+			other, err := linkedToAnother(tx, id, u.ID)
+			if err != nil {
+				return err
+			}
+			if other {
+				return &refusal{status: http.StatusForbidden, page: pageNotProvisioned, userID: u.ID,
+					reason: fmt.Sprintf("the email %q matches a user who signs in with another account at this IdP", email)}
+			}
 		}
 		var events []storage.Event
 		if u == nil {
@@ -131,6 +146,9 @@ func (s *Service) completeSignIn(r *http.Request, id *identity) (string, *storag
 		if err := tx.PutSession(sess); err != nil {
 			return err
 		}
+		if err := linkSubject(tx, id, u.ID); err != nil {
+			return err
+		}
 		events = append(events, storage.Event{
 			Time: now, Type: storage.EventSignIn, Actor: u.ID,
 			ResourceType: "User", ResourceID: u.ID, After: id.protocol + " " + u.UserName,
@@ -149,12 +167,19 @@ func (s *Service) completeSignIn(r *http.Request, id *identity) (string, *storag
 	return plaintext, user, nil
 }
 
-// findUser matches by userName (case-insensitive), then by email. Several
-// users with the same email and no userName match is ambiguous: refused.
-func (s *Service) findUser(tx storage.ReadTx, id *identity, email string) (*storage.User, error) {
+// findUser matches by what the IdP guarantees first: the subject linked
+// at an earlier sign-in (subjectlink.go), then the userName the IdP names
+// (preferred_username, NameID; case-insensitive), and only then by a
+// verified email (completeSignIn is given "" for an unverified one), as
+// userName and then as an email of the user; byEmail says the match was
+// by email only. Several users with the same email and no userName match
+// is ambiguous: refused.
+func (s *Service) findUser(tx storage.ReadTx, id *identity, email string) (u *storage.User, byEmail bool, err error) {
+	if u, err := linkedUser(tx, id); u != nil || err != nil {
+		return u, false, err
+	}
 	seen := map[string]bool{}
-	candidates := append(append([]string{}, id.userNames...), email)
-	for _, name := range candidates {
+	for i, name := range append(append([]string{}, id.userNames...), email) {
 		name = strings.TrimSpace(name)
 		if name == "" || len(name) > maxClaimLen || seen[strings.ToLower(name)] {
 			continue
@@ -162,26 +187,26 @@ func (s *Service) findUser(tx storage.ReadTx, id *identity, email string) (*stor
 		seen[strings.ToLower(name)] = true
 		u, err := tx.UserByUserName(name)
 		if err == nil {
-			return u, nil
+			return u, i == len(id.userNames), nil
 		}
 		if !errors.Is(err, storage.ErrNotFound) {
-			return nil, err
+			return nil, false, err
 		}
 	}
 	if email == "" {
-		return nil, nil
+		return nil, false, nil
 	}
 	users, err := tx.UsersByEmail(email)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
-		return nil, err
+		return nil, false, err
 	}
 	switch len(users) {
 	case 0:
-		return nil, nil
+		return nil, false, nil
 	case 1:
-		return users[0], nil
+		return users[0], true, nil
 	default:
-		return nil, &refusal{status: http.StatusForbidden, page: pageNotProvisioned,
+		return nil, false, &refusal{status: http.StatusForbidden, page: pageNotProvisioned,
 			reason: fmt.Sprintf("%d users share the email %q and none has it as userName", len(users), email)}
 	}
 }
@@ -329,23 +354,6 @@ func (s *Service) syncJITGroups(tx storage.Tx, u *storage.User, names []string, 
 		}
 	}
 	return events, nil
-}
-
-// auditRefusal records a refused sign-in. Failing to write it is logged:
-// the person is refused either way.
-func (s *Service) auditRefusal(r *http.Request, protocol string, ref *refusal) {
-	e := storage.Event{
-		Time: s.now(), Type: storage.EventSignInRefused, Actor: "anonymous",
-		Reason: truncate(ref.reason, 512), After: protocol,
-	}
-	if ref.userID != "" {
-		e.Actor, e.ResourceType, e.ResourceID = ref.userID, "User", ref.userID
-	}
-	err := s.store.Update(r.Context(), s.cfg.Tenant, func(tx storage.Tx) error { return tx.AppendEvent(e) })
-	if err != nil {
-		s.log.Error("cannot record refused sign-in", zap.Error(err))
-	}
-	s.log.Info("sign-in refused", zap.String("protocol", protocol), zap.String("reason", ref.reason), zap.String("user", ref.userID))
 }
 
 func plausibleEmail(e string) bool {

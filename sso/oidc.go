@@ -80,7 +80,7 @@ func (ep *endpoints) oidcLogin(w http.ResponseWriter, r *http.Request, returnPat
 		Verifier:    oauth2.GenerateVerifier(),
 		RedirectURI: redirectURI,
 	}
-	state, err := s.startFlow(w, r, ep.cookiePath(), f, false)
+	state, err := s.startFlow(w, r, ep.prefix, f, false)
 	if err != nil {
 		s.serverError(w, "start oidc sign-in", err)
 		return
@@ -95,7 +95,7 @@ func (ep *endpoints) oidcLogin(w http.ResponseWriter, r *http.Request, returnPat
 func (ep *endpoints) oidcCallback(w http.ResponseWriter, r *http.Request) {
 	s := ep.s
 	q := r.URL.Query()
-	f, err := s.consumeFlow(w, r, ep.cookiePath(), q.Get("state"))
+	f, err := s.consumeFlow(w, r, ep.prefix, q.Get("state"))
 	if err != nil {
 		ep.flowFailed(w, r, protocolOIDC, err)
 		return
@@ -189,13 +189,14 @@ func (o *oidcRP) redeem(ctx context.Context, f *loginFlow, code string) (*identi
 		}
 	}
 	email := claimString(claims, o.cfg.EmailClaim)
-	if v, ok := claims["email_verified"].(bool); ok && !v {
+	if !emailVerified(claims, o.cfg.TrustEmailWithoutVerifiedClaim) {
 		// An unverified address proves nothing: it must not match an
 		// account or pass the domain check.
 		email = ""
 	}
 	id := &identity{
 		protocol:    protocolOIDC,
+		issuer:      idt.Issuer,
 		subject:     idt.Subject,
 		userNames:   []string{claimString(claims, o.cfg.UserNameClaim)},
 		email:       email,
@@ -204,6 +205,24 @@ func (o *oidcRP) redeem(ctx context.Context, f *loginFlow, code string) (*identi
 		idTokenHint: raw,
 	}
 	return id, nil, nil
+}
+
+// emailVerified reads the email_verified claim: JSON true, or the string
+// "true" that some providers send, is verified; false, "false", any other
+// value, and (unless trustMissing, the tenant's explicit opt-in) a missing
+// claim are not.
+func emailVerified(claims map[string]any, trustMissing bool) bool {
+	v, ok := claims["email_verified"]
+	if !ok {
+		return trustMissing
+	}
+	switch t := v.(type) {
+	case bool:
+		return t
+	case string:
+		return t == "true"
+	}
+	return false
 }
 
 // logoutURL is the provider's RP-initiated logout URL, or "".

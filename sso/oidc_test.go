@@ -25,7 +25,13 @@ var oidcUsers = []devidp.User{
 // oidcSetup runs a provider and a gateway signing in through it.
 func oidcSetup(t *testing.T, mutate func(*TenantConfig)) (*devidp.Provider, *gateway) {
 	t.Helper()
-	op, err := devidp.Start(devidp.Config{Users: oidcUsers})
+	return oidcSetupUsers(t, oidcUsers, mutate)
+}
+
+// oidcSetupUsers is oidcSetup with a provider that knows users.
+func oidcSetupUsers(t *testing.T, users []devidp.User, mutate func(*TenantConfig)) (*devidp.Provider, *gateway) {
+	t.Helper()
+	op, err := devidp.Start(devidp.Config{Users: users})
 	if err != nil {
 		t.Fatalf("start provider: %v", err)
 	}
@@ -257,6 +263,7 @@ func TestOIDCStateIsBoundToTheBrowser(t *testing.T) {
 	op.AutoLogin("sub-alice")
 
 	t.Run("wrong state", func(t *testing.T) {
+		g.nextRefusalWindow()
 		b := newBrowser(t)
 		cb := callbackURL(t, b, g)
 		q := cb.Query()
@@ -270,6 +277,7 @@ func TestOIDCStateIsBoundToTheBrowser(t *testing.T) {
 		mustContain(t, "reason", g.lastRefusal(), "sign-in cookie")
 	})
 	t.Run("callback in another browser", func(t *testing.T) {
+		g.nextRefusalWindow()
 		cb := callbackURL(t, newBrowser(t), g)
 		p := newBrowser(t).get(cb.String())
 		if p.status != http.StatusBadRequest {
@@ -278,13 +286,15 @@ func TestOIDCStateIsBoundToTheBrowser(t *testing.T) {
 		mustContain(t, "reason", g.lastRefusal(), "did not send the sign-in cookie")
 	})
 	t.Run("callback used twice", func(t *testing.T) {
+		g.nextRefusalWindow()
 		b := newBrowser(t)
 		cb := callbackURL(t, b, g)
+		flow := b.flowCookie(g, cb.Query().Get("state"))
 		if p := b.get(cb.String()); p.status != http.StatusOK || p.url.Path != "/after" {
 			t.Fatalf("first use: %d at %s", p.status, p.url)
 		}
 		// Put the flow cookie back, as an attacker holding it would.
-		b.jar.SetCookies(mustURL(g.URL()+"/sso/"), []*http.Cookie{{Name: g.service().flowCookieName(cb.Query().Get("state")), Value: cb.Query().Get("state"), Path: "/sso/"}})
+		b.jar.SetCookies(mustURL(g.URL()+"/sso/"), []*http.Cookie{flow})
 		p := b.get(cb.String())
 		if p.status != http.StatusBadRequest {
 			t.Fatalf("second use: status %d", p.status)
@@ -292,6 +302,7 @@ func TestOIDCStateIsBoundToTheBrowser(t *testing.T) {
 		mustContain(t, "reason", g.lastRefusal(), "already used")
 	})
 	t.Run("provider error", func(t *testing.T) {
+		g.nextRefusalWindow()
 		b := newBrowser(t)
 		cb := callbackURL(t, b, g)
 		q := url.Values{"state": {cb.Query().Get("state")}, "error": {"access_denied"}, "error_description": {"user said no"}}

@@ -17,6 +17,7 @@ const (
 	pageSignedOut
 	pageConfirmSignOut
 	pageServerError
+	pageTooMany // too many refused sign-ins from this address
 )
 
 type pageText struct {
@@ -38,6 +39,8 @@ var pageTexts = map[pageKind]pageText{
 		"You have been signed out of this application."},
 	pageConfirmSignOut: {"Sign out?",
 		"Do you want to sign out of this application?"},
+	pageTooMany: {"Too many sign-in attempts",
+		"Too many sign-in attempts from your network failed. Wait a minute, then start again from the application."},
 	pageServerError: {"Something went wrong",
 		"The sign-in service could not finish your request. Try again in a moment."},
 }

@@ -262,7 +262,7 @@ func (ep *endpoints) samlLogin(w http.ResponseWriter, r *http.Request, returnPat
 		return
 	}
 	f := &loginFlow{Protocol: protocolSAML, ReturnPath: returnPath, RequestID: req.ID, ACSURL: sp.AcsURL.String()}
-	relayState, err := s.startFlow(w, r, ep.cookiePath(), f, true)
+	relayState, err := s.startFlow(w, r, ep.prefix, f, true)
 	if err != nil {
 		s.serverError(w, "start saml sign-in", err)
 		return
@@ -307,7 +307,7 @@ func (ep *endpoints) samlACS(w http.ResponseWriter, r *http.Request) {
 		ep.refuse(w, r, protocolSAML, &refusal{status: http.StatusBadRequest, page: pageFailed, reason: "ACS request without SAMLResponse"})
 		return
 	}
-	f, err := s.consumeFlow(w, r, ep.cookiePath(), r.PostForm.Get("RelayState"))
+	f, err := s.consumeFlow(w, r, ep.prefix, r.PostForm.Get("RelayState"))
 	if err != nil {
 		ep.flowFailed(w, r, protocolSAML, err)
 		return
@@ -448,9 +448,20 @@ func (p *samlSP) identityFrom(a *saml.Assertion) *identity {
 		}
 		return ""
 	}
-	id := &identity{protocol: protocolSAML}
+	// Emails in the assertion count as verified: it is signed by the IdP
+	// the tenant configured, which is the tenant's own directory, and SAML
+	// has no per-attribute verified flag. A tenant that does not trust
+	// its IdP's email attribute points email_attribute elsewhere.
+	id := &identity{protocol: protocolSAML, issuer: p.idp.Load().EntityID}
+	if a.Issuer.Value != "" {
+		id.issuer = a.Issuer.Value
+	}
 	if n := a.Subject.NameID; n != nil {
 		id.subject, id.nameID, id.nameIDFormat = n.Value, n.Value, n.Format
+		// A transient NameID changes at every sign-in: nothing to link.
+		if n.Format == string(saml.TransientNameIDFormat) {
+			id.subject = ""
+		}
 		// Transient and persistent NameIDs are opaque: useless as a userName.
 		if n.Format != string(saml.TransientNameIDFormat) && n.Format != string(saml.PersistentNameIDFormat) {
 			id.userNames = append(id.userNames, n.Value)
@@ -529,7 +540,7 @@ func (ep *endpoints) samlLogoutRedirect(w http.ResponseWriter, r *http.Request, 
 	if err != nil {
 		return "", err
 	}
-	relayState, err := s.startFlow(w, r, ep.cookiePath(), &loginFlow{Protocol: protocolSAMLOut, RequestID: req.ID, ReturnPath: "/"}, true)
+	relayState, err := s.startFlow(w, r, ep.prefix, &loginFlow{Protocol: protocolSAMLOut, RequestID: req.ID, ReturnPath: "/"}, true)
 	if err != nil {
 		return "", err
 	}
@@ -552,7 +563,7 @@ func (ep *endpoints) samlSLO(w http.ResponseWriter, r *http.Request) {
 	sp := s.saml.serviceProvider(ep, r)
 	switch {
 	case r.Form.Get("SAMLResponse") != "":
-		f, err := s.consumeFlow(w, r, ep.cookiePath(), r.Form.Get("RelayState"))
+		f, err := s.consumeFlow(w, r, ep.prefix, r.Form.Get("RelayState"))
 		if err == nil && f.Protocol == protocolSAMLOut {
 			if resp, err := sp.ParseLogoutResponse(r, []string{f.RequestID}); err != nil {
 				s.log.Warn("saml LogoutResponse rejected", zap.String("reason", describeSAMLError(err)))
@@ -599,7 +610,9 @@ func (s *Service) endSAMLSessions(r *http.Request, req *saml.LogoutRequest) erro
 	for _, si := range req.AllSessionIndexes() {
 		indexes[si.Value] = true
 	}
-	return s.store.Update(r.Context(), s.cfg.Tenant, func(tx storage.Tx) error {
+	ctx, cancel := auditContext(r)
+	defer cancel()
+	return s.store.Update(ctx, s.cfg.Tenant, func(tx storage.Tx) error {
 		var users []*storage.User
 		if u, err := tx.UserByUserName(nameID); err == nil {
 			users = append(users, u)

@@ -2,7 +2,6 @@ package sso
 
 import (
 	"bytes"
-	"context"
 	"crypto"
 	"crypto/rsa"
 	"crypto/x509"
@@ -94,7 +93,14 @@ func (i *samlIdP) addUser(name, password, email, commonName string, groups []str
 // registerSP gives the IdP the SP's metadata, as an IdP admin would.
 func (i *samlIdP) registerSP(metadataURL string) {
 	i.t.Helper()
-	resp, err := http.Get(metadataURL)
+	i.registerSPWith(http.DefaultClient, metadataURL)
+}
+
+// registerSPWith fetches the metadata with c (one that trusts a TLS
+// gateway's certificate).
+func (i *samlIdP) registerSPWith(c *http.Client, metadataURL string) {
+	i.t.Helper()
+	resp, err := c.Get(metadataURL)
 	if err != nil {
 		i.t.Fatal(err)
 	}
@@ -457,20 +463,13 @@ func TestSAMLRefusals(t *testing.T) {
 	}
 }
 
-// restoreFlow puts a consumed login flow back, with its browser cookie, so
-// that a replayed response gets past the flow check and meets the assertion
-// replay cache: what an attacker who could also restore the flow would see.
-func restoreFlow(t *testing.T, g *gateway, b *browser, relayState string, f *loginFlow) {
-	t.Helper()
-	data, _ := json.Marshal(f)
-	h := storage.HashSecret(relayState)
-	err := g.store.Update(context.Background(), testTenant, func(tx storage.Tx) error {
-		return tx.PutRecord(recordFlow, hex.EncodeToString(h[:]), data, flowTTL)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.jar.SetCookies(mustURL(g.URL()+"/sso/"), []*http.Cookie{{Name: g.service().flowCookieName(relayState), Value: relayState, Path: "/sso/"}})
+// restoreFlow puts a consumed flow cookie back into the browser and makes
+// the Service forget it was used (as a restart does), so that a replayed
+// response gets past the flow check and meets the assertion replay cache:
+// what an attacker who captured the cookie would see after a restart.
+func restoreFlow(g *gateway, b *browser, flow *http.Cookie) {
+	g.service().usedFlows = newUsedFlows(maxUsedFlows)
+	b.jar.SetCookies(mustURL(g.URL()+"/sso/"), []*http.Cookie{flow})
 }
 
 func TestSAMLReplay(t *testing.T) {
@@ -479,21 +478,10 @@ func TestSAMLReplay(t *testing.T) {
 	g.putUser(alice)
 	b := newBrowser(t)
 
-	// Keep the flow as it was stored, before the ACS consumes it.
+	// Keep the flow cookie as it was set, before the ACS consumes it.
 	p := b.get(g.URL() + "/start")
 	relayState := mustURL(p.url.String()).Query().Get("RelayState")
-	var flow loginFlow
-	h := storage.HashSecret(relayState)
-	err := g.store.View(context.Background(), testTenant, func(tx storage.ReadTx) error {
-		data, err := tx.GetRecord(recordFlow, hex.EncodeToString(h[:]))
-		if err != nil {
-			return err
-		}
-		return json.Unmarshal(data, &flow)
-	})
-	if err != nil {
-		t.Fatalf("flow record: %v", err)
-	}
+	flow := b.flowCookie(g, relayState)
 	p = b.submitForm(p, map[string]string{"user": "alice", "password": "alice-pw"})
 	_, acsForm := parseForm(t, p.body)
 	p = b.submitForm(p, nil)
@@ -501,14 +489,25 @@ func TestSAMLReplay(t *testing.T) {
 
 	acs := g.URL() + "/sso" + PathSAMLACS
 	t.Run("same post again", func(t *testing.T) {
+		g.nextRefusalWindow()
 		p := b.post(acs, acsForm)
 		if p.status != http.StatusBadRequest {
 			t.Fatalf("status %d", p.status)
 		}
 		mustContain(t, "reason", g.lastRefusal(), "sign-in cookie")
 	})
+	t.Run("same post with the flow cookie put back", func(t *testing.T) {
+		g.nextRefusalWindow()
+		b.jar.SetCookies(mustURL(g.URL()+"/sso/"), []*http.Cookie{flow})
+		p := b.post(acs, acsForm)
+		if p.status != http.StatusBadRequest {
+			t.Fatalf("status %d", p.status)
+		}
+		mustContain(t, "reason", g.lastRefusal(), "already used")
+	})
 	t.Run("same post with the flow restored", func(t *testing.T) {
-		restoreFlow(t, g, b, relayState, &flow)
+		g.nextRefusalWindow()
+		restoreFlow(g, b, flow)
 		p := b.post(acs, acsForm)
 		if p.status != http.StatusBadRequest {
 			t.Fatalf("status %d", p.status)
@@ -517,7 +516,8 @@ func TestSAMLReplay(t *testing.T) {
 	})
 	t.Run("after a restart", func(t *testing.T) {
 		g.restart()
-		restoreFlow(t, g, b, relayState, &flow)
+		g.nextRefusalWindow()
+		b.jar.SetCookies(mustURL(g.URL()+"/sso/"), []*http.Cookie{flow})
 		p := b.post(acs, acsForm)
 		if p.status != http.StatusBadRequest {
 			t.Fatalf("status %d", p.status)
@@ -525,6 +525,7 @@ func TestSAMLReplay(t *testing.T) {
 		mustContain(t, "reason", g.lastRefusal(), "assertion replayed")
 	})
 	t.Run("posted from another browser", func(t *testing.T) {
+		g.nextRefusalWindow()
 		p := newBrowser(t).post(acs, acsForm)
 		if p.status != http.StatusBadRequest {
 			t.Fatalf("status %d", p.status)

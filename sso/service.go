@@ -9,6 +9,7 @@ package sso
 
 import (
 	"context"
+	"crypto/cipher"
 	"errors"
 	"net/http"
 	"strings"
@@ -32,6 +33,13 @@ type Service struct {
 	oidc *oidcRP
 	saml *samlSP
 
+	// httpsExternal: the configured external URL is https, so every
+	// request is on HTTPS whatever reached the gateway (cookies.go).
+	httpsExternal bool
+	flowAEAD      cipher.AEAD // seals sign-in flows into cookies
+	usedFlows     *usedFlows
+	refusals      *refusalLimiter
+
 	stop context.CancelFunc
 	wg   sync.WaitGroup
 }
@@ -52,8 +60,9 @@ func WithHTTPClient(c *http.Client) Option {
 }
 
 // New checks cfg, reaches the IdP once (OIDC discovery, or SAML metadata
-// from its URL or file) and prepares the SP key, generating and storing one
-// when none is configured. ctx bounds that start-up work only.
+// from its URL or file), loads the key that seals sign-in flows and
+// prepares the SP key, generating and storing them the first time (and
+// the SP key only when none is configured). ctx bounds that start-up work only.
 func New(ctx context.Context, cfg TenantConfig, store storage.Store, logger *zap.Logger, opts ...Option) (*Service, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -71,12 +80,21 @@ func New(ctx context.Context, cfg TenantConfig, store storage.Store, logger *zap
 		log:    logger.With(zap.String("tenant", cfg.Tenant)),
 		now:    time.Now,
 		client: &http.Client{Timeout: 15 * time.Second},
+
+		httpsExternal: strings.HasPrefix(cfg.ExternalURL, "https://"),
+		usedFlows:     newUsedFlows(maxUsedFlows),
+		refusals:      newRefusalLimiter(),
 	}
 	for _, o := range opts {
 		o(s)
 	}
+	if s.flowAEAD, err = loadOrCreateFlowKey(ctx, s); err != nil {
+		return nil, err
+	}
 	bg, stop := context.WithCancel(context.Background())
 	s.stop = stop
+	s.wg.Add(1)
+	go s.flushRefusals(bg)
 	switch {
 	case cfg.OIDC != nil:
 		s.oidc, err = newOIDCRP(ctx, s, cfg.OIDC)
@@ -91,7 +109,8 @@ func New(ctx context.Context, cfg TenantConfig, store storage.Store, logger *zap
 	return s, nil
 }
 
-// Close stops background work (SAML metadata refresh). It does not close
+// Close stops background work (SAML metadata refresh, the recording of
+// refused sign-ins left unrecorded). It does not close
 // the store.
 func (s *Service) Close() error {
 	s.stop()

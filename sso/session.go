@@ -31,20 +31,9 @@ const lastSeenGranularity = time.Minute
 const maxCookieLen = 128
 
 // CookieName is the configured name of this tenant's session cookie.
-// Under TLS the cookie carries the __Host- prefix in front of it.
+// On HTTPS the cookie carries the __Host- prefix in front of it (see
+// cookies.go).
 func (s *Service) CookieName() string { return s.cfg.Session.CookieName }
-
-// sessionCookieName is the session cookie's name for r. Under TLS it
-// carries the __Host- prefix, which browsers accept only from a secure
-// origin with Path=/ and no Domain: no sibling site, parent domain or page
-// under another path can plant a cookie of that name.
-func (s *Service) sessionCookieName(r *http.Request) string {
-	n := s.cfg.Session.CookieName
-	if r.TLS != nil && !strings.HasPrefix(n, "__Host-") && !strings.HasPrefix(n, "__Secure-") {
-		return "__Host-" + n
-	}
-	return n
-}
 
 // sessionCookie is the session id r carries. A request that carries
 // several different cookies of that name carries none: one of them was
@@ -89,7 +78,7 @@ func (s *Service) ExpireStrayCookies(w http.ResponseWriter, r *http.Request) {
 				continue
 			}
 			seen[path] = true
-			http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: path, MaxAge: -1, HttpOnly: true, Secure: r.TLS != nil})
+			http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: path, MaxAge: -1, HttpOnly: true, Secure: s.secure(r)})
 		}
 	}
 }
@@ -188,7 +177,7 @@ func (s *Service) deleteSession(r *http.Request, hash [32]byte) {
 }
 
 // setSessionCookie gives the browser its session id: host-only (no Domain),
-// HttpOnly, Secure under TLS, SameSite=Lax, and a session cookie (no
+// HttpOnly, Secure on HTTPS, SameSite=Lax, and a session cookie (no
 // Max-Age), because the server decides when the session ends.
 func (s *Service) setSessionCookie(w http.ResponseWriter, r *http.Request, id string) {
 	http.SetCookie(w, &http.Cookie{
@@ -196,7 +185,7 @@ func (s *Service) setSessionCookie(w http.ResponseWriter, r *http.Request, id st
 		Value:    id,
 		Path:     "/",
 		HttpOnly: true,
-		Secure:   r.TLS != nil,
+		Secure:   s.secure(r),
 		SameSite: http.SameSiteLaxMode,
 	})
 }
@@ -208,7 +197,7 @@ func (s *Service) clearSessionCookie(w http.ResponseWriter, r *http.Request) {
 		Path:     "/",
 		MaxAge:   -1,
 		HttpOnly: true,
-		Secure:   r.TLS != nil,
+		Secure:   s.secure(r),
 		SameSite: http.SameSiteLaxMode,
 	})
 }

@@ -1,0 +1,74 @@
+package main
+
+import (
+	"fmt"
+	"io/fs"
+	"net/http"
+	"path/filepath"
+	"syscall"
+
+	vegeta "github.com/tsenart/vegeta/v12/lib"
+)
+
+// anonymousResult is what anonymous sign-in traffic (anyone can send it)
+// cost: it must do no durable store work, so the store must not grow.
+type anonymousResult struct {
+	Starts          loadResult `json:"starts"`
+	Callbacks       loadResult `json:"garbage_callbacks"`
+	StoreGrowthKiB  float64    `json:"store_growth_kib"`
+	StoreBeforeMiB  float64    `json:"store_before_mib"`
+	RequestsPerKind int        `json:"requests_per_kind"`
+}
+
+// measureAnonymous sends n sign-in starts and n garbage OIDC callbacks
+// (random state, garbage code, no flow cookie) and measures how much the
+// store directory grew on disk (allocated blocks).
+func (e *benchEnv) measureAnonymous(pid, n, concurrency int, o options) (*anonymousResult, error) {
+	data := filepath.Join(e.dir, "data")
+	before, err := diskUsage(data)
+	if err != nil {
+		return nil, err
+	}
+	res := &anonymousResult{RequestsPerKind: n, StoreBeforeMiB: float64(before) / (1 << 20)}
+	if res.Starts, err = runLoad("sso-login", staticTarget(http.MethodGet, e.gatewayURL+"/sso/login?rd=/page", nil, nil), concurrency, uint64(n), o.maxRun, pid); err != nil {
+		return nil, err
+	}
+	garbage := func(t *vegeta.Target) error {
+		t.Method = http.MethodGet
+		t.URL = e.gatewayURL + "/sso/oidc/callback?code=garbage&state=" + randomHex(32)
+		return nil
+	}
+	if res.Callbacks, err = runLoad("sso-garbage", garbage, concurrency, uint64(n), o.maxRun, pid); err != nil {
+		return nil, err
+	}
+	after, err := diskUsage(data)
+	if err != nil {
+		return nil, err
+	}
+	res.StoreGrowthKiB = float64(after-before) / 1024
+	return res, nil
+}
+
+// diskUsage is the space the files under dir take on disk.
+func diskUsage(dir string) (int64, error) {
+	var total int64
+	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if st, ok := info.Sys().(*syscall.Stat_t); ok {
+			total += st.Blocks * 512
+		} else {
+			total += info.Size()
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store size: %w", err)
+	}
+	return total, nil
+}

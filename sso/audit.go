@@ -1,0 +1,124 @@
+package sso
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/portcullis/portcullis/internal/clientaddr"
+	"github.com/portcullis/portcullis/storage"
+)
+
+// auditTimeout bounds an audit write that no client can cancel.
+const auditTimeout = 10 * time.Second
+
+// auditContext is the context of a store write that records what happened
+// to a request (a sign-in, its refusal, a sign-out): a client hanging up
+// must not cancel it, or an attacker could keep their actions out of the
+// audit log by dropping the connection at the right moment.
+func auditContext(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(r.Context()), auditTimeout)
+}
+
+// clientKey is the address r's refusals are counted under.
+func (s *Service) clientKey(r *http.Request) string {
+	addr := ""
+	if s.cfg.ClientIP != nil {
+		addr = s.cfg.ClientIP(r)
+	}
+	if addr == "" {
+		addr = r.RemoteAddr
+	}
+	return clientaddr.Key(addr)
+}
+
+// auditRefusal counts a refused sign-in in the limiter and, at most once
+// per address (and known user) and window, records a signin.refused event
+// standing for every refusal since the last one. Failing to write it is
+// logged: the person is refused either way.
+func (s *Service) auditRefusal(r *http.Request, protocol string, ref *refusal) refusalVerdict {
+	now := s.now()
+	client := s.clientKey(r)
+	v := s.refusals.refused(client, ref.userID, protocol, ref.reason, now)
+	s.log.Debug("sign-in refused", zap.String("protocol", protocol), zap.String("reason", ref.reason),
+		zap.String("user", ref.userID), zap.String("client", client), zap.Bool("limited", v.limited))
+	if !v.record {
+		return v
+	}
+	s.log.Info("sign-in refused", zap.String("protocol", protocol), zap.String("reason", ref.reason),
+		zap.String("user", ref.userID), zap.String("client", client), zap.Int("count", v.count))
+	e := refusalEvent(now, protocol, ref.userID, ref.reason, client, v.count, v.since)
+	ctx, cancel := auditContext(r)
+	defer cancel()
+	if err := s.appendAudit(ctx, e); err != nil {
+		s.log.Error("cannot record refused sign-in", zap.Error(err))
+	}
+	return v
+}
+
+// refusalEvent is the signin.refused event standing for count refusals
+// from client since since, the last for reason.
+func refusalEvent(now time.Time, protocol, userID, reason, client string, count int, since time.Time) storage.Event {
+	e := storage.Event{
+		Time: now, Type: storage.EventSignInRefused, Actor: "anonymous", After: protocol,
+		Reason: truncate(reason, 400) + " (" + strconv.Itoa(count) + " refusal" + plural(count) + " from " + client +
+			" since " + since.UTC().Format(time.RFC3339) + ")",
+	}
+	if userID != "" {
+		e.Actor, e.ResourceType, e.ResourceID = userID, "User", userID
+	}
+	return e
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
+
+// appendAudit writes one audit event in a transaction of its own.
+func (s *Service) appendAudit(ctx context.Context, e storage.Event) error {
+	return s.store.Update(ctx, s.cfg.Tenant, func(tx storage.Tx) error {
+		// An audit event moves no Generation: the store decides that.
+		return tx.AppendEvent(e)
+	})
+}
+
+// maxFlushedTallies bounds the events one flush writes (one transaction).
+const maxFlushedTallies = 500
+
+// flushRefusals records, once a window, the refusals that went unrecorded
+// because their address (or user) was already recorded in the window and
+// has been quiet since.
+func (s *Service) flushRefusals(ctx context.Context) {
+	defer s.wg.Done()
+	t := time.NewTicker(refusalWindow)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := s.now()
+		due := s.refusals.dueTallies(now, maxFlushedTallies)
+		if len(due) == 0 {
+			continue
+		}
+		err := s.store.Update(ctx, s.cfg.Tenant, func(tx storage.Tx) error {
+			for _, d := range due {
+				if err := tx.AppendEvent(refusalEvent(now, d.protocol, d.userID, d.lastReason, d.client, d.pending, d.pendingSince)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			s.log.Error("cannot record refused sign-ins", zap.Error(err), zap.Int("tallies", len(due)))
+		}
+	}
+}
