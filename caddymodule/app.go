@@ -119,12 +119,16 @@ func (a *App) Provision(ctx caddy.Context) error {
 	// config) rather than failing people at sign-in. On error Caddy calls
 	// Cleanup, which closes what was built.
 	a.runtimes = make(map[string]*tenantRuntime, len(a.Tenants))
+	cookies := new(gatewayCookies)
 	for _, t := range a.Tenants {
-		rt, err := newTenantRuntime(ctx, t, a.store, a.logger)
+		rt, err := newTenantRuntime(ctx, t, a.store, a.logger, cookies)
 		if err != nil {
 			return err
 		}
 		a.runtimes[t.Name] = rt
+		if rt.signIn != nil {
+			cookies.owners = append(cookies.owners, rt.signIn)
+		}
 	}
 	return nil
 }

@@ -365,7 +365,7 @@ type tenantRuntime struct {
 
 // newTenantRuntime builds a tenant's services. ctx bounds the start-up
 // work (reaching the IdP, reading keys from the store).
-func newTenantRuntime(ctx context.Context, t *Tenant, store storage.Store, logger *zap.Logger) (*tenantRuntime, error) {
+func newTenantRuntime(ctx context.Context, t *Tenant, store storage.Store, logger *zap.Logger, cookies *gatewayCookies) (*tenantRuntime, error) {
 	rt := &tenantRuntime{cfg: t, store: store, logger: logger}
 	if t.ExternalURL != "" {
 		rt.externalURL, _ = parseExternalURL(t.ExternalURL) // checked by Tenant.check
@@ -386,7 +386,7 @@ func newTenantRuntime(ctx context.Context, t *Tenant, store storage.Store, logge
 	ids, err := authz.NewIdentities(authz.IdentitiesConfig{
 		Tenant:   t.Name,
 		Store:    store,
-		Sessions: ssoSessions{svc},
+		Sessions: ssoSessions{svc, cookies},
 		Roles:    t.roles(),
 		Logger:   logger,
 	})
@@ -468,7 +468,35 @@ func (rt *tenantRuntime) assertionIssuer() string {
 // "no session" with ErrNoSession and a deactivated user with
 // ErrUserInactive (plus the session and user), where authz expects a nil
 // session and the stored user with a nil error respectively.
-type ssoSessions struct{ svc *sso.Service }
+type ssoSessions struct {
+	svc *sso.Service
+	// cookies are the cookies of every tenant of the app: an identity
+	// route removes them all, not only its own tenant's, since a site may
+	// serve several tenants and no app needs another's session either.
+	cookies *gatewayCookies
+}
+
+// gatewayCookies knows the cookie names of every tenant's sign-in. It is
+// filled while the app provisions and read-only once it serves.
+type gatewayCookies struct{ owners []*sso.Service }
+
+// OwnsCookie says whether any tenant's sign-in set a cookie of this name.
+func (c *gatewayCookies) OwnsCookie(name string) bool {
+	for _, s := range c.owners {
+		if s.OwnsCookie(name) {
+			return true
+		}
+	}
+	return false
+}
+
+// OwnsCookie implements authz.CookieOwner over every tenant's cookies.
+func (s ssoSessions) OwnsCookie(name string) bool {
+	if s.svc.OwnsCookie(name) {
+		return true
+	}
+	return s.cookies != nil && s.cookies.OwnsCookie(name)
+}
 
 func (s ssoSessions) SessionKey(r *http.Request) ([32]byte, bool) { return s.svc.SessionKey(r) }
 
@@ -496,4 +524,5 @@ func (s ssoSessions) Lookup(r *http.Request) (*storage.Session, *storage.User, e
 var (
 	_ authz.SessionResolver    = ssoSessions{}
 	_ authz.StrayCookieExpirer = ssoSessions{}
+	_ authz.CookieOwner        = ssoSessions{}
 )
