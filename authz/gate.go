@@ -97,6 +97,7 @@ type Gate struct {
 	route      string
 	paths      pathRules
 	clientAddr func(*http.Request) string
+	ownsCookie func(name string) bool // nil: the resolver owns no cookie
 	logger     *zap.Logger
 }
 
@@ -119,6 +120,9 @@ func NewGate(cfg GateConfig) (*Gate, error) {
 	}
 	if g.clientAddr == nil {
 		g.clientAddr = func(r *http.Request) string { return r.RemoteAddr }
+	}
+	if owner, ok := g.ids.sessions.(CookieOwner); ok {
+		g.ownsCookie = owner.OwnsCookie
 	}
 	for _, p := range cfg.AllowPathParams {
 		if p == "" || strings.ContainsAny(p, ";=/\\ ") {
@@ -228,14 +232,10 @@ func (g *Gate) authorize(w http.ResponseWriter, r *http.Request) (e *entry, key 
 	}
 
 	e, out, err := g.ids.resolve(r)
-	if owner, ok := g.ids.sessions.(CookieOwner); ok {
-		// After resolve, which reads the session cookie; before anything
-		// goes on, whatever the outcome.
-		stripGatewayCookies(r.Header, owner.OwnsCookie)
-	}
 	if err != nil {
 		g.logger.Error("resolving the caller", zap.String("tenant", g.ids.tenant), zap.String("route", g.route), zap.Error(err))
 		if g.policy.Public {
+			g.stripCookies(r)
 			return nil, key, true
 		}
 		g.writeStoreError(w, r, err)
@@ -243,6 +243,7 @@ func (g *Gate) authorize(w http.ResponseWriter, r *http.Request) (e *entry, key 
 	}
 	if out != identified {
 		if g.policy.Public {
+			g.stripCookies(r)
 			return nil, key, true
 		}
 		switch out {
@@ -281,7 +282,17 @@ func (g *Gate) authorize(w http.ResponseWriter, r *http.Request) (e *entry, key 
 			r.Header[name] = vals[i : i+1 : i+1]
 		}
 	}
+	g.stripCookies(r)
 	return e, e.session.IDHash, true
+}
+
+// stripCookies removes the gateway's cookies from a request that goes on.
+// Only then: a refused request keeps them, since the answer may need them
+// (ExpireStrayCookies reads the session cookies a browser sent).
+func (g *Gate) stripCookies(r *http.Request) {
+	if g.ownsCookie != nil {
+		stripGatewayCookies(r.Header, g.ownsCookie)
+	}
 }
 
 // refuseRequest answers 400 for a request the gate will not pass on

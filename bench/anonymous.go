@@ -18,7 +18,18 @@ type anonymousResult struct {
 	StoreGrowthKiB  float64    `json:"store_growth_kib"`
 	StoreBeforeMiB  float64    `json:"store_before_mib"`
 	RequestsPerKind int        `json:"requests_per_kind"`
+	// A signed-in user's requests alone, then while the anonymous
+	// traffic runs: the anonymous load must not empty the identity cache.
+	SignedInAlone  loadResult `json:"signed_in_alone"`
+	SignedInDuring loadResult `json:"signed_in_during"`
 }
+
+// bystanderName is the signed-in user whose latency the anonymous load
+// must not disturb.
+const bystanderName = "bystander@bench.example"
+
+// signedInRequests is how many requests the bystander sends per run.
+const signedInRequests = 3000
 
 // measureAnonymous sends n sign-in starts and n garbage OIDC callbacks
 // (random state, garbage code, no flow cookie) and measures how much the
@@ -30,6 +41,16 @@ func (e *benchEnv) measureAnonymous(pid, n, concurrency int, o options) (*anonym
 		return nil, err
 	}
 	res := &anonymousResult{RequestsPerKind: n, StoreBeforeMiB: float64(before) / (1 << 20)}
+	signedIn := staticTarget(http.MethodGet, e.gatewayURL+"/", http.Header{"Cookie": {e.bystanderCookie}, "Accept": {"text/html"}}, nil)
+	if res.SignedInAlone, err = runLoad("signed-in-alone", signedIn, 2, signedInRequests, o.maxRun, 0); err != nil {
+		return nil, err
+	}
+	during := make(chan error, 1)
+	go func() {
+		var err error
+		res.SignedInDuring, err = runLoad("signed-in-during", signedIn, 2, signedInRequests, o.maxRun, 0)
+		during <- err
+	}()
 	if res.Starts, err = runLoad("sso-login", staticTarget(http.MethodGet, e.gatewayURL+"/sso/login?rd=/page", nil, nil), concurrency, uint64(n), o.maxRun, pid); err != nil {
 		return nil, err
 	}
@@ -40,6 +61,14 @@ func (e *benchEnv) measureAnonymous(pid, n, concurrency int, o options) (*anonym
 	}
 	if res.Callbacks, err = runLoad("sso-garbage", garbage, concurrency, uint64(n), o.maxRun, pid); err != nil {
 		return nil, err
+	}
+	if err := <-during; err != nil {
+		return nil, err
+	}
+	for _, r := range []loadResult{res.SignedInAlone, res.SignedInDuring} {
+		if r.StatusCodes["200"] != int(r.Requests) {
+			return nil, fmt.Errorf("the signed-in bystander got %v", r.StatusCodes)
+		}
 	}
 	after, err := diskUsage(data)
 	if err != nil {

@@ -36,6 +36,9 @@ type benchEnv struct {
 	plainURL     string // plain reverse_proxy site
 	idp          *devidp.Provider
 	clientSecret string
+	// bystanderCookie is the session of the user the anonymous-load
+	// figure measures (signed in by measureAnonymous's caller).
+	bystanderCookie string
 }
 
 // viewerName is the userName of the i-th signed-in user of the proxy runs.
@@ -58,6 +61,7 @@ func newBenchEnv(dir, backend string, sessions int) (*benchEnv, error) {
 		plainURL:   fmt.Sprintf("http://127.0.0.1:%d", ports[2]),
 	}
 	users := []devidp.User{{Subject: "leaver", PreferredUsername: deprovUser, Email: deprovUser, EmailVerified: true, Name: "Bench Leaver"}}
+	users = append(users, devidp.User{Subject: bystanderName, PreferredUsername: bystanderName, Email: bystanderName, EmailVerified: true, Name: "Bench Bystander"})
 	for i := 0; i < liveCloseSamples; i++ {
 		n := streamerName(i)
 		users = append(users, devidp.User{Subject: n, PreferredUsername: n, Email: n, EmailVerified: true, Name: "Bench Streamer"})

@@ -199,6 +199,9 @@ func run(o options) error {
 	}
 	if o.anonymous > 0 {
 		logf("sign-in: %d anonymous starts and %d garbage callbacks at c=%d", o.anonymous, o.anonymous, o.concurrency)
+		if env.bystanderCookie, _, err = env.signIn(scim, bystanderName, bystanderName); err != nil {
+			return err
+		}
 		if res.Anonymous, err = env.measureAnonymous(gw.pid(), o.anonymous, o.concurrency, o); err != nil {
 			return err
 		}
