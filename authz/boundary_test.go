@@ -104,6 +104,12 @@ func TestPathRules(t *testing.T) {
 		{none, "/../x", pathTrailingDotSp},
 		{none, "/x/..", pathTrailingDotSp},
 		{none, "/admin%2e/secret", pathTrailingDotSp},
+		// An invalid escape does not stop the decoding of the others.
+		{none, "/admin%3bx/secret%zz", pathParameter},
+		{none, "/a/%5c/b%zz", pathBackslash},
+		{none, "/a%00b%zz", pathControl},
+		{none, "/a/..%2f%zz", pathTrailingDotSp},
+		{none, "/100%/x%zz", pathOK},
 		{jsession, "/j/app/page;jsessionid=ABC", pathOK},
 		{jsession, "/j/app/page;JSESSIONID=ABC", pathOK},
 		{jsession, "/j/app/page;jsessionid", pathOK},

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
-	"net/url"
 	"strings"
 
 	"go.uber.org/zap"
@@ -367,8 +366,8 @@ func localPath(p string) string {
 				return "/"
 			}
 		}
-		next, err := url.PathUnescape(layer)
-		if err != nil || next == layer {
+		next := decodeLeniently(layer)
+		if next == layer {
 			break
 		}
 		layer = next

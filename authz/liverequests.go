@@ -45,8 +45,14 @@ var errRequestRevoked = errors.New("authz: the session lost access to this route
 // liveRequest is one request in flight through a gate on behalf of a
 // session.
 type liveRequest struct {
-	key     [32]byte
-	gate    *Gate
+	key  [32]byte
+	gate *Gate
+	// gen is the store generation the request's access was last checked
+	// at: first the one its identity was read at (which may be older than
+	// the store's by the time the request is registered), then the one of
+	// the watcher's last check. Only the watcher reads or moves it after
+	// registration.
+	gen     uint64
 	expires time.Time // the session's absolute expiry (zero: none)
 	cancel  context.CancelFunc
 	// w is the writer the gate was given, for stream deadlines.
@@ -123,7 +129,7 @@ type liveRequests struct {
 // the handler returns.
 func (ids *Identities) track(g *Gate, w http.ResponseWriter, r *http.Request, key [32]byte, e *entry) (http.ResponseWriter, *http.Request, func()) {
 	ctx, cancel := context.WithCancel(r.Context())
-	lr := &liveRequest{key: key, gate: g, expires: e.session.ExpiresAt, cancel: cancel, w: w, stream: r.ProtoMajor >= 2}
+	lr := &liveRequest{key: key, gate: g, gen: e.gen, expires: e.session.ExpiresAt, cancel: cancel, w: w, stream: r.ProtoMajor >= 2}
 	l := &ids.live
 	l.mu.Lock()
 	if l.reqs == nil {
@@ -153,11 +159,13 @@ func (ids *Identities) LiveRequests() (live int, revoked uint64) {
 	return len(ids.live.reqs), ids.live.revocations
 }
 
-// watchLive re-checks live requests until there are none.
+// watchLive re-checks live requests until there are none. Each request
+// carries the generation its access was checked at, so one admitted on
+// data a revocation had already changed (the write landed between the
+// gate's read and the registration) is re-checked at the first tick.
 func (ids *Identities) watchLive() {
 	t := time.NewTicker(liveCheckInterval)
 	defer t.Stop()
-	checkedGen := ids.store.Generation(ids.tenant)
 	for range t.C {
 		l := &ids.live
 		l.mu.Lock()
@@ -173,18 +181,28 @@ func (ids *Identities) watchLive() {
 		l.mu.Unlock()
 
 		now := ids.now()
+		// Read after the snapshot: every request in it was registered
+		// before this generation was read, so checking it against the
+		// data of this generation (or a later one) cannot miss a write
+		// its own gen predates.
 		gen := ids.store.Generation(ids.tenant)
-		var ended []*liveRequest
-		if gen != checkedGen {
-			var ok bool
-			ended, ok = ids.recheckLive(reqs, gen, now)
-			if ok {
-				checkedGen = gen
+		var stale, ended []*liveRequest
+		for _, lr := range reqs {
+			switch {
+			case lr.isRevoked():
+				// Ended already; its handler is on its way out.
+			case !lr.expires.IsZero() && !now.Before(lr.expires):
+				ended = append(ended, lr)
+			case lr.gen != gen:
+				stale = append(stale, lr)
 			}
-		} else {
-			for _, lr := range reqs {
-				if !lr.expires.IsZero() && !now.Before(lr.expires) {
-					ended = append(ended, lr)
+		}
+		if len(stale) > 0 {
+			lost, ok := ids.recheckLive(stale, gen, now)
+			ended = append(ended, lost...)
+			if ok {
+				for _, lr := range stale {
+					lr.gen = gen
 				}
 			}
 		}

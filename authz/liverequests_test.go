@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -231,5 +232,49 @@ func TestLiveRequestsForgotten(t *testing.T) {
 			t.Fatal("the watcher still runs with no live request")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// racingSessions deactivates the user right after the gate's store read,
+// as a SCIM PATCH committing concurrently would: the gate admits the
+// request on data the revocation has already changed.
+type racingSessions struct {
+	*storeSessions
+	once sync.Once
+	hook func()
+}
+
+func (s *racingSessions) Lookup(r *http.Request) (*storage.Session, *storage.User, error) {
+	sess, u, err := s.storeSessions.Lookup(r)
+	s.once.Do(s.hook)
+	return sess, u, err
+}
+
+// TestRevocationRacingTheAdmission: a revocation that commits between the
+// gate's read and the request's registration still ends the request (the
+// request carries the generation it was checked at; found by review).
+func TestRevocationRacingTheAdmission(t *testing.T) {
+	for _, upgrade := range []bool{false, true} {
+		f := newFixture(t)
+		victim := f.user("victim")
+		cookie := f.signIn(victim)
+		rs := &racingSessions{storeSessions: f.sessions}
+		rs.hook = func() {
+			f.update(func(tx storage.Tx) error {
+				cur, err := tx.GetUser(victim.ID)
+				if err != nil {
+					return err
+				}
+				cur.Active = false
+				return tx.PutUser(cur)
+			})
+		}
+		ids, err := NewIdentities(IdentitiesConfig{Tenant: testTenant, Store: f.store, Sessions: rs, Roles: threeRoles(), Logger: f.logger, Now: f.clock.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := serve(t, f.gate(ids, GateConfig{}), ticker)
+		took := waitEnd(t, openStream(t, srv, cookie, upgrade), time.Second)
+		t.Logf("upgrade=%v: ended %v after it opened", upgrade, took)
 	}
 }

@@ -2,7 +2,6 @@ package authz
 
 import (
 	"net/http"
-	"net/url"
 	"strings"
 )
 
@@ -55,8 +54,8 @@ func (pr pathRules) check(p string) pathRefusal {
 		if i == maxPathDecodings || strings.IndexByte(layer, '%') < 0 {
 			return pathOK
 		}
-		next, err := url.PathUnescape(layer)
-		if err != nil || next == layer {
+		next := decodeLeniently(layer)
+		if next == layer {
 			return pathOK
 		}
 		layer = next
