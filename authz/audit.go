@@ -38,16 +38,23 @@ func (ids *Identities) auditDenied(ctx context.Context, id *Identity, route, rea
 
 // auditRefusedRequest records a request refused before anyone was
 // identified (a path a backend could read differently, a tunnel), at most
-// once a minute per client address; the record counts the refusals of the
-// address skipped since its previous one.
+// once a minute per client address and auditBudgetPerWindow times a minute
+// per tenant; a record counts the refusals skipped since the previous one.
 func (ids *Identities) auditRefusedRequest(ctx context.Context, addr, route, reason string) {
 	now := ids.now()
 	ok, skipped := ids.audits.allow("client\x00"+addr, now)
 	if !ok {
 		return
 	}
+	ok, unbudgeted := ids.refusalBudget.take(now)
+	if !ok {
+		return
+	}
 	if skipped > 0 {
 		reason += fmt.Sprintf(" (and %d more refused from this address since the previous record)", skipped)
+	}
+	if unbudgeted > 0 {
+		reason += fmt.Sprintf(" (and %d refused requests from other addresses not recorded one by one: over the tenant's %d records a minute)", unbudgeted, auditBudgetPerWindow)
 	}
 	err := ids.store.Update(context.WithoutCancel(ctx), ids.tenant, func(tx storage.Tx) error {
 		return tx.AppendEvent(storage.Event{

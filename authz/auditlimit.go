@@ -59,3 +59,36 @@ func (a *auditLimiter) allow(key string, now time.Time) (record bool, skipped in
 	a.seen[key] = &auditKey{last: now}
 	return true, 0
 }
+
+// auditBudget bounds the refusal records of a whole tenant per
+// auditInterval, whatever the number of addresses: one record per address a
+// minute is still unbounded for an attacker who rotates addresses (an IPv6
+// /48 holds 65,536 /64s). Past the budget, refusals are only counted, and
+// the count goes into the next record the budget allows.
+type auditBudget struct {
+	mu          sync.Mutex
+	windowStart time.Time
+	used        int
+	skipped     int // refusals not recorded for want of budget
+}
+
+// auditBudgetPerWindow is how many refusal records a tenant writes per
+// auditInterval at most.
+const auditBudgetPerWindow = 20
+
+// take says whether a record may be written now and, when it may, how many
+// refusals went unrecorded for want of budget since the last one.
+func (b *auditBudget) take(now time.Time) (ok bool, skipped int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if now.Sub(b.windowStart) >= auditInterval || now.Before(b.windowStart) {
+		b.windowStart, b.used = now, 0
+	}
+	if b.used >= auditBudgetPerWindow {
+		b.skipped++
+		return false, 0
+	}
+	b.used++
+	skipped, b.skipped = b.skipped, 0
+	return true, skipped
+}

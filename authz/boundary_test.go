@@ -296,3 +296,33 @@ func TestPlaceholdersAreHeaderSafe(t *testing.T) {
 		t.Errorf("{%s} = %q", PlaceholderUserName, byName[PlaceholderUserName])
 	}
 }
+
+// TestRefusalRecordsBoundedAcrossAddresses: an attacker rotating through
+// addresses (an IPv6 /48 holds 65,536 /64s) still costs the tenant at most
+// auditBudgetPerWindow store writes a minute; the rest are counted into the
+// next record (found by review).
+func TestRefusalRecordsBoundedAcrossAddresses(t *testing.T) {
+	f := newFixture(t)
+	ids := f.identities(threeRoles())
+	up := &upstream{}
+	// The test's client address comes from a header, as Caddy's trusted
+	// client IP would from X-Forwarded-For behind a proxy.
+	srv := serve(t, f.gate(ids, GateConfig{ClientAddr: func(r *http.Request) string { return r.Header.Get("Test-Client") }}), up)
+	const addresses = 200
+	for i := 0; i < addresses; i++ {
+		res := get(t, srv, "/j/admin;x/secret", rawHeader("Test-Client", fmt.Sprintf("2001:db8:%x::1", i)))
+		if res.status != http.StatusBadRequest {
+			t.Fatalf("status %d", res.status)
+		}
+	}
+	if n := len(f.events(storage.EventAccessDenied)); n != auditBudgetPerWindow {
+		t.Fatalf("%d records for %d addresses, want the budget of %d", n, addresses, auditBudgetPerWindow)
+	}
+	f.clock.Advance(time.Minute)
+	get(t, srv, "/a;b", rawHeader("Test-Client", "192.0.2.1"))
+	evs := f.events(storage.EventAccessDenied)
+	want := fmt.Sprintf("and %d refused requests from other addresses not recorded", addresses-auditBudgetPerWindow)
+	if len(evs) != auditBudgetPerWindow+1 || !strings.Contains(evs[0].Reason, want) {
+		t.Fatalf("next window's record %q, want it to say %q", evs[0].Reason, want)
+	}
+}

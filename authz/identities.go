@@ -98,6 +98,8 @@ type Identities struct {
 	table atomic.Pointer[refTable]
 
 	audits auditLimiter
+	// refusalBudget bounds the records of anonymous refusals per tenant.
+	refusalBudget auditBudget
 
 	// live are the requests in flight through the tenant's gates, ended
 	// when their session loses access (see liveRequests).
