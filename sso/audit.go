@@ -73,6 +73,16 @@ func refusalEvent(now time.Time, protocol, userID, reason, client string, count 
 	return e
 }
 
+// overBudgetEvent stands for the refusals that got no record of their own
+// because the tenant's record budget was spent (many addresses at once).
+func overBudgetEvent(now time.Time, count int, since time.Time) storage.Event {
+	return storage.Event{
+		Time: now, Type: storage.EventSignInRefused, Actor: "anonymous",
+		Reason: strconv.Itoa(count) + " refusal" + plural(count) + " since " + since.UTC().Format(time.RFC3339) +
+			" not recorded one by one: more addresses than the " + strconv.Itoa(refusalRecordBudget) + " records a minute the tenant writes",
+	}
+}
+
 func plural(n int) string {
 	if n == 1 {
 		return ""
@@ -106,7 +116,8 @@ func (s *Service) flushRefusals(ctx context.Context) {
 		}
 		now := s.now()
 		due := s.refusals.dueTallies(now, maxFlushedTallies)
-		if len(due) == 0 {
+		over, since := s.refusals.takeOverBudget()
+		if len(due) == 0 && over == 0 {
 			continue
 		}
 		err := s.store.Update(ctx, s.cfg.Tenant, func(tx storage.Tx) error {
@@ -114,6 +125,9 @@ func (s *Service) flushRefusals(ctx context.Context) {
 				if err := tx.AppendEvent(refusalEvent(now, d.protocol, d.userID, d.lastReason, d.client, d.pending, d.pendingSince)); err != nil {
 					return err
 				}
+			}
+			if over > 0 {
+				return tx.AppendEvent(overBudgetEvent(now, over, since))
 			}
 			return nil
 		})

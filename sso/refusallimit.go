@@ -33,6 +33,13 @@ const (
 	// entry): past it the least recently refused key is forgotten, and
 	// its unrecorded count with it.
 	maxTrackedRefusers = 10000
+	// refusalRecordBudget bounds the signin.refused records written as
+	// refusals arrive, per tenant and refusalWindow, whatever the number
+	// of addresses: one record per address a minute is still unbounded
+	// for an attacker who rotates addresses (an IPv6 /48 holds 65,536
+	// /64s). Refusals past it are counted, and flushRefusals writes the
+	// count as one event per window.
+	refusalRecordBudget = 20
 )
 
 // refusalLimiter is safe for concurrent use.
@@ -45,6 +52,13 @@ type refusalLimiter struct {
 	mu      sync.Mutex
 	buckets lru[*refusalBucket]
 	tallies lru[*refusalTally]
+
+	// The tenant's record budget in the current window, and the
+	// refusals left out of every record for want of it.
+	budgetStart     time.Time
+	budgetUsed      int
+	overBudget      int
+	overBudgetSince time.Time
 }
 
 type refusalBucket struct {
@@ -106,10 +120,43 @@ func (l *refusalLimiter) refused(client, userID, protocol, reason string, now ti
 	t.pending++
 	t.lastReason, t.protocol = reason, protocol
 	if t.lastRecord.IsZero() || now.Sub(t.lastRecord) >= l.window || now.Before(t.lastRecord) {
+		if !l.takeBudget(now) {
+			// Counted in the tenant-wide tally instead of the key's, so
+			// the key is not flushed one event each.
+			t.pending--
+			if l.overBudget == 0 {
+				l.overBudgetSince = now
+			}
+			l.overBudget++
+			return v
+		}
 		v.record, v.count, v.since = true, t.pending, t.pendingSince
 		t.lastRecord, t.pending = now, 0
 	}
 	return v
+}
+
+// takeBudget spends one record of the tenant's window budget, if any is
+// left. l.mu is held.
+func (l *refusalLimiter) takeBudget(now time.Time) bool {
+	if now.Sub(l.budgetStart) >= l.window || now.Before(l.budgetStart) {
+		l.budgetStart, l.budgetUsed = now, 0
+	}
+	if l.budgetUsed >= refusalRecordBudget {
+		return false
+	}
+	l.budgetUsed++
+	return true
+}
+
+// takeOverBudget returns, and clears, the refusals no record holds for want
+// of budget, and the time of the first.
+func (l *refusalLimiter) takeOverBudget() (n int, since time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n, since = l.overBudget, l.overBudgetSince
+	l.overBudget = 0
+	return n, since
 }
 
 // dueTallies returns, and marks recorded, up to limit keys whose refusals

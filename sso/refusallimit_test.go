@@ -112,3 +112,36 @@ func TestGarbageCallbacksAreLimited(t *testing.T) {
 		t.Fatalf("events: %+v", evs)
 	}
 }
+
+// TestRefusalRecordBudget: refusals from ever new addresses get at most
+// refusalRecordBudget records a window; the rest are counted for one
+// summary event (found by review: rotating addresses bought a store write
+// per refusal).
+func TestRefusalRecordBudget(t *testing.T) {
+	l := newRefusalLimiter()
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	const addresses = 500
+	records := 0
+	for i := 0; i < addresses; i++ {
+		if v := l.refused(fmt.Sprintf("2001:db8:%x::/64", i), "", "oidc", "bad", t0); v.record {
+			records++
+		}
+	}
+	if records != refusalRecordBudget {
+		t.Fatalf("%d records for %d addresses, want the budget of %d", records, addresses, refusalRecordBudget)
+	}
+	if n, since := l.takeOverBudget(); n != addresses-refusalRecordBudget || !since.Equal(t0) {
+		t.Fatalf("over budget %d since %v, want %d since %v", n, since, addresses-refusalRecordBudget, t0)
+	}
+	if n, _ := l.takeOverBudget(); n != 0 {
+		t.Fatalf("the over-budget count was not cleared: %d", n)
+	}
+	// Budget-skipped keys are not flushed one event each.
+	if due := l.dueTallies(t0.Add(refusalWindow), 1000); len(due) != 0 {
+		t.Fatalf("%d tallies due, want none", len(due))
+	}
+	// The next window has a budget again.
+	if v := l.refused("198.51.100.7", "", "oidc", "bad", t0.Add(refusalWindow)); !v.record {
+		t.Fatal("no record in the next window")
+	}
+}
