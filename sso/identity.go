@@ -70,18 +70,22 @@ func (s *Service) completeSignIn(r *http.Request, id *identity) (string, *storag
 	defer cancel()
 	err := s.store.Update(ctx, s.cfg.Tenant, func(tx storage.Tx) error {
 		user = nil
-		u, byEmail, err := s.findUser(tx, id, email)
+		u, viaLink, err := s.findUser(tx, id, email)
 		if err != nil {
 			return err
 		}
-		if u != nil && byEmail {
+		if u != nil && !viaLink {
+			// Matched by a claim the IdP does not guarantee to be unique or
+			// stable (preferred_username, a NameID, an email): a user who
+			// already signs in with another account at this IdP must not
+			// be reachable from a second one that claims the same name.
 			other, err := linkedToAnother(tx, id, u.ID)
 			if err != nil {
 				return err
 			}
 			if other {
 				return &refusal{status: http.StatusForbidden, page: pageNotProvisioned, userID: u.ID,
-					reason: fmt.Sprintf("the email %q matches a user who signs in with another account at this IdP", email)}
+					reason: fmt.Sprintf("%q matches a user who signs in with another account at this IdP", u.UserName)}
 			}
 		}
 		var events []storage.Event
@@ -171,15 +175,16 @@ func (s *Service) completeSignIn(r *http.Request, id *identity) (string, *storag
 // at an earlier sign-in (subjectlink.go), then the userName the IdP names
 // (preferred_username, NameID; case-insensitive), and only then by a
 // verified email (completeSignIn is given "" for an unverified one), as
-// userName and then as an email of the user; byEmail says the match was
-// by email only. Several users with the same email and no userName match
+// userName and then as an email of the user; viaLink says the match was
+// the subject link (every other match is checked against the links of
+// other subjects by the caller). Several users with the same email and no userName match
 // is ambiguous: refused.
-func (s *Service) findUser(tx storage.ReadTx, id *identity, email string) (u *storage.User, byEmail bool, err error) {
+func (s *Service) findUser(tx storage.ReadTx, id *identity, email string) (u *storage.User, viaLink bool, err error) {
 	if u, err := linkedUser(tx, id); u != nil || err != nil {
-		return u, false, err
+		return u, u != nil, err
 	}
 	seen := map[string]bool{}
-	for i, name := range append(append([]string{}, id.userNames...), email) {
+	for _, name := range append(append([]string{}, id.userNames...), email) {
 		name = strings.TrimSpace(name)
 		if name == "" || len(name) > maxClaimLen || seen[strings.ToLower(name)] {
 			continue
@@ -187,7 +192,7 @@ func (s *Service) findUser(tx storage.ReadTx, id *identity, email string) (u *st
 		seen[strings.ToLower(name)] = true
 		u, err := tx.UserByUserName(name)
 		if err == nil {
-			return u, i == len(id.userNames), nil
+			return u, false, nil
 		}
 		if !errors.Is(err, storage.ErrNotFound) {
 			return nil, false, err
@@ -204,7 +209,7 @@ func (s *Service) findUser(tx storage.ReadTx, id *identity, email string) (u *st
 	case 0:
 		return nil, false, nil
 	case 1:
-		return users[0], true, nil
+		return users[0], false, nil
 	default:
 		return nil, false, &refusal{status: http.StatusForbidden, page: pageNotProvisioned,
 			reason: fmt.Sprintf("%d users share the email %q and none has it as userName", len(users), email)}

@@ -152,3 +152,26 @@ func TestParallelSignIns(t *testing.T) {
 		t.Fatalf("%d signin.succeeded events", n)
 	}
 }
+
+// TestUserNameMatchHonoursSubjectLinks: a second account at the same IdP
+// whose preferred_username (editable at many IdPs, and not unique by OIDC
+// Core §5.7) names a user linked to another subject is refused, as an email
+// match is (found by review). Control: the linked subject signs in.
+func TestUserNameMatchHonoursSubjectLinks(t *testing.T) {
+	impostor := devidp.User{Subject: "sub-impostor", PreferredUsername: "alice", Email: "impostor@evil.test", EmailVerified: true, Name: "Impostor"}
+	users := append(append([]devidp.User{}, oidcUsers...), devidp.User{Subject: "sub-alice2", PreferredUsername: "alice", Email: "alice@acme.test", EmailVerified: true}, impostor)
+	op, g := oidcSetupUsers(t, users, nil)
+	alice := &storage.User{UserName: "alice", Emails: []string{"alice@acme.test"}, Active: true}
+	g.putUser(alice)
+	op.AutoLogin("sub-alice2") // alice herself: her subject is linked
+	mustContain(t, "alice", newBrowser(t).get(g.URL()+"/app").body, "for alice")
+	op.AutoLogin("sub-impostor")
+	if p := newBrowser(t).get(g.URL() + "/app"); p.status != http.StatusForbidden {
+		t.Fatalf("another subject with alice's preferred_username got %d: %s", p.status, p.body)
+	}
+	if n := len(g.sessionsOf(alice.ID)); n != 1 {
+		t.Fatalf("alice has %d sessions, want her own only", n)
+	}
+	op.AutoLogin("sub-alice2")
+	mustContain(t, "alice again", newBrowser(t).get(g.URL()+"/app").body, "for alice")
+}
