@@ -138,7 +138,7 @@ func (h *Identity) Provision(ctx caddy.Context) error {
 		LoginURL:        func(returnPath string) string { return svc.LoginURL(loginPrefix, returnPath) },
 		ReturnPath:      originalRequestURI,
 		AllowPathParams: h.AllowPathParams,
-		ClientAddr:      clientIP,
+		ClientAddr:      caddyClientIP,
 		Logger:          ctx.Logger(),
 	}
 	if h.AssertionAudience != "" {
@@ -164,15 +164,6 @@ func originalRequestURI(r *http.Request) string {
 		return orig.URL.RequestURI()
 	}
 	return r.URL.RequestURI()
-}
-
-// clientIP is the client address Caddy trusts (after trusted_proxies), for
-// the audit of refused requests.
-func clientIP(r *http.Request) string {
-	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
-		return ip
-	}
-	return r.RemoteAddr
 }
 
 // ServeHTTP runs the gate and, when it lets the request through, sets the
