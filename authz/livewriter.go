@@ -2,6 +2,7 @@ package authz
 
 import (
 	"bufio"
+	"io"
 	"net"
 	"net/http"
 )
@@ -39,3 +40,16 @@ func (w *liveWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	}
 	return conn, brw, nil
 }
+
+// ReadFrom keeps the writer below's fast path (sendfile for file_server)
+// when it has one.
+func (w *liveWriter) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(writerOnly{w.ResponseWriter}, r)
+}
+
+// writerOnly hides every method but Write, so io.Copy cannot loop back
+// into ReadFrom.
+type writerOnly struct{ io.Writer }
