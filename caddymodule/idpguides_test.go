@@ -26,7 +26,7 @@ var idpGuides = map[string][]string{
 	"okta.md":             {"oidc", "saml"},
 	"entra-id.md":         {"oidc", "saml"},
 	"google-workspace.md": {"oidc", "saml"},
-	"onelogin.md":         {"oidc", "saml"},
+	"onelogin.md":         {"saml", "oidc"},
 	"jumpcloud.md":        {"saml", "oidc"},
 	"keycloak.md":         {"oidc", "saml"},
 }
