@@ -85,7 +85,7 @@ func TestIdPGuides(t *testing.T) {
 		}
 	}
 
-	oidcIdP, err := devidp.Start(devidp.Config{Addr: "127.0.0.1:0"})
+	oidcIdP, err := devidp.Start(devidp.Config{Addr: "127.0.0.1:0", Users: []devidp.User{guidePerson}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,6 +187,8 @@ func runGuideBlock(t *testing.T, block string, tenant *Tenant, fakes guideFakes)
 	cf = storageLine.ReplaceAllString(cf, fmt.Sprintf("${1} %q", filepath.Join(t.TempDir(), "store")))
 	cf = siteAddress.ReplaceAllString(cf, fmt.Sprintf(":%d {", port))
 	cf = strings.ReplaceAll(cf, external, g.site)
+	app := gatewaytest.StartBackend(t, nil)
+	cf = strings.ReplaceAll(cf, "reverse_proxy 127.0.0.1:9001", "reverse_proxy "+app.Addr)
 	for _, m := range envPlaceholder.FindAllStringSubmatch(cf, -1) {
 		t.Setenv(m[1], "guide-test-"+m[1])
 	}
@@ -205,14 +207,75 @@ func runGuideBlock(t *testing.T, block string, tenant *Tenant, fakes guideFakes)
 	}
 	gatewaytest.Load(t, cf)
 
-	if tenant.OIDC != nil {
-		checkGuideOIDC(t, g, tenant, fakes.oidc.Issuer)
+	var token string
+	if strings.Contains(block, "scim "+tenant.Name) {
+		token = checkGuideSCIM(t, g, tenant.Name)
 	}
 	if tenant.SAML != nil {
 		checkGuideSAML(t, g, tenant, external)
 	}
-	if strings.Contains(block, "scim "+tenant.Name) {
-		checkGuideSCIM(t, g, tenant.Name)
+	if tenant.OIDC != nil {
+		checkGuideOIDC(t, g, tenant, fakes.oidc.Issuer)
+		checkGuideOIDCSignIn(t, g, tenant, token, fakes.oidc)
+	}
+}
+
+// guidePerson is who signs in through each guide's OIDC block.
+var guidePerson = devidp.User{
+	Subject: "guide-alice", PreferredUsername: "alice@example.com",
+	Email: "alice@example.com", EmailVerified: true, Name: "Alice Liddell",
+}
+
+// checkGuideOIDCSignIn signs a person in through the block and checks the
+// role the app sees: the role the block maps to its first group, given to
+// her by a SCIM push (a SCIM tenant: pushed user, matched by
+// preferred_username) or by the token's groups claim (provisioning jit).
+func checkGuideOIDCSignIn(t *testing.T, g gateway, tenant *Tenant, token string, idp *devidp.Provider) {
+	t.Helper()
+	group, role := "", tenant.DefaultRole
+	if role == "" && len(tenant.Roles) > 0 {
+		role = tenant.Roles[0]
+	}
+	if len(tenant.GroupMappings) > 0 {
+		group, role = tenant.GroupMappings[0].Group, tenant.GroupMappings[0].Role
+	}
+	switch {
+	case tenant.Provisioning == provisioningJIT:
+		var groups []string
+		if group != "" {
+			groups = []string{group}
+		}
+		idp.SetGroups(guidePerson.Subject, groups)
+	case token != "":
+		// The IdP pushes her and her group, as the guide's SCIM section sets up.
+		idp.SetGroups(guidePerson.Subject, nil)
+		a := call(t, http.MethodPost, g.scimBase(tenant.Name)+"/Users", token, scimUserBody(guidePerson.PreferredUsername, guidePerson.Name, true))
+		expect(t, a, http.StatusCreated, "SCIM POST /Users")
+		var u scimUser
+		a.json(t, &u)
+		if group != "" {
+			a = call(t, http.MethodPost, g.scimBase(tenant.Name)+"/Groups", token, map[string]any{
+				"schemas":     []string{"urn:ietf:params:scim:schemas:core:2.0:Group"},
+				"displayName": group,
+				"members":     []map[string]any{{"value": u.ID}},
+			})
+			expect(t, a, http.StatusCreated, "SCIM POST /Groups")
+		}
+	default:
+		t.Fatal("the tenant neither receives SCIM nor creates users at sign-in: nobody can sign in")
+	}
+	idp.AutoLogin(guidePerson.Subject)
+	b := gatewaytest.NewBrowser(t)
+	p := b.Get(g.site + "/")
+	if p.Status != http.StatusOK {
+		t.Fatalf("sign-in: landed on %s (%d):\n%s", p.URL, p.Status, p.Body)
+	}
+	e := gatewaytest.ParseEcho(t, p.Body)
+	if got := e.Header.Get("X-Remote-User"); got != guidePerson.PreferredUsername {
+		t.Errorf("X-Remote-User %q, want %q", got, guidePerson.PreferredUsername)
+	}
+	if got := e.Header.Get("X-Remote-Role"); got != role {
+		t.Errorf("X-Remote-Role %q, want %q (group %q)", got, role, group)
 	}
 }
 
@@ -273,9 +336,9 @@ func checkGuideSAML(t *testing.T, g gateway, tenant *Tenant, external string) {
 // checkGuideSCIM sends what the IdPs' "Test connection" buttons send, with
 // the token made as the guides say, and checks the answers the guides
 // describe.
-func checkGuideSCIM(t *testing.T, g gateway, tenant string) {
+func checkGuideSCIM(t *testing.T, g gateway, tenant string) (token string) {
 	t.Helper()
-	token := issueToken(t, g, tenant)
+	token = issueToken(t, g, tenant)
 	base := g.scimBase(tenant)
 	for _, path := range []string{
 		"/Users?startIndex=1&count=2", // Okta's credentials check
@@ -305,6 +368,7 @@ func checkGuideSCIM(t *testing.T, g gateway, tenant string) {
 	if !strings.Contains(string(a.body), "urn:ietf:params:scim:api:messages:2.0:Error") {
 		t.Errorf("a wrong token: want a SCIM error body, got %s", a.body)
 	}
+	return token
 }
 
 // guideRedirect gets u without following redirects and returns where the
