@@ -226,8 +226,11 @@ var guidePerson = devidp.User{
 	Email: "alice@example.com", EmailVerified: true, Name: "Alice Liddell",
 }
 
+// objectID is the shape of an Entra object id.
+var objectID = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+
 // checkGuideOIDCSignIn signs a person in through the block and checks the
-// role the app sees: the role the block maps to its first group, given to
+// role the app sees: the role the block maps to its last group, given to
 // her by a SCIM push (a SCIM tenant: pushed user, matched by
 // preferred_username) or by the token's groups claim (provisioning jit).
 func checkGuideOIDCSignIn(t *testing.T, g gateway, tenant *Tenant, token string, idp *devidp.Provider) {
@@ -236,8 +239,8 @@ func checkGuideOIDCSignIn(t *testing.T, g gateway, tenant *Tenant, token string,
 	if role == "" && len(tenant.Roles) > 0 {
 		role = tenant.Roles[0]
 	}
-	if len(tenant.GroupMappings) > 0 {
-		group, role = tenant.GroupMappings[0].Group, tenant.GroupMappings[0].Role
+	if n := len(tenant.GroupMappings); n > 0 {
+		group, role = tenant.GroupMappings[n-1].Group, tenant.GroupMappings[n-1].Role
 	}
 	switch {
 	case tenant.Provisioning == provisioningJIT:
@@ -254,11 +257,17 @@ func checkGuideOIDCSignIn(t *testing.T, g gateway, tenant *Tenant, token string,
 		var u scimUser
 		a.json(t, &u)
 		if group != "" {
-			a = call(t, http.MethodPost, g.scimBase(tenant.Name)+"/Groups", token, map[string]any{
+			body := map[string]any{
 				"schemas":     []string{"urn:ietf:params:scim:schemas:core:2.0:Group"},
 				"displayName": group,
 				"members":     []map[string]any{{"value": u.ID}},
-			})
+			}
+			if objectID.MatchString(group) {
+				// A mapping by object id: Entra pushes the object id as
+				// the group's externalId, next to its name.
+				body["displayName"], body["externalId"] = "Group with an object id", group
+			}
+			a = call(t, http.MethodPost, g.scimBase(tenant.Name)+"/Groups", token, body)
 			expect(t, a, http.StatusCreated, "SCIM POST /Groups")
 		}
 	default:
