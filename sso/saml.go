@@ -116,7 +116,11 @@ func newSAMLSP(s *Service, cfg *SAMLConfig) (*samlSP, error) {
 	case cfg.IDPMetadataURL == "":
 		what = "saml IdP settings"
 	}
-	p.idp = newIDPLink(what, p.loadIDPMetadata, cfg.IDPMetadataRefresh, s.retry, s.log)
+	refresh := cfg.IDPMetadataRefresh
+	if s.metadataRefresh > 0 {
+		refresh = s.metadataRefresh
+	}
+	p.idp = newIDPLink(what, p.loadIDPMetadata, refresh, s.retry, s.log)
 	if cfg.IDPMetadataURL != "" {
 		u, err := url.Parse(cfg.IDPMetadataURL)
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {

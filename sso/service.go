@@ -38,6 +38,9 @@ type Service struct {
 	now    func() time.Time
 	client *http.Client // for the IdP: discovery, JWKS, token, metadata
 	retry  retryPolicy  // backoff while the IdP cannot be reached
+	// metadataRefresh, when set (by tests), replaces the configured SAML
+	// metadata refresh interval, whose minimum is a minute.
+	metadataRefresh time.Duration
 
 	oidc *oidcRP
 	saml *samlSP
