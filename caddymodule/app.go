@@ -145,10 +145,11 @@ func (a *App) checkTenants() error {
 	return nil
 }
 
-// startIdPWait bounds how long Start waits for the tenants' IdPs to answer
-// for the first time (all at once, not each): long enough that a
-// reachable IdP is ready when Caddy says it started, short enough that an
-// unreachable one does not hold Caddy up. Sign-in answers 503 until then.
+// startIdPWait bounds how long Start waits for the first attempt to reach
+// the tenants' IdPs (all at once, not each): long enough that a reachable
+// IdP is ready when Caddy says it started, short enough that one that does
+// not answer (a dropped connection) does not hold Caddy up. Sign-in
+// answers 503 until the IdP answers.
 const startIdPWait = 5 * time.Second
 
 // Start opens the store (or takes a use of the one a running config has
@@ -183,9 +184,9 @@ func (a *App) Start() error {
 	return nil
 }
 
-// waitForIdPs waits up to startIdPWait for every tenant's IdP to answer
-// once. Those that did not are retried in the background (package sso
-// logs them).
+// waitForIdPs waits up to startIdPWait for the first attempt to reach
+// every tenant's IdP. Those that failed are retried in the background
+// (package sso logs them).
 func (a *App) waitForIdPs() {
 	ctx, cancel := context.WithTimeout(context.Background(), startIdPWait)
 	defer cancel()
@@ -256,6 +257,7 @@ func (a *App) Cleanup() error {
 	if a.store != nil {
 		errs = append(errs, a.store.release())
 	}
+	a.storeKey = ""
 	return errors.Join(errs...)
 }
 

@@ -34,8 +34,9 @@ type idpLink[T any] struct {
 	// nothing is loaded, for the Retry-After of the 503 answers.
 	retryAt atomic.Int64
 
-	readyOnce sync.Once
-	ready     chan struct{} // closed once something is loaded
+	firstOnce sync.Once
+	firstDone chan struct{} // closed once the first attempt is over
+	firstErr  error         // its error, set before firstDone closes
 }
 
 // retryPolicy is the backoff between failed attempts: Min, doubling up to
@@ -52,13 +53,21 @@ var defaultRetry = retryPolicy{Min: time.Second, Max: time.Minute}
 const idpAttemptTimeout = 30 * time.Second
 
 func newIDPLink[T any](what string, load func(context.Context) (*T, error), refresh time.Duration, retry retryPolicy, log *zap.Logger) *idpLink[T] {
-	return &idpLink[T]{what: what, load: load, refresh: refresh, retry: retry, log: log, ready: make(chan struct{})}
+	return &idpLink[T]{what: what, load: load, refresh: refresh, retry: retry, log: log, firstDone: make(chan struct{})}
 }
 
 // set stores a loaded value (a load made before run, e.g. from a file).
 func (l *idpLink[T]) set(v *T) {
 	l.current.Store(v)
-	l.readyOnce.Do(func() { close(l.ready) })
+	l.firstOver(nil)
+}
+
+// firstOver records the outcome of the first attempt.
+func (l *idpLink[T]) firstOver(err error) {
+	l.firstOnce.Do(func() {
+		l.firstErr = err
+		close(l.firstDone)
+	})
 }
 
 // get is the last good value, or nil while the IdP was never reached.
@@ -110,6 +119,7 @@ func (l *idpLink[T]) run(ctx context.Context) {
 					zap.String("what", l.what), zap.Error(err))
 			}
 			failing = true
+			l.firstOver(err)
 			if !l.sleep(ctx, wait) {
 				return
 			}
@@ -144,11 +154,12 @@ func (l *idpLink[T]) sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// wait returns nil once something is loaded, or ctx's error.
+// wait waits for the outcome of the first attempt: nil if it loaded, its
+// error if it failed (the attempts go on), or ctx's error.
 func (l *idpLink[T]) wait(ctx context.Context) error {
 	select {
-	case <-l.ready:
-		return nil
+	case <-l.firstDone:
+		return l.firstErr
 	case <-ctx.Done():
 		return ctx.Err()
 	}

@@ -180,8 +180,10 @@ func (s *Service) Start(ctx context.Context) error {
 	return nil
 }
 
-// WaitIdP waits until the IdP answered once (nil) or ctx ends (its error).
-// Sign-in works from then on.
+// WaitIdP waits for the outcome of the first attempt to reach the IdP:
+// nil when it answered (sign-in works from then on), the attempt's error
+// when it did not (the Service keeps trying in the background), or ctx's
+// error when ctx ends first.
 func (s *Service) WaitIdP(ctx context.Context) error {
 	if s.oidc != nil {
 		return s.oidc.idp.wait(ctx)
@@ -206,9 +208,9 @@ func (s *Service) IdPReachable() bool {
 const newWaitIdP = 10 * time.Second
 
 // New is Prepare followed by Start, then waits (up to ctx's end, and at
-// most 10s) for the IdP's first answer. An IdP that does not answer is not
-// an error: the Service retries in the background and sign-in answers 503
-// until then.
+// most 10s) for the first attempt to reach the IdP. An IdP that does not
+// answer is not an error: the Service retries in the background and
+// sign-in answers 503 until then.
 func New(ctx context.Context, cfg TenantConfig, store storage.Store, logger *zap.Logger, opts ...Option) (*Service, error) {
 	s, err := Prepare(cfg, store, logger, opts...)
 	if err != nil {
