@@ -51,8 +51,8 @@ type App struct {
 	// is kept apart from every other's.
 	Tenants []*Tenant `json:"tenants,omitempty"`
 
-	store    storage.Store
-	storeKey string // set while this app holds a use of the store
+	store    *storeHandle // opened at Start or first use, never in Provision
+	storeKey string       // the store's key once opened (for tests)
 	tenants  map[string]*Tenant
 	runtimes map[string]*tenantRuntime
 	logger   *zap.Logger
@@ -80,13 +80,17 @@ func (App) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision checks the tenants and takes a use of the store (opening it if
-// no running config has it open).
+// Provision checks the configuration and builds the tenants' services
+// without opening the store or reaching any IdP: `caddy validate` runs
+// Provision (then Cleanup) in a process of its own, possibly while the
+// gateway runs and holds the store's lock, and must work while an IdP is
+// down. Every error that needs neither (tenant names, roles, sign-in
+// settings, PEM and metadata files) is reported here. The store opens in
+// Start (see storeHandle); the IdPs are reached in the background from
+// Start on (package sso).
 func (a *App) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
 
-	// Check the tenants before touching the store, so a bad config never
-	// opens (and locks) a database.
 	if err := a.checkTenants(); err != nil {
 		return err
 	}
@@ -102,26 +106,13 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if !ok {
 		return fmt.Errorf("storage backend %T does not open a store", mod)
 	}
-	a.store, a.storeKey, err = acquireStore(opener, a.logger)
-	if err != nil {
-		return err
-	}
-	// Every configured tenant's retention is set on every load, so a
-	// setting removed from the config returns to the store's default.
-	for _, t := range a.Tenants {
-		if err := a.store.SetEventRetention(t.Name, t.eventRetention()); err != nil {
-			return fmt.Errorf("tenant %s: audit retention: %v", t.Name, err)
-		}
-	}
+	a.store = newStoreHandle(opener, a.logger)
 
-	// Each tenant's sign-in reaches its IdP once here, so a config whose
-	// IdP cannot be reached is refused at load (a reload keeps the running
-	// config) rather than failing people at sign-in. On error Caddy calls
-	// Cleanup, which closes what was built.
+	// On error Caddy calls Cleanup, which closes what was built.
 	a.runtimes = make(map[string]*tenantRuntime, len(a.Tenants))
 	cookies := new(gatewayCookies)
 	for _, t := range a.Tenants {
-		rt, err := newTenantRuntime(ctx, t, a.store, a.logger, cookies)
+		rt, err := newTenantRuntime(t, a.store, a.logger, cookies)
 		if err != nil {
 			return err
 		}
@@ -154,14 +145,63 @@ func (a *App) checkTenants() error {
 	return nil
 }
 
-// Start makes this app the one the admin API serves. On a reload the new
-// app starts before the old one stops, so the newest always wins.
+// startIdPWait bounds how long Start waits for the first attempt to reach
+// the tenants' IdPs (all at once, not each): long enough that a reachable
+// IdP is ready when Caddy says it started, short enough that one that does
+// not answer (a dropped connection) does not hold Caddy up. Sign-in
+// answers 503 until the IdP answers.
+const startIdPWait = 5 * time.Second
+
+// Start opens the store (or takes a use of the one a running config has
+// open), sets each tenant's audit retention, starts each tenant's sign-in
+// (keys from the store; the IdP reached in the background) and makes this
+// app the one the admin API serves. On a reload the new app starts before
+// the old one stops, so the newest always wins. An IdP that does not
+// answer does not fail Start.
 func (a *App) Start() error {
+	if _, err := a.store.get(); err != nil {
+		return err
+	}
+	a.storeKey = a.store.opener.StoreKey()
+	// Every configured tenant's retention is set on every load, so a
+	// setting removed from the config returns to the store's default.
+	for _, t := range a.Tenants {
+		if err := a.store.SetEventRetention(t.Name, t.eventRetention()); err != nil {
+			return fmt.Errorf("tenant %s: audit retention: %v", t.Name, err)
+		}
+	}
+	for _, t := range a.Tenants {
+		if err := a.runtimes[t.Name].start(); err != nil {
+			return err
+		}
+	}
+	a.waitForIdPs()
+
 	liveApp.Lock()
 	liveApp.app = a
 	liveApp.Unlock()
 	a.warnUnresolvedGroups()
 	return nil
+}
+
+// waitForIdPs waits up to startIdPWait for the first attempt to reach
+// every tenant's IdP. Those that failed are retried in the background
+// (package sso logs them).
+func (a *App) waitForIdPs() {
+	ctx, cancel := context.WithTimeout(context.Background(), startIdPWait)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, rt := range a.runtimes {
+		if rt.signIn == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = rt.signIn.WaitIdP(ctx)
+		}()
+	}
+	wg.Wait()
 }
 
 // unresolvedGroupsTimeout bounds the start-up check of group references.
@@ -202,9 +242,10 @@ func (a *App) Stop() error {
 	return nil
 }
 
-// Cleanup gives back this app's use of the store; the last one closes it.
-// Caddy may call it after a failed Provision, so it tolerates having
-// nothing to release.
+// Cleanup stops the tenants' background work and gives back this app's use
+// of the store, if it took one (the last use closes the store). Caddy
+// calls it after a validation, after a failed Provision or Start, and when
+// the config is replaced, so it tolerates having nothing to release.
 func (a *App) Cleanup() error {
 	var errs []error
 	for name, rt := range a.runtimes {
@@ -213,16 +254,20 @@ func (a *App) Cleanup() error {
 		}
 	}
 	a.runtimes = nil
-	if a.storeKey != "" {
-		key := a.storeKey
-		a.storeKey = ""
-		errs = append(errs, releaseStore(key, a.logger))
+	if a.store != nil {
+		errs = append(errs, a.store.release())
 	}
+	a.storeKey = ""
 	return errors.Join(errs...)
 }
 
-// Store is the app's store.
-func (a *App) Store() storage.Store { return a.store }
+// Store is the app's open store, or nil before the app started.
+func (a *App) Store() storage.Store {
+	if a.store == nil {
+		return nil
+	}
+	return a.store.current()
+}
 
 // Tenant returns the configuration of a configured tenant.
 func (a *App) Tenant(name string) (*Tenant, bool) {

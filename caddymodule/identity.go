@@ -94,7 +94,7 @@ type Identity struct {
 	// stricter than the one that catches the request instead.
 	AllowPathParams []string `json:"allow_path_params,omitempty"`
 
-	gate *authz.Gate
+	gate *lazyGate
 }
 
 // CaddyModule returns the Caddy module information.
@@ -141,18 +141,19 @@ func (h *Identity) Provision(ctx caddy.Context) error {
 		ClientAddr:      caddyClientIP,
 		Logger:          ctx.Logger(),
 	}
-	if h.AssertionAudience != "" {
-		signer, err := rt.assertionSigner(ctx)
-		if err != nil {
-			return fmt.Errorf("identity %s: %v", h.Tenant, err)
-		}
-		cfg.Assertions, cfg.AssertionAudience = signer, h.AssertionAudience
-	}
+	// Built now to check the route's settings (roles, groups, path
+	// parameters) even when the route's real gate waits for the signer.
 	gate, err := authz.NewGate(cfg)
 	if err != nil {
 		return fmt.Errorf("identity %s: %v", h.Tenant, err)
 	}
-	h.gate = gate
+	h.gate = &lazyGate{runtime: rt, cfg: cfg, audience: h.AssertionAudience}
+	if h.AssertionAudience == "" {
+		h.gate.ready.Store(gate)
+	}
+	// Otherwise the assertion key is in the store, which Provision must
+	// not open (caddy validate): the gate with the signer is built at the
+	// first request.
 	return nil
 }
 
@@ -171,7 +172,11 @@ func originalRequestURI(r *http.Request) string {
 // until the next handler returns and ends it (an upgraded connection or a
 // stream included) when the session loses access.
 func (h *Identity) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	return h.gate.Serve(w, r, func(w http.ResponseWriter, r *http.Request, id *authz.Identity) error {
+	gate, err := h.gate.get(r.Context())
+	if err != nil {
+		return caddyhttp.Error(http.StatusServiceUnavailable, err)
+	}
+	return gate.Serve(w, r, func(w http.ResponseWriter, r *http.Request, id *authz.Identity) error {
 		if id != nil {
 			if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 				for _, p := range id.Placeholders() {
@@ -191,7 +196,7 @@ type IdentityJWKS struct {
 	// Tenant is the name of a configured tenant.
 	Tenant string `json:"tenant"`
 
-	handler http.Handler
+	jwks *lazyJWKS
 }
 
 // CaddyModule returns the Caddy module information.
@@ -202,7 +207,8 @@ func (IdentityJWKS) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision loads (or creates) the tenant's assertion key.
+// Provision finds the tenant. Its assertion key is loaded (or created) at
+// the first request: it is in the store, which Provision must not open.
 func (j *IdentityJWKS) Provision(ctx caddy.Context) error {
 	app, err := portcullisApp(ctx, "identity_jwks", j.Tenant)
 	if err != nil {
@@ -212,17 +218,17 @@ func (j *IdentityJWKS) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	signer, err := rt.assertionSigner(ctx)
-	if err != nil {
-		return fmt.Errorf("identity_jwks %s: %v", j.Tenant, err)
-	}
-	j.handler = signer.JWKSHandler()
+	j.jwks = &lazyJWKS{runtime: rt}
 	return nil
 }
 
 // ServeHTTP serves the key set; the endpoint is terminal.
 func (j *IdentityJWKS) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
-	j.handler.ServeHTTP(w, r)
+	h, err := j.jwks.get(r.Context())
+	if err != nil {
+		return caddyhttp.Error(http.StatusServiceUnavailable, fmt.Errorf("identity_jwks %s: %v", j.Tenant, err))
+	}
+	h.ServeHTTP(w, r)
 	return nil
 }
 

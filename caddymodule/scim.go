@@ -57,7 +57,7 @@ func (s *SCIM) Provision(ctx caddy.Context) error {
 	// scimhandler names the tenant in its log entries itself.
 	h, err := scimhandler.New(scimhandler.Config{
 		Tenant:       s.Tenant,
-		Store:        app.Store(),
+		Store:        app.store, // opened at start, not here (storehandle.go)
 		Logger:       ctx.Logger(),
 		BaseURL:      s.BaseURL,
 		MaxBodyBytes: scimMaxBodyBytes,

@@ -180,9 +180,9 @@ const (
 	provisioningJIT  = "jit"
 )
 
-// signInTimeout bounds a tenant's start-up work against its IdP (OIDC
-// discovery, SAML metadata).
-const signInTimeout = 30 * time.Second
+// signInStartTimeout bounds a tenant's start-up work against the store
+// (the keys of its sign-in and of its assertions).
+const signInStartTimeout = 30 * time.Second
 
 // check validates what can be checked without the store or the IdP.
 func (t *Tenant) check() error {
@@ -363,9 +363,9 @@ type tenantRuntime struct {
 	signer   *authz.AssertionSigner
 }
 
-// newTenantRuntime builds a tenant's services. ctx bounds the start-up
-// work (reaching the IdP, reading keys from the store).
-func newTenantRuntime(ctx context.Context, t *Tenant, store storage.Store, logger *zap.Logger, cookies *gatewayCookies) (*tenantRuntime, error) {
+// newTenantRuntime builds a tenant's services without reaching the store
+// or the IdP (see App.Provision); start does that.
+func newTenantRuntime(t *Tenant, store storage.Store, logger *zap.Logger, cookies *gatewayCookies) (*tenantRuntime, error) {
 	rt := &tenantRuntime{cfg: t, store: store, logger: logger}
 	if t.ExternalURL != "" {
 		rt.externalURL, _ = parseExternalURL(t.ExternalURL) // checked by Tenant.check
@@ -377,9 +377,7 @@ func newTenantRuntime(ctx context.Context, t *Tenant, store storage.Store, logge
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, signInTimeout)
-	defer cancel()
-	svc, err := sso.New(ctx, cfg, store, logger)
+	svc, err := sso.Prepare(cfg, store, logger)
 	if err != nil {
 		return nil, fmt.Errorf("tenant %s: sign-in: %v", t.Name, err)
 	}
@@ -395,15 +393,28 @@ func newTenantRuntime(ctx context.Context, t *Tenant, store storage.Store, logge
 		return nil, fmt.Errorf("tenant %s: %v", t.Name, err)
 	}
 	rt.signIn, rt.identities = svc, ids
-	if t.Assertion != nil {
-		// Configured explicitly: load the key now, so a bad setting is
-		// refused at load rather than when a route first needs it.
-		if _, err := rt.assertionSigner(ctx); err != nil {
-			_ = svc.Close()
-			return nil, fmt.Errorf("tenant %s: assertion: %v", t.Name, err)
+	return rt, nil
+}
+
+// start loads the tenant's keys from the store and starts its sign-in,
+// which reaches the IdP in the background: an IdP that does not answer is
+// not an error. The store must be open.
+func (rt *tenantRuntime) start() error {
+	ctx, cancel := context.WithTimeout(context.Background(), signInStartTimeout)
+	defer cancel()
+	if rt.signIn != nil {
+		if err := rt.signIn.Start(ctx); err != nil {
+			return fmt.Errorf("tenant %s: sign-in: %v", rt.cfg.Name, err)
 		}
 	}
-	return rt, nil
+	if rt.cfg.Assertion != nil {
+		// Configured explicitly: load the key now, so a bad setting is
+		// refused at start rather than when a route first needs it.
+		if _, err := rt.assertionSigner(ctx); err != nil {
+			return fmt.Errorf("tenant %s: assertion: %v", rt.cfg.Name, err)
+		}
+	}
+	return nil
 }
 
 // close stops the tenant's background work (SAML metadata refresh).

@@ -143,3 +143,18 @@ func (ep *endpoints) logout(w http.ResponseWriter, r *http.Request) {
 	}
 	writePage(w, http.StatusOK, pageSignedOut, pageData{LinkURL: s.LoginURL(ep.prefix, "/"), LinkText: "Sign in again"})
 }
+
+// idpUnavailable answers a sign-in request while the IdP was never
+// reached: 503, with a Retry-After of the time to the next attempt.
+func (ep *endpoints) idpUnavailable(w http.ResponseWriter) {
+	s := ep.s
+	now := time.Now()
+	retry := time.Second
+	switch {
+	case s.oidc != nil:
+		retry = s.oidc.idp.retryAfter(now)
+	case s.saml != nil:
+		retry = s.saml.idp.retryAfter(now)
+	}
+	writeUnavailable(w, retry)
+}

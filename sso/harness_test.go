@@ -44,6 +44,11 @@ type gateway struct {
 	server *httptest.Server
 	log    *zap.Logger
 
+	// noWait and opts are how start builds the Service: noWait does not
+	// wait for the IdP (Prepare and Start instead of New).
+	noWait bool
+	opts   []Option
+
 	mu      sync.Mutex
 	svc     *Service
 	handler http.Handler
@@ -98,7 +103,17 @@ func (g *gateway) start(cfg TenantConfig) {
 	g.cfg = cfg
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	svc, err := New(ctx, cfg, g.store, g.log, WithClock(g.clock.Now))
+	opts := append([]Option{WithClock(g.clock.Now)}, g.opts...)
+	var svc *Service
+	var err error
+	if g.noWait {
+		svc, err = Prepare(cfg, g.store, g.log, opts...)
+		if err == nil {
+			err = svc.Start(ctx)
+		}
+	} else {
+		svc, err = New(ctx, cfg, g.store, g.log, opts...)
+	}
 	if err != nil {
 		g.t.Fatalf("sso.New: %v", err)
 	}

@@ -16,8 +16,15 @@ import (
 
 // oidcRP is the OpenID Connect relying party of one tenant.
 type oidcRP struct {
-	s        *Service
-	cfg      *OIDCConfig
+	s   *Service
+	cfg *OIDCConfig
+	// idp is the provider as discovery found it; nil until the provider
+	// first answered (sign-in answers 503 until then).
+	idp *idpLink[oidcProvider]
+}
+
+// oidcProvider is what discovery found at the issuer.
+type oidcProvider struct {
 	provider *oidc.Provider
 	verifier *oidc.IDTokenVerifier
 	// endSession is the provider's end_session_endpoint, or "".
@@ -27,7 +34,17 @@ type oidcRP struct {
 // maxCodeLen bounds the authorization code taken from the query.
 const maxCodeLen = 4096
 
-func newOIDCRP(ctx context.Context, s *Service, cfg *OIDCConfig) (*oidcRP, error) {
+// newOIDCRP prepares the relying party; discovery runs in the background
+// once the Service starts.
+func newOIDCRP(s *Service, cfg *OIDCConfig) *oidcRP {
+	o := &oidcRP{s: s, cfg: cfg}
+	o.idp = newIDPLink("oidc discovery at "+cfg.Issuer, o.discover, 0, s.retry, s.log)
+	return o
+}
+
+// discover reads the provider's discovery document.
+func (o *oidcRP) discover(ctx context.Context) (*oidcProvider, error) {
+	s, cfg := o.s, o.cfg
 	provider, err := oidc.NewProvider(oidc.ClientContext(ctx, s.client), cfg.Issuer)
 	if err != nil {
 		return nil, fmt.Errorf("sso: oidc discovery at %s: %w", cfg.Issuer, err)
@@ -54,14 +71,14 @@ func newOIDCRP(ctx context.Context, s *Service, cfg *OIDCConfig) (*oidcRP, error
 	// (client id) and expiry.
 	keyCtx := oidc.ClientContext(context.Background(), s.client)
 	verifier := provider.VerifierContext(keyCtx, &oidc.Config{ClientID: cfg.ClientID})
-	return &oidcRP{s: s, cfg: cfg, provider: provider, verifier: verifier, endSession: meta.EndSession}, nil
+	return &oidcProvider{provider: provider, verifier: verifier, endSession: meta.EndSession}, nil
 }
 
-func (o *oidcRP) oauth2Config(redirectURI string) *oauth2.Config {
+func (o *oidcRP) oauth2Config(p *oidcProvider, redirectURI string) *oauth2.Config {
 	return &oauth2.Config{
 		ClientID:     o.cfg.ClientID,
 		ClientSecret: o.cfg.ClientSecret,
-		Endpoint:     o.provider.Endpoint(),
+		Endpoint:     p.provider.Endpoint(),
 		RedirectURL:  redirectURI,
 		Scopes:       o.cfg.Scopes,
 	}
@@ -71,6 +88,11 @@ func (o *oidcRP) oauth2Config(redirectURI string) *oauth2.Config {
 // a fresh state (the flow id), nonce and PKCE S256 challenge.
 func (ep *endpoints) oidcLogin(w http.ResponseWriter, r *http.Request, returnPath string) {
 	s := ep.s
+	p := s.oidc.idp.get()
+	if p == nil {
+		ep.idpUnavailable(w)
+		return
+	}
 	redirectURI := ep.url(r, PathOIDCCallback)
 	nonce := newRandom()
 	f := &loginFlow{
@@ -85,7 +107,7 @@ func (ep *endpoints) oidcLogin(w http.ResponseWriter, r *http.Request, returnPat
 		s.serverError(w, "start oidc sign-in", err)
 		return
 	}
-	target := s.oidc.oauth2Config(redirectURI).AuthCodeURL(state, oidc.Nonce(nonce), oauth2.S256ChallengeOption(f.Verifier))
+	target := s.oidc.oauth2Config(p, redirectURI).AuthCodeURL(state, oidc.Nonce(nonce), oauth2.S256ChallengeOption(f.Verifier))
 	http.Redirect(w, r, target, http.StatusFound)
 }
 
@@ -94,6 +116,13 @@ func (ep *endpoints) oidcLogin(w http.ResponseWriter, r *http.Request, returnPat
 // verified by go-oidc and its nonce compared with the flow's.
 func (ep *endpoints) oidcCallback(w http.ResponseWriter, r *http.Request) {
 	s := ep.s
+	// Checked before the flow is consumed, so the same callback works
+	// once the provider is back.
+	p := s.oidc.idp.get()
+	if p == nil {
+		ep.idpUnavailable(w)
+		return
+	}
 	q := r.URL.Query()
 	f, err := s.consumeFlow(w, r, ep.prefix, q.Get("state"))
 	if err != nil {
@@ -114,7 +143,7 @@ func (ep *endpoints) oidcCallback(w http.ResponseWriter, r *http.Request) {
 		ep.refuse(w, r, protocolOIDC, &refusal{status: http.StatusBadRequest, page: pageFailed, reason: "callback without a usable code"})
 		return
 	}
-	id, ref, err := s.oidc.redeem(r.Context(), f, code)
+	id, ref, err := s.oidc.redeem(r.Context(), p, f, code)
 	if err != nil {
 		s.log.Error("oidc provider unreachable", zap.Error(err))
 		writePage(w, http.StatusBadGateway, pageServerError, pageData{})
@@ -130,12 +159,12 @@ func (ep *endpoints) oidcCallback(w http.ResponseWriter, r *http.Request) {
 // redeem exchanges the code and verifies what comes back. A refusal is the
 // provider's or the token's fault; an error means the provider could not be
 // reached.
-func (o *oidcRP) redeem(ctx context.Context, f *loginFlow, code string) (*identity, *refusal, error) {
+func (o *oidcRP) redeem(ctx context.Context, p *oidcProvider, f *loginFlow, code string) (*identity, *refusal, error) {
 	ctx = oidc.ClientContext(ctx, o.s.client)
 	refused := func(format string, args ...any) (*identity, *refusal, error) {
 		return nil, &refusal{status: http.StatusBadRequest, page: pageFailed, reason: fmt.Sprintf(format, args...)}, nil
 	}
-	tok, err := o.oauth2Config(f.RedirectURI).Exchange(ctx, code, oauth2.VerifierOption(f.Verifier))
+	tok, err := o.oauth2Config(p, f.RedirectURI).Exchange(ctx, code, oauth2.VerifierOption(f.Verifier))
 	if err != nil {
 		var re *oauth2.RetrieveError
 		if errors.As(err, &re) {
@@ -147,7 +176,7 @@ func (o *oidcRP) redeem(ctx context.Context, f *loginFlow, code string) (*identi
 	if raw == "" {
 		return refused("token response has no id_token")
 	}
-	idt, err := o.verifier.Verify(ctx, raw)
+	idt, err := p.verifier.Verify(ctx, raw)
 	if err != nil {
 		return refused("id token rejected: %v", err)
 	}
@@ -164,11 +193,11 @@ func (o *oidcRP) redeem(ctx context.Context, f *loginFlow, code string) (*identi
 		return refused("id token claims: %v", err)
 	}
 	groups, haveGroups := claimStrings(claims, o.cfg.GroupsClaim)
-	if (!haveGroups || claimString(claims, o.cfg.EmailClaim) == "") && o.provider.UserInfoEndpoint() != "" {
+	if (!haveGroups || claimString(claims, o.cfg.EmailClaim) == "") && p.provider.UserInfoEndpoint() != "" {
 		// Providers often keep groups (and sometimes email) out of the ID
 		// token; the userinfo endpoint has them. Its subject must be the
 		// ID token's (OIDC core 5.3.2).
-		ui, err := o.provider.UserInfo(ctx, oauth2.StaticTokenSource(tok))
+		ui, err := p.provider.UserInfo(ctx, oauth2.StaticTokenSource(tok))
 		switch {
 		case err != nil:
 			o.s.log.Warn("oidc userinfo failed; using ID token claims only", zap.Error(err))
@@ -225,12 +254,14 @@ func emailVerified(claims map[string]any, trustMissing bool) bool {
 	return false
 }
 
-// logoutURL is the provider's RP-initiated logout URL, or "".
+// logoutURL is the provider's RP-initiated logout URL, or "" (also while
+// the provider was never reached: the local session ends all the same).
 func (o *oidcRP) logoutURL(idTokenHint string) string {
-	if o.endSession == "" {
+	p := o.idp.get()
+	if p == nil || p.endSession == "" {
 		return ""
 	}
-	u, _ := url.Parse(o.endSession)
+	u, _ := url.Parse(p.endSession)
 	q := u.Query()
 	if idTokenHint != "" {
 		q.Set("id_token_hint", idTokenHint)

@@ -3,6 +3,8 @@ package sso
 import (
 	"html/template"
 	"net/http"
+	"strconv"
+	"time"
 )
 
 // pageKind selects what a person sees when a sign-in does not go through.
@@ -18,6 +20,7 @@ const (
 	pageConfirmSignOut
 	pageServerError
 	pageTooMany // too many refused sign-ins from this address
+	pageIdPUnreachable
 )
 
 type pageText struct {
@@ -41,6 +44,8 @@ var pageTexts = map[pageKind]pageText{
 		"Do you want to sign out of this application?"},
 	pageTooMany: {"Too many sign-in attempts",
 		"Too many sign-in attempts from your network failed. Wait a minute, then start again from the application."},
+	pageIdPUnreachable: {"Sign-in is unavailable right now",
+		"The gateway cannot reach your organisation's identity provider at the moment, so you cannot sign in. If you are already signed in, the application keeps working. Try again in a minute."},
 	pageServerError: {"Something went wrong",
 		"The sign-in service could not finish your request. Try again in a moment."},
 }
@@ -72,4 +77,12 @@ func writePage(w http.ResponseWriter, status int, kind pageKind, extra pageData)
 	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
 	w.WriteHeader(status)
 	_ = pageTemplate.Execute(w, extra)
+}
+
+// writeUnavailable answers 503 with the "IdP unreachable" page and a
+// Retry-After of retry (whole seconds, at least one).
+func writeUnavailable(w http.ResponseWriter, retry time.Duration) {
+	secs := int((retry + time.Second - 1) / time.Second)
+	w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
+	writePage(w, http.StatusServiceUnavailable, pageIdPUnreachable, pageData{})
 }

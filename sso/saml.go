@@ -12,7 +12,6 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/beevik/etree"
@@ -55,9 +54,11 @@ import (
 type samlSP struct {
 	s    *Service
 	cfg  *SAMLConfig
-	key  *rsa.PrivateKey
+	key  *rsa.PrivateKey // set by newSAMLSP or, from the store, by start
 	cert *x509.Certificate
-	idp  atomic.Pointer[saml.EntityDescriptor]
+	// idp is the IdP's metadata: nil until first loaded (sign-in answers
+	// 503 until then); a failed refresh keeps the last good copy.
+	idp *idpLink[saml.EntityDescriptor]
 }
 
 const (
@@ -97,27 +98,62 @@ var (
 	}
 )
 
-func newSAMLSP(ctx, bg context.Context, s *Service, cfg *SAMLConfig) (*samlSP, error) {
+// newSAMLSP prepares the service provider without reaching the network or
+// the store: a configured SP key pair is parsed, and metadata given by
+// file or by hand is read now, so that their errors show at once.
+func newSAMLSP(s *Service, cfg *SAMLConfig) (*samlSP, error) {
 	p := &samlSP{s: s, cfg: cfg}
-	var err error
 	if cfg.SPKeyPEM != "" {
-		p.key, p.cert, err = parseKeyPair([]byte(cfg.SPKeyPEM), []byte(cfg.SPCertPEM))
-	} else {
-		p.key, p.cert, err = loadOrCreateSPKey(ctx, s)
+		var err error
+		if p.key, p.cert, err = parseKeyPair([]byte(cfg.SPKeyPEM), []byte(cfg.SPCertPEM)); err != nil {
+			return nil, err
+		}
 	}
+	what := "saml metadata at " + cfg.IDPMetadataURL
+	switch {
+	case cfg.IDPMetadataFile != "":
+		what = "saml metadata file " + cfg.IDPMetadataFile
+	case cfg.IDPMetadataURL == "":
+		what = "saml IdP settings"
+	}
+	refresh := cfg.IDPMetadataRefresh
+	if s.metadataRefresh > 0 {
+		refresh = s.metadataRefresh
+	}
+	p.idp = newIDPLink(what, p.loadIDPMetadata, refresh, s.retry, s.log)
+	if cfg.IDPMetadataURL != "" {
+		u, err := url.Parse(cfg.IDPMetadataURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return nil, fmt.Errorf("sso: saml metadata URL %q is not an http(s) URL", cfg.IDPMetadataURL)
+		}
+		return p, nil
+	}
+	md, err := p.loadIDPMetadata(context.Background())
 	if err != nil {
 		return nil, err
 	}
-	md, err := p.loadIDPMetadata(ctx)
-	if err != nil {
-		return nil, err
-	}
-	p.idp.Store(md)
-	if cfg.IDPMetadataURL != "" || cfg.IDPMetadataFile != "" {
-		s.wg.Add(1)
-		go p.refreshLoop(bg)
-	}
+	p.idp.set(md)
 	return p, nil
+}
+
+// start loads (or, the first time, generates) the SP key from the store
+// when none is configured, and keeps the IdP metadata from a URL or file
+// up to date until bg ends.
+func (p *samlSP) start(ctx, bg context.Context) error {
+	if p.key == nil {
+		var err error
+		if p.key, p.cert, err = loadOrCreateSPKey(ctx, p.s); err != nil {
+			return err
+		}
+	}
+	if p.cfg.IDPMetadataURL != "" || p.cfg.IDPMetadataFile != "" {
+		p.s.wg.Add(1)
+		go func() {
+			defer p.s.wg.Done()
+			p.idp.run(bg)
+		}()
+	}
+	return nil
 }
 
 // loadIDPMetadata reads the IdP from its URL, its file, or the hand-made
@@ -191,31 +227,10 @@ func manualIDPMetadata(cfg *SAMLConfig) (*saml.EntityDescriptor, error) {
 	return &saml.EntityDescriptor{EntityID: cfg.IDPEntityID, IDPSSODescriptors: []saml.IDPSSODescriptor{desc}}, nil
 }
 
-// refreshLoop re-reads the IdP metadata every IDPMetadataRefresh (key
-// rollover at the IdP). A failed refresh keeps the last good metadata.
-func (p *samlSP) refreshLoop(ctx context.Context) {
-	defer p.s.wg.Done()
-	t := time.NewTicker(p.cfg.IDPMetadataRefresh)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		fetchCtx, cancel := context.WithTimeout(ctx, time.Minute)
-		md, err := p.loadIDPMetadata(fetchCtx)
-		cancel()
-		if err != nil {
-			p.s.log.Warn("saml IdP metadata refresh failed; keeping the previous copy", zap.Error(err))
-			continue
-		}
-		p.idp.Store(md)
-	}
-}
-
 // serviceProvider builds the crewjam ServiceProvider for a request: the
 // ACS, SLO and metadata URLs come from the external URL of the gateway.
+// Its IDPMetadata is nil while the IdP was never reached; callers that
+// need it check samlSP.idp first.
 func (p *samlSP) serviceProvider(ep *endpoints, r *http.Request) *saml.ServiceProvider {
 	acs, _ := url.Parse(ep.url(r, PathSAMLACS))
 	slo, _ := url.Parse(ep.url(r, PathSAMLSLO))
@@ -227,7 +242,7 @@ func (p *samlSP) serviceProvider(ep *endpoints, r *http.Request) *saml.ServicePr
 		MetadataURL:                      *md,
 		AcsURL:                           *acs,
 		SloURL:                           *slo,
-		IDPMetadata:                      p.idp.Load(),
+		IDPMetadata:                      p.idp.get(),
 		AuthnNameIDFormat:                saml.UnspecifiedNameIDFormat,
 		LogoutSignatureMethod:            dsig.RSASHA256SignatureMethod,
 		LogoutBindings:                   []string{saml.HTTPRedirectBinding, saml.HTTPPostBinding},
@@ -249,6 +264,10 @@ func (p *samlSP) serviceProvider(ep *endpoints, r *http.Request) *saml.ServicePr
 // offers only that) whose id is kept in the browser's login flow.
 func (ep *endpoints) samlLogin(w http.ResponseWriter, r *http.Request, returnPath string) {
 	s := ep.s
+	if s.saml.idp.get() == nil {
+		ep.idpUnavailable(w)
+		return
+	}
 	sp := s.saml.serviceProvider(ep, r)
 	binding := saml.HTTPRedirectBinding
 	loc := sp.GetSSOBindingLocation(binding)
@@ -293,6 +312,12 @@ func writeAutoPost(w http.ResponseWriter, form func(nonce string) []byte) {
 // samlACS is the Assertion Consumer Service (HTTP-POST binding).
 func (ep *endpoints) samlACS(w http.ResponseWriter, r *http.Request) {
 	s := ep.s
+	// Checked before the flow is consumed, so that posting the same
+	// response again works once the metadata is in.
+	if s.saml.idp.get() == nil {
+		ep.idpUnavailable(w)
+		return
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxSAMLBody)
 	if err := r.ParseForm(); err != nil {
 		ep.refuse(w, r, protocolSAML, &refusal{status: http.StatusBadRequest, page: pageFailed, reason: "unreadable ACS form: " + truncate(err.Error(), 128)})
@@ -452,7 +477,7 @@ func (p *samlSP) identityFrom(a *saml.Assertion) *identity {
 	// the tenant configured, which is the tenant's own directory, and SAML
 	// has no per-attribute verified flag. A tenant that does not trust
 	// its IdP's email attribute points email_attribute elsewhere.
-	id := &identity{protocol: protocolSAML, issuer: p.idp.Load().EntityID}
+	id := &identity{protocol: protocolSAML, issuer: p.idp.get().EntityID}
 	if a.Issuer.Value != "" {
 		id.issuer = a.Issuer.Value
 	}
@@ -522,6 +547,9 @@ func (ep *endpoints) samlMetadata(w http.ResponseWriter, r *http.Request) {
 // offers no HTTP-Redirect SingleLogoutService.
 func (ep *endpoints) samlLogoutRedirect(w http.ResponseWriter, r *http.Request, sess *storage.Session) (string, error) {
 	s := ep.s
+	if s.saml.idp.get() == nil {
+		return "", nil // the IdP was never reached: local sign-out only
+	}
 	sp := s.saml.serviceProvider(ep, r)
 	loc := sp.GetSLOBindingLocation(saml.HTTPRedirectBinding)
 	if loc == "" {
@@ -555,6 +583,10 @@ func (ep *endpoints) samlLogoutRedirect(w http.ResponseWriter, r *http.Request, 
 // LogoutRequest from the IdP (IdP-initiated logout), on either binding.
 func (ep *endpoints) samlSLO(w http.ResponseWriter, r *http.Request) {
 	s := ep.s
+	if s.saml.idp.get() == nil {
+		ep.idpUnavailable(w)
+		return
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxSAMLBody)
 	if err := r.ParseForm(); err != nil {
 		writePage(w, http.StatusBadRequest, pageFailed, pageData{})

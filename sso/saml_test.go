@@ -682,7 +682,7 @@ func TestSAMLMetadataFile(t *testing.T) {
 	g := newGateway(t)
 	g.start(TenantConfig{SAML: &SAMLConfig{IDPMetadataFile: file, EntityID: g.URL() + "/sso/saml/metadata"}, JIT: true})
 	idp.registerSP(g.URL() + "/sso" + PathSAMLMetadata)
-	if got := g.service().saml.idp.Load().EntityID; got != idp.metadataURL() {
+	if got := g.service().saml.idp.get().EntityID; got != idp.metadataURL() {
 		t.Fatalf("IdP entity id %q", got)
 	}
 	_, p := samlSignIn(t, newBrowser(t), g, "carol", "carol-pw", "/f")

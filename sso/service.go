@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -22,13 +23,24 @@ import (
 )
 
 // Service signs people in to one tenant and keeps their sessions. It is safe
-// for concurrent use. Close stops its background work.
+// for concurrent use.
+//
+// Its life has two steps, so that a configuration can be checked without
+// touching the store or the network (Caddy's validate): Prepare checks the
+// configuration and builds the Service; Start loads the keys from the store
+// and starts reaching the IdP in the background. Sessions (Lookup) work
+// from Prepare on; the sign-in endpoints answer 503 with Retry-After until
+// Start ran and the IdP answered once. Close stops the background work.
 type Service struct {
 	cfg    TenantConfig
 	store  storage.Store
 	log    *zap.Logger
 	now    func() time.Time
 	client *http.Client // for the IdP: discovery, JWKS, token, metadata
+	retry  retryPolicy  // backoff while the IdP cannot be reached
+	// metadataRefresh, when set (by tests), replaces the configured SAML
+	// metadata refresh interval, whose minimum is a minute.
+	metadataRefresh time.Duration
 
 	oidc *oidcRP
 	saml *samlSP
@@ -36,12 +48,15 @@ type Service struct {
 	// httpsExternal: the configured external URL is https, so every
 	// request is on HTTPS whatever reached the gateway (cookies.go).
 	httpsExternal bool
-	flowAEAD      cipher.AEAD // seals sign-in flows into cookies
+	flowAEAD      cipher.AEAD // seals sign-in flows into cookies; set by Start
 	usedFlows     *usedFlows
 	refusals      *refusalLimiter
 
-	stop context.CancelFunc
-	wg   sync.WaitGroup
+	started atomic.Bool
+	startMu sync.Mutex // serialises Start and Close
+	closed  bool
+	stop    context.CancelFunc
+	wg      sync.WaitGroup
 }
 
 // Option adjusts a Service; used by tests and embedders.
@@ -59,17 +74,40 @@ func WithHTTPClient(c *http.Client) Option {
 	return func(s *Service) { s.client = c }
 }
 
-// New checks cfg, reaches the IdP once (OIDC discovery, or SAML metadata
-// from its URL or file), loads the key that seals sign-in flows and
-// prepares the SP key, generating and storing them the first time (and
-// the SP key only when none is configured). ctx bounds that start-up work only.
-func New(ctx context.Context, cfg TenantConfig, store storage.Store, logger *zap.Logger, opts ...Option) (*Service, error) {
+// WithIdPRetry sets the backoff between attempts to reach an IdP that does
+// not answer: first, doubling up to most (default 1s to 1m), jittered.
+func WithIdPRetry(first, most time.Duration) Option {
+	return func(s *Service) {
+		if first > 0 && most >= first {
+			s.retry = retryPolicy{Min: first, Max: most}
+		}
+	}
+}
+
+// CheckConfig reports what is wrong with cfg without building a Service.
+// It reaches neither the store nor the network; it reads the SAML metadata
+// file, if cfg names one.
+func CheckConfig(cfg TenantConfig) error {
+	_, err := prepare(cfg, nil, nil, nil)
+	return err
+}
+
+// Prepare checks cfg and builds the Service without reaching the store or
+// the IdP (a SAML metadata file is read). Call Start before serving
+// sign-in.
+func Prepare(cfg TenantConfig, store storage.Store, logger *zap.Logger, opts ...Option) (*Service, error) {
+	if store == nil {
+		return nil, errors.New("sso: a store is required")
+	}
+	return prepare(cfg, store, logger, opts)
+}
+
+// prepare is Prepare; CheckConfig calls it without a store, which nothing
+// here touches.
+func prepare(cfg TenantConfig, store storage.Store, logger *zap.Logger, opts []Option) (*Service, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
-	}
-	if store == nil {
-		return nil, errors.New("sso: a store is required")
 	}
 	if logger == nil {
 		logger = zap.NewNop()
@@ -80,6 +118,7 @@ func New(ctx context.Context, cfg TenantConfig, store storage.Store, logger *zap
 		log:    logger.With(zap.String("tenant", cfg.Tenant)),
 		now:    time.Now,
 		client: &http.Client{Timeout: 15 * time.Second},
+		retry:  defaultRetry,
 
 		httpsExternal: strings.HasPrefix(cfg.ExternalURL, "https://"),
 		usedFlows:     newUsedFlows(maxUsedFlows),
@@ -88,32 +127,115 @@ func New(ctx context.Context, cfg TenantConfig, store storage.Store, logger *zap
 	for _, o := range opts {
 		o(s)
 	}
-	if s.flowAEAD, err = loadOrCreateFlowKey(ctx, s); err != nil {
-		return nil, err
-	}
-	bg, stop := context.WithCancel(context.Background())
-	s.stop = stop
-	s.wg.Add(1)
-	go s.flushRefusals(bg)
 	switch {
 	case cfg.OIDC != nil:
-		s.oidc, err = newOIDCRP(ctx, s, cfg.OIDC)
+		s.oidc = newOIDCRP(s, cfg.OIDC)
 	case cfg.SAML != nil:
-		s.saml, err = newSAMLSP(ctx, bg, s, cfg.SAML)
-	}
-	if err != nil {
-		stop()
-		s.wg.Wait()
-		return nil, err
+		if s.saml, err = newSAMLSP(s, cfg.SAML); err != nil {
+			return nil, err
+		}
 	}
 	return s, nil
 }
 
-// Close stops background work (SAML metadata refresh, the recording of
-// refused sign-ins left unrecorded). It does not close
+// Start loads the key that seals sign-in flows and the SP key, generating
+// and storing them the first time (the SP key only when none is
+// configured), and starts the background work: reaching the IdP (retried
+// with backoff until it answers, without failing Start), refreshing SAML
+// metadata, recording refused sign-ins. ctx bounds the store work only.
+// Start runs once; a Service that was closed does not start.
+func (s *Service) Start(ctx context.Context) error {
+	s.startMu.Lock()
+	defer s.startMu.Unlock()
+	if s.closed {
+		return errors.New("sso: service is closed")
+	}
+	if s.started.Load() {
+		return nil
+	}
+	aead, err := loadOrCreateFlowKey(ctx, s)
+	if err != nil {
+		return err
+	}
+	s.flowAEAD = aead
+	bg, stop := context.WithCancel(context.Background())
+	if s.saml != nil {
+		if err := s.saml.start(ctx, bg); err != nil {
+			stop()
+			s.wg.Wait()
+			return err
+		}
+	}
+	if s.oidc != nil {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.oidc.idp.run(bg)
+		}()
+	}
+	s.stop = stop
+	s.wg.Add(1)
+	go s.flushRefusals(bg)
+	s.started.Store(true)
+	return nil
+}
+
+// WaitIdP waits for the outcome of the first attempt to reach the IdP:
+// nil when it answered (sign-in works from then on), the attempt's error
+// when it did not (the Service keeps trying in the background), or ctx's
+// error when ctx ends first.
+func (s *Service) WaitIdP(ctx context.Context) error {
+	if s.oidc != nil {
+		return s.oidc.idp.wait(ctx)
+	}
+	return s.saml.idp.wait(ctx)
+}
+
+// IdPReachable says whether sign-in can start: the Service started and its
+// IdP answered at least once (a failing SAML metadata refresh keeps the
+// last good copy, so it stays reachable in this sense).
+func (s *Service) IdPReachable() bool {
+	if !s.started.Load() {
+		return false
+	}
+	if s.oidc != nil {
+		return s.oidc.idp.get() != nil
+	}
+	return s.saml.idp.get() != nil
+}
+
+// newWaitIdP bounds how long New waits for the IdP's first answer.
+const newWaitIdP = 10 * time.Second
+
+// New is Prepare followed by Start, then waits (up to ctx's end, and at
+// most 10s) for the first attempt to reach the IdP. An IdP that does not
+// answer is not an error: the Service retries in the background and
+// sign-in answers 503 until then.
+func New(ctx context.Context, cfg TenantConfig, store storage.Store, logger *zap.Logger, opts ...Option) (*Service, error) {
+	s, err := Prepare(cfg, store, logger, opts...)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Start(ctx); err != nil {
+		return nil, err
+	}
+	wctx, cancel := context.WithTimeout(ctx, newWaitIdP)
+	defer cancel()
+	_ = s.WaitIdP(wctx)
+	return s, nil
+}
+
+// Close stops background work (reaching the IdP, SAML metadata refresh,
+// the recording of refused sign-ins left unrecorded). It does not close
 // the store.
 func (s *Service) Close() error {
-	s.stop()
+	s.startMu.Lock()
+	s.closed = true
+	stop := s.stop
+	s.startMu.Unlock()
+	if stop != nil {
+		stop()
+	}
 	s.wg.Wait()
 	return nil
 }
@@ -185,6 +307,12 @@ func (s *Service) Handler(prefix string, externalURL func(r *http.Request) strin
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("Referrer-Policy", "no-referrer")
 		w.Header().Set("X-Content-Type-Options", "nosniff")
+		if !s.started.Load() {
+			// The keys are not loaded yet (a request that came in while
+			// the gateway starts).
+			writeUnavailable(w, time.Second)
+			return
+		}
 		r2 := r.Clone(r.Context())
 		r2.URL.Path = rest
 		r2.URL.RawPath = ""
