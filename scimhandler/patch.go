@@ -108,7 +108,10 @@ func resolvePatchPath(rt *resourceType, path string) (patchTarget, error) {
 	}
 	p, err := parsePathCached(path)
 	if err != nil {
-		return patchTarget{}, errInvalidPath("path %q cannot be parsed: %s", path, parserMessage(err))
+		if d := diagnosePath(path); d != nil {
+			return patchTarget{}, errInvalidPath("path: %s", d.describe(path))
+		}
+		return patchTarget{}, errInvalidPath("path cannot be parsed: expected an attribute path such as name.givenName or emails[type eq \"work\"].value")
 	}
 	ap := p.AttributePath
 	if p.SubAttribute != nil {
