@@ -76,6 +76,20 @@ func TestRetiredTokenIsNotAGuess(t *testing.T) {
 		})
 	}
 
+	// The minute's token.rejected record names the retired token's id and
+	// says it was not counted as a guess.
+	clock.advance(time.Minute)
+	e.want(e.do("GET", "/Users", nil, "Authorization", "Bearer "+first), http.StatusUnauthorized)
+	evs := e.events(storage.EventTokenRejected)
+	if len(evs) != 2 || !strings.Contains(evs[0].Reason, "rotated on") || !strings.Contains(evs[0].Reason, "not counted as a guess") {
+		t.Errorf("token.rejected events: %+v", evs)
+	}
+	for _, ev := range evs {
+		if strings.Contains(ev.Reason, first) || strings.Contains(ev.Reason, second) {
+			t.Error("a token.rejected event holds a token")
+		}
+	}
+
 	// Disabled: both the rotated-away and the last live token are told SCIM
 	// is disabled; an unknown token is still a guess.
 	if err := scimhandler.DisableToken(ctx, e.badger, tenant, "admin"); err != nil {
@@ -87,7 +101,11 @@ func TestRetiredTokenIsNotAGuess(t *testing.T) {
 			t.Errorf("disabled tenant's old token: detail %q", d)
 		}
 	}
-	e.want(e.do("GET", "/Users", nil, "Authorization", "Bearer "+strings.Repeat("cd", 32)), http.StatusTooManyRequests)
+	// (The minute that passed refilled the address's budget: 401.)
+	r := e.want(e.do("GET", "/Users", nil, "Authorization", "Bearer "+strings.Repeat("cd", 32)), http.StatusUnauthorized)
+	if d := str(r.obj(t)["detail"]); d != "invalid bearer token" {
+		t.Errorf("disabled tenant, unknown token: detail %q", d)
+	}
 
 	// Enabled again: the token disabled last is told it stopped working
 	// when SCIM was disabled, and to use the current one.
@@ -95,7 +113,7 @@ func TestRetiredTokenIsNotAGuess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := e.want(e.do("GET", "/Users", nil, "Authorization", "Bearer "+second), http.StatusUnauthorized)
+	r = e.want(e.do("GET", "/Users", nil, "Authorization", "Bearer "+second), http.StatusUnauthorized)
 	if d := str(r.obj(t)["detail"]); !strings.Contains(d, "when SCIM was disabled") || !strings.Contains(d, "use the current token") {
 		t.Errorf("re-enabled tenant, disabled token: detail %q", d)
 	}

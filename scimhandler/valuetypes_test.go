@@ -154,3 +154,49 @@ func TestDuplicateValuesCollapse(t *testing.T) {
 		t.Errorf("members %v", m)
 	}
 }
+
+// TestGroupWrongJSONType: the same for Groups, members included.
+func TestGroupWrongJSONType(t *testing.T) {
+	e := newEnv(t)
+	uid := e.createUser("alice")
+	gid := e.createGroup("Eng", uid)
+	tests := []struct {
+		name   string
+		attr   string
+		value  string
+		detail string
+	}{
+		{"number for displayName", "displayName", `5`, "displayName must be a string, not a number"},
+		{"object for displayName", "displayName", `{"x":1}`, "displayName must be a string, not an object"},
+		{"boolean member", "members", `[true]`, "each member must be an object whose value is the id of a User or Group, not a boolean"},
+		{"number as a member's value", "members", `[{"value":7}]`, "members.value must be a string (the id of a User or Group), not a number"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var v any
+			if err := json.Unmarshal([]byte(tt.value), &v); err != nil {
+				t.Fatal(err)
+			}
+			before := fmt.Sprint(e.members(gid), len(e.events()))
+			body := map[string]any{"displayName": "Ops", tt.attr: v}
+			requests := []struct {
+				method, path string
+				body         any
+			}{
+				{"POST", "/Groups", body},
+				{"PUT", "/Groups/" + gid, body},
+				{"PATCH", "/Groups/" + gid, map[string]any{"Operations": []any{map[string]any{"op": "replace", "path": tt.attr, "value": v}}}},
+			}
+			for _, rq := range requests {
+				r := e.do(rq.method, rq.path, rq.body)
+				b := r.obj(t)
+				if r.status != http.StatusBadRequest || b["scimType"] != "invalidValue" || !strings.Contains(str(b["detail"]), tt.detail) {
+					t.Errorf("%s %s: %d %s\nwant 400 invalidValue with %q", rq.method, rq.path, r.status, r.body, tt.detail)
+				}
+			}
+			if after := fmt.Sprint(e.members(gid), len(e.events())); after != before {
+				t.Errorf("store changed: %s → %s", before, after)
+			}
+		})
+	}
+}
