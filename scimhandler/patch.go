@@ -402,6 +402,11 @@ func setFiltered(c map[string]any, key string, cur any, t patchTarget, opName st
 	ref := t.ref
 	list := append([]any(nil), asList(cur)...)
 	elemDef := elementDef(ref.def)
+	if _, isObject := v.(map[string]any); ref.sub == "" && !isObject && v != nil {
+		// An element of a multi-valued complex attribute is an object; a
+		// bare string could be any of its sub-attributes.
+		return errInvalidValue("the value for %s must be an object, not %s", ref.display(), jsonTypeName(v))
+	}
 	var touched []int
 	for i, e := range list {
 		m, ok := e.(map[string]any)

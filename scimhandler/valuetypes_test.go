@@ -88,6 +88,21 @@ func TestWrongJSONTypeIsInvalidValue(t *testing.T) {
 			}
 		})
 	}
+	// A filtered element takes an object too.
+	before := e.storedState(id)
+	for _, op := range []string{
+		`{"op":"replace","path":"emails[type eq \"work\"]","value":"a@b.c"}`,
+		`{"op":"add","path":"emails[type eq \"home\"]","value":["a@b.c"]}`,
+	} {
+		r := e.want(e.do("PATCH", "/Users/"+id, `{"Operations":[`+op+`]}`), http.StatusBadRequest)
+		if b := r.obj(t); b["scimType"] != "invalidValue" || !strings.Contains(str(b["detail"]), "must be an object, not an") &&
+			!strings.Contains(str(b["detail"]), "must be an object, not a") {
+			t.Errorf("%s: %s", op, r.body)
+		}
+	}
+	if after := e.storedState(id); after != before {
+		t.Errorf("store changed:\n%s\n%s", before, after)
+	}
 	e.want(e.do("GET", "/Users?filter="+q(`userName eq "bob"`), nil), http.StatusOK)
 	if n := len(e.events(storage.EventUserCreated)); n != 1 {
 		t.Errorf("%d user.created events, want 1", n)
