@@ -75,6 +75,7 @@ func TestFilterSyntaxErrors(t *testing.T) {
 		{"userName\teq \"a\"", `found '\x09' at position 9`},
 		{"userName eq \"a\" \xff", `unexpected '\xff'`},
 		{"üserName eq \"a\"", "found 'ü' at position 1"},
+		{"userName eq \"a\" \uFFFD", `unexpected '\ufffd'`},
 		{"displayName eq \"é\" xx", "unexpected 'xx'; expected 'and', 'or' or the end of the filter at position 20"},
 		{`userName pr x`, "unexpected 'x'; expected 'and', 'or' or the end of the filter at position 13"},
 		{`emails[type eq "work"].value`, "expected an operator (eq, ne, co, sw, ew, gt, ge, lt, le or pr) after 'value' at position 29"},
