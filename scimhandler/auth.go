@@ -18,42 +18,54 @@ import (
 // maxTokenLength bounds what is hashed from an Authorization header.
 const maxTokenLength = 4096
 
-// tokenCache keeps the tenant's token record until the store's generation
-// moves on, so a request does not need a read transaction to authenticate.
-// The generation is read before the record, so a cached record is never
-// older than the generation it is filed under.
+// tokenCache keeps the tenant's token record and its retired tokens until
+// the store's generation moves on, so a request does not need a read
+// transaction to authenticate. The generation is read before the records,
+// so cached records are never older than the generation they are filed
+// under. (Retiring a token always comes with PutSCIMToken or
+// DeleteSCIMToken in the same transaction, which moves the generation.)
 type tokenCache struct {
 	mu    sync.Mutex
 	valid bool
 	gen   uint64
-	rec   *storage.SCIMToken // nil: the tenant has no token (SCIM disabled)
+	state tokenState
 }
 
-func (h *Handler) currentToken(ctx context.Context) (*storage.SCIMToken, error) {
+// tokenState is what authentication compares a presented token with.
+type tokenState struct {
+	rec     *storage.SCIMToken // nil: the tenant has no token (SCIM disabled)
+	retired []retiredToken     // newest first
+}
+
+func (h *Handler) currentToken(ctx context.Context) (tokenState, error) {
 	gen := h.store.Generation(h.tenant)
 	h.tokens.mu.Lock()
 	if h.tokens.valid && h.tokens.gen == gen {
-		rec := h.tokens.rec
+		st := h.tokens.state
 		h.tokens.mu.Unlock()
-		return rec, nil
+		return st, nil
 	}
 	h.tokens.mu.Unlock()
-	var rec *storage.SCIMToken
+	var st tokenState
 	err := h.view(ctx, func(tx storage.ReadTx) error {
 		t, err := tx.GetSCIMToken()
-		if errors.Is(err, storage.ErrNotFound) {
-			return nil
+		if err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return err
 		}
-		rec = t
+		st.rec = t
+		if errors.Is(err, storage.ErrNotFound) {
+			st.rec = nil
+		}
+		st.retired, err = loadRetiredTokens(tx)
 		return err
 	})
 	if err != nil {
-		return nil, err
+		return tokenState{}, err
 	}
 	h.tokens.mu.Lock()
-	h.tokens.valid, h.tokens.gen, h.tokens.rec = true, gen, rec
+	h.tokens.valid, h.tokens.gen, h.tokens.state = true, gen, st
 	h.tokens.mu.Unlock()
-	return rec, nil
+	return st, nil
 }
 
 // bearerToken extracts the token of an "Authorization: Bearer <token>"
@@ -77,25 +89,50 @@ func errUnauthorized(detail string) error {
 // authenticate checks the bearer token and returns the token record's id,
 // the audit actor of the request's changes. The token itself is never
 // logged or stored: only its SHA-256, compared in constant time. A correct
-// token is always accepted; failed attempts are counted per client address
-// and answered 401, or 429 once the address is over its limit.
+// token is always accepted. A token that was rotated away or disabled is
+// answered 401 saying so, whatever the address's failure count: it was
+// issued, so it is not a guess. Every other failure is counted per client
+// address and answered 401, or 429 once the address is over its limit.
 func (h *Handler) authenticate(r *http.Request) (string, error) {
 	presented, ok := bearerToken(r.Header.Get("Authorization"))
 	if !ok {
 		return "", h.rejected(r, "no bearer token", errUnauthorized("a bearer token is required"))
 	}
-	rec, err := h.currentToken(r.Context())
+	st, err := h.currentToken(r.Context())
 	if err != nil {
 		return "", err
 	}
-	if rec == nil {
+	sum := storage.HashSecret(presented)
+	if st.rec != nil && subtle.ConstantTimeCompare(sum[:], st.rec.Hash[:]) == 1 {
+		return st.rec.ID, nil
+	}
+	if old, ok := findRetired(st.retired, sum); ok {
+		return "", h.retiredPresented(r, old, st.rec == nil)
+	}
+	if st.rec == nil {
 		return "", h.rejected(r, "SCIM is disabled for the tenant (no token)", errUnauthorized("invalid bearer token"))
 	}
-	sum := storage.HashSecret(presented)
-	if subtle.ConstantTimeCompare(sum[:], rec.Hash[:]) != 1 {
-		return "", h.rejected(r, "bearer token does not match", errUnauthorized("invalid bearer token"))
+	return "", h.rejected(r, "bearer token does not match", errUnauthorized("invalid bearer token"))
+}
+
+// retiredPresented answers a request bearing the retired token old: 401
+// with a detail naming when and why it stopped working. It spends none of
+// the address's failure budget, but takes part in the once-a-minute
+// token.rejected record like any failure, so an operator sees which
+// client still sends an old token.
+func (h *Handler) retiredPresented(r *http.Request, old retiredToken, disabledNow bool) error {
+	reason := fmt.Sprintf("token %s, %s on %s, was presented", old.ID, old.Why, old.Retired.UTC().Format(time.RFC3339))
+	if disabledNow {
+		reason += " (SCIM is disabled for the tenant)"
 	}
-	return rec.ID, nil
+	v := h.failures.retiredAttempt(h.clientAddr(r), h.now())
+	h.logger.Debug("scim request rejected", zap.String("reason", reason), zap.String("client", v.client))
+	if v.report {
+		ctx, cancel := writeContext(r.Context())
+		h.recordRejection(ctx, reason, v)
+		cancel()
+	}
+	return errUnauthorized(retiredDetail(old, disabledNow))
 }
 
 // clientAddr is the address r's failures are counted under.
@@ -141,6 +178,9 @@ func (h *Handler) recordRejection(ctx context.Context, reason string, v failureV
 	}
 	msg := fmt.Sprintf("%s; client %s, %s; %d failed attempts from this client within a minute (the first %d, then one per %s, are answered 401)",
 		reason, v.client, outcome, v.inWindow, failureBurst, failureRefill)
+	if v.retired {
+		msg = fmt.Sprintf("%s; client %s, answered 401 (a retired token is not counted as a guess)", reason, v.client)
+	}
 	if v.unreported > 0 {
 		msg += fmt.Sprintf("; since the previous token.rejected event, %d failed attempts from %d clients (%d of them answered 429) were not recorded",
 			v.unreported, v.unreportedClients, v.unreportedLimited)

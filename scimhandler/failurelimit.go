@@ -65,6 +65,7 @@ type clientFailures struct {
 // failureVerdict is what the limiter decided about one failed attempt.
 type failureVerdict struct {
 	client     string // the address as counted (IPv6 cut to its /64)
+	retired    bool   // a retired token, not a guess (never limited)
 	limited    bool   // answer 429
 	retryAfter time.Duration
 	inWindow   int // failures from the address within failureWindow, this one included
@@ -113,13 +114,33 @@ func (l *failureLimiter) failure(addr string, now time.Time) failureVerdict {
 		v.retryAfter = time.Duration((1 - c.tokens) * float64(l.refill))
 	}
 
+	l.tally(c, &v, now)
+	return v
+}
+
+// retiredAttempt records a request bearing a retired token from addr at
+// now. Such a token was issued, so it is no guess: it spends nothing from
+// the address's bucket and is never limited, but it is reported (or
+// counted as unreported) like any failure.
+func (l *failureLimiter) retiredAttempt(addr string, now time.Time) failureVerdict {
+	key := clientaddr.Key(addr)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	c := l.touch(key, now)
+	v := failureVerdict{client: key, retired: true, inWindow: c.inWindow}
+	l.tally(c, &v, now)
+	return v
+}
+
+// tally decides whether v is recorded now or counted into the next record.
+func (l *failureLimiter) tally(c *clientFailures, v *failureVerdict, now time.Time) {
 	if l.lastReport.IsZero() || now.Sub(l.lastReport) >= failureWindow || now.Before(l.lastReport) {
 		v.report = true
 		v.unreported, v.unreportedLimited, v.unreportedClients = l.unreported, l.unreportedLimited, l.unreportedClients
 		l.lastReport = now
 		l.epoch++
 		l.unreported, l.unreportedLimited, l.unreportedClients = 0, 0, 0
-		return v
+		return
 	}
 	l.unreported++
 	if v.limited {
@@ -129,7 +150,6 @@ func (l *failureLimiter) failure(addr string, now time.Time) failureVerdict {
 		c.epoch = l.epoch
 		l.unreportedClients++
 	}
-	return v
 }
 
 // touch finds or creates key's record and marks it the most recent,

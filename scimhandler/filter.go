@@ -37,15 +37,17 @@ type filterNode interface {
 
 // parseFilter parses, bounds-checks and resolves a filter for rt.
 func parseFilter(rt *resourceType, text string) (*compiledFilter, error) {
+	// Spaces around a filter are a client's slip, not a different filter.
+	text = strings.Trim(text, " ")
 	if err := checkFilterBounds(text); err != nil {
 		return nil, err
 	}
 	rewritten, valuePaths := extractValuePathSubAttrs(text)
 	expr, err := parseFilterCached(rewritten)
 	if err != nil {
-		return nil, errInvalidFilter("filter %q cannot be parsed: %s", text, parserMessage(err))
+		return nil, filterSyntaxErr(text)
 	}
-	c := &filterCompiler{rt: rt, valuePaths: valuePaths, refs: map[string]bool{}}
+	c := &filterCompiler{rt: rt, text: text, valuePaths: valuePaths, refs: map[string]bool{}}
 	root, err := c.compile(expr, nil)
 	if err != nil {
 		return nil, err
@@ -91,13 +93,14 @@ func skipString(s string, i int) int {
 	return len(s)
 }
 
-// parserMessage shortens the parser's error for the client.
-func parserMessage(err error) string {
-	msg := err.Error()
-	if len(msg) > 200 {
-		msg = msg[:200]
+// filterSyntaxErr is the invalidFilter answer to a filter the parser
+// refused: what is wrong and where, in the client's terms (see
+// filterdiagnose.go), never the parser's own message.
+func filterSyntaxErr(text string) *scimError {
+	if d := diagnoseFilter(text); d != nil {
+		return errInvalidFilter("filter: %s", d.describe(text))
 	}
-	return msg
+	return errInvalidFilter("filter cannot be parsed: expected comparisons such as userName eq \"value\" joined by and, or, not and parentheses")
 }
 
 func isAlpha(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
@@ -171,6 +174,7 @@ func extractValuePathSubAttrs(text string) (string, map[string]string) {
 
 type filterCompiler struct {
 	rt         *resourceType
+	text       string // the filter as the client sent it, for error messages
 	valuePaths map[string]string
 	refs       map[string]bool
 }
@@ -274,7 +278,7 @@ func (c *filterCompiler) compileValuePath(e *filter.ValuePath) (*valuePathNode, 
 func (c *filterCompiler) compileValuePathSub(e *filter.AttributeExpression, vpText string) (filterNode, error) {
 	vp, err := parseValuePathCached(vpText)
 	if err != nil {
-		return nil, errInvalidFilter("value path %q cannot be parsed: %s", vpText, parserMessage(err))
+		return nil, filterSyntaxErr(c.text)
 	}
 	vpNode, err := c.compileValuePath(&vp)
 	if err != nil {

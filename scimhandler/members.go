@@ -105,7 +105,12 @@ func resolveMember(tx storage.ReadTx, groupID string, v any) (storage.Member, er
 		id = t // a bare id
 	case map[string]any:
 		_, idv, _ := getField(t, "value")
-		id, _ = idv.(string)
+		var isStr bool
+		if id, isStr = idv.(string); !isStr && idv != nil {
+			return storage.Member{}, errInvalidValue("members.value must be a string (the id of a User or Group), not %s", jsonTypeName(idv))
+		}
+	default:
+		return storage.Member{}, errInvalidValue("each member must be an object whose value is the id of a User or Group, not %s", jsonTypeName(v))
 	}
 	id = strings.TrimSpace(id)
 	if id == "" {

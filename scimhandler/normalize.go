@@ -199,6 +199,8 @@ func checkSchemasValue(v any) error {
 }
 
 // normalizeValue canonicalises v as a value of def. nil means unassigned.
+// Identical values of a multi-valued attribute are kept once, as a PATCH
+// add keeps them (see setAt): a client listing an email twice means it once.
 func normalizeValue(def *attribute, v any, path string) (any, error) {
 	if v == nil {
 		return nil, nil
@@ -206,13 +208,24 @@ func normalizeValue(def *attribute, v any, path string) (any, error) {
 	if !def.MultiValued {
 		return normalizeSingle(def, v, path)
 	}
+	if def.Type == typeComplex {
+		// Each element must be an object. A lone object stands for a
+		// one-element list (PATCH clients send one to add one value);
+		// a bare string does not: unlike a manager's id, it could be any
+		// of the element's sub-attributes.
+		if err := checkComplexList(v, path); err != nil {
+			return nil, err
+		}
+	} else if _, isMap := v.(map[string]any); isMap {
+		return nil, errInvalidValue("%s must be an array of %ss, not an object", path, def.Type)
+	}
 	var out []any
 	for _, e := range asList(v) {
 		ne, err := normalizeSingle(def, e, path)
 		if err != nil {
 			return nil, err
 		}
-		if ne != nil {
+		if ne != nil && !containsJSON(out, ne) {
 			out = append(out, ne)
 		}
 	}
@@ -221,6 +234,60 @@ func normalizeValue(def *attribute, v any, path string) (any, error) {
 	}
 	keepOnePrimary(out)
 	return out, nil
+}
+
+// checkComplexList refuses a value of a multi-valued complex attribute
+// that is not an object or an array of objects (nulls aside).
+func checkComplexList(v any, path string) error {
+	switch t := v.(type) {
+	case map[string]any:
+		return nil
+	case []any:
+		for _, e := range t {
+			if _, ok := e.(map[string]any); !ok && e != nil {
+				return errInvalidValue("%s must be an array of objects, not an array of %s", path, jsonTypePlural(e))
+			}
+		}
+		return nil
+	default:
+		return errInvalidValue("%s must be an array of objects, not %s", path, jsonTypeName(v))
+	}
+}
+
+// jsonTypeName names the JSON type of a decoded value, for error details.
+func jsonTypeName(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case string:
+		return "a string"
+	case bool:
+		return "a boolean"
+	case json.Number, float64:
+		return "a number"
+	case []any:
+		return "an array"
+	case map[string]any:
+		return "an object"
+	default:
+		return "a value of another type"
+	}
+}
+
+// jsonTypePlural is jsonTypeName for the elements of an array.
+func jsonTypePlural(v any) string {
+	switch v.(type) {
+	case string:
+		return "strings"
+	case bool:
+		return "booleans"
+	case json.Number, float64:
+		return "numbers"
+	case []any:
+		return "arrays"
+	default:
+		return "values of another type"
+	}
 }
 
 // normalizeSingle canonicalises one (non-list) value of def.
@@ -233,10 +300,10 @@ func normalizeSingle(def *attribute, v any, path string) (any, error) {
 		m, ok := v.(map[string]any)
 		if !ok {
 			// Entra ID sends a manager as a bare id: that is its value.
-			if s, isStr := v.(string); isStr && def.valueSub() != nil {
+			if s, isStr := v.(string); isStr && def.valueSub() != nil && !def.MultiValued {
 				m = map[string]any{"value": s}
 			} else {
-				return nil, errInvalidValue("%s must be an object", path)
+				return nil, errInvalidValue("%s must be an object, not %s", path, jsonTypeName(v))
 			}
 		}
 		norm, err := normalizeAttrs(def.SubAttributes, m, path+".")
@@ -259,8 +326,9 @@ func normalizeSingle(def *attribute, v any, path string) (any, error) {
 			case "false":
 				return false, nil
 			}
+			return nil, errInvalidValue("%s must be true or false, not the string %q", path, truncate(t, 64))
 		}
-		return nil, errInvalidValue("%s must be true or false", path)
+		return nil, errInvalidValue("%s must be true or false, not %s", path, jsonTypeName(v))
 	case typeInteger, typeDecimal:
 		switch t := v.(type) {
 		case json.Number:
@@ -276,11 +344,11 @@ func normalizeSingle(def *attribute, v any, path string) (any, error) {
 				return normalizeSingle(def, n, path)
 			}
 		}
-		return nil, errInvalidValue("%s must be a number", path)
+		return nil, errInvalidValue("%s must be a number, not %s", path, jsonTypeName(v))
 	case typeDateTime:
 		s, ok := v.(string)
 		if !ok {
-			return nil, errInvalidValue("%s must be a dateTime string", path)
+			return nil, errInvalidValue("%s must be a dateTime string, not %s", path, jsonTypeName(v))
 		}
 		if _, ok := parseDateTime(s); !ok {
 			return nil, errInvalidValue("%s: %q is not a dateTime", path, s)
@@ -290,7 +358,7 @@ func normalizeSingle(def *attribute, v any, path string) (any, error) {
 		if s, ok := v.(string); ok {
 			return s, nil
 		}
-		return nil, errInvalidValue("%s must be a string", path)
+		return nil, errInvalidValue("%s must be a string, not %s", path, jsonTypeName(v))
 	}
 }
 

@@ -108,7 +108,10 @@ func resolvePatchPath(rt *resourceType, path string) (patchTarget, error) {
 	}
 	p, err := parsePathCached(path)
 	if err != nil {
-		return patchTarget{}, errInvalidPath("path %q cannot be parsed: %s", path, parserMessage(err))
+		if d := diagnosePath(path); d != nil {
+			return patchTarget{}, errInvalidPath("path: %s", d.describe(path))
+		}
+		return patchTarget{}, errInvalidPath("path cannot be parsed: expected an attribute path such as name.givenName or emails[type eq \"work\"].value")
 	}
 	ap := p.AttributePath
 	if p.SubAttribute != nil {
@@ -399,6 +402,11 @@ func setFiltered(c map[string]any, key string, cur any, t patchTarget, opName st
 	ref := t.ref
 	list := append([]any(nil), asList(cur)...)
 	elemDef := elementDef(ref.def)
+	if _, isObject := v.(map[string]any); ref.sub == "" && !isObject && v != nil {
+		// An element of a multi-valued complex attribute is an object; a
+		// bare string could be any of its sub-attributes.
+		return errInvalidValue("the value for %s must be an object, not %s", ref.display(), jsonTypeName(v))
+	}
 	var touched []int
 	for i, e := range list {
 		m, ok := e.(map[string]any)

@@ -45,6 +45,11 @@ func IssueToken(ctx context.Context, store storage.Store, tenant, actor string) 
 			After:        "token=" + rec.ID,
 		}
 		if old != nil {
+			// Remembered so that a client still sending it is told it
+			// was rotated, not counted as a guesser.
+			if err := retireToken(tx, old, retiredRotated, rec.Created); err != nil {
+				return err
+			}
 			ev.Type = storage.EventTokenRotated
 			ev.Before = "token=" + old.ID
 			ev.Reason = "the previous token stopped working"
@@ -83,6 +88,9 @@ func DisableToken(ctx context.Context, store storage.Store, tenant, actor string
 			return err
 		}
 		if err := tx.DeleteSCIMToken(); err != nil {
+			return err
+		}
+		if err := retireToken(tx, old, retiredDisabled, time.Now()); err != nil {
 			return err
 		}
 		return tx.AppendEvent(storage.Event{
