@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis/portcullis/authz"
 	"github.com/portcullis/portcullis/devidp"
 	"github.com/portcullis/portcullis/internal/gatewaytest"
 )
@@ -377,4 +378,22 @@ func (s scrape) portcullis() string {
 		}
 	}
 	return strings.Join(lines, "\n")
+}
+
+// TestMetricsHotPathAllocations checks that what every request on an
+// identity route reports costs no allocation: the label values are bound
+// when the route and tenant are provisioned.
+func TestMetricsHotPathAllocations(t *testing.T) {
+	decide := gateObserver("alloc-test", "app")
+	ids := newIdentitiesObserver("alloc-test")
+	for name, f := range map[string]func(){
+		"gate decision": func() { decide(authz.DecisionAllowed) },
+		"cache hit":     ids.CacheHit,
+		"cache load":    ids.CacheLoad,
+		"refused session without a deprovisioning": func() { ids.SessionRefused("someone") },
+	} {
+		if n := testing.AllocsPerRun(100, f); n != 0 {
+			t.Errorf("%s: %v allocations, want 0", name, n)
+		}
+	}
 }
