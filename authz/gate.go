@@ -79,6 +79,9 @@ type GateConfig struct {
 	// r.RemoteAddr.
 	ClientAddr func(r *http.Request) string
 	Logger     *zap.Logger
+	// ObserveDecision, when set, is called with every request's decision
+	// (for metrics). It runs on the request path: keep it quick.
+	ObserveDecision func(Decision)
 }
 
 // Gate protects one route: it strips forged identity headers, resolves the
@@ -98,6 +101,7 @@ type Gate struct {
 	clientAddr func(*http.Request) string
 	ownsCookie func(name string) bool // nil: the resolver owns no cookie
 	logger     *zap.Logger
+	observe    func(Decision) // nil: decisions are not reported
 }
 
 // NewGate checks the configuration and builds the gate.
@@ -116,6 +120,7 @@ func NewGate(cfg GateConfig) (*Gate, error) {
 		route:      cfg.Route,
 		clientAddr: cfg.ClientAddr,
 		logger:     cfg.Logger,
+		observe:    cfg.ObserveDecision,
 	}
 	if g.clientAddr == nil {
 		g.clientAddr = func(r *http.Request) string { return r.RemoteAddr }
@@ -235,6 +240,7 @@ func (g *Gate) authorize(w http.ResponseWriter, r *http.Request) (e *entry, key 
 		g.logger.Error("resolving the caller", zap.String("tenant", g.ids.tenant), zap.String("route", g.route), zap.Error(err))
 		if g.policy.Public {
 			g.stripCookies(r)
+			g.decided(DecisionAllowed)
 			return nil, key, true
 		}
 		g.writeStoreError(w, r, err)
@@ -243,13 +249,16 @@ func (g *Gate) authorize(w http.ResponseWriter, r *http.Request) (e *entry, key 
 	if out != identified {
 		if g.policy.Public {
 			g.stripCookies(r)
+			g.decided(DecisionAllowed)
 			return nil, key, true
 		}
 		switch out {
 		case inactive:
+			g.decided(DecisionDenied)
 			g.writeRefusal(w, r, http.StatusForbidden, "account_inactive",
 				"Your account is not active", "Your account has been deactivated. Ask your administrator if you need access.")
 		case unmapped:
+			g.decided(DecisionDenied)
 			g.writeRefusal(w, r, http.StatusForbidden, "no_mapped_group",
 				"You have no access", "You are in none of the groups that grant access here. Ask your administrator to add you to one.")
 		default:
@@ -282,6 +291,7 @@ func (g *Gate) authorize(w http.ResponseWriter, r *http.Request) (e *entry, key 
 		}
 	}
 	g.stripCookies(r)
+	g.decided(DecisionAllowed)
 	return e, e.session.IDHash, true
 }
 
@@ -300,6 +310,7 @@ func (g *Gate) stripCookies(r *http.Request) {
 // address, counting the ones in between, so anonymous traffic costs no
 // store write per request.
 func (g *Gate) refuseRequest(w http.ResponseWriter, r *http.Request, code, reason, message string) {
+	g.decided(DecisionBadRequest)
 	addr := clientaddr.Key(g.clientAddr(r))
 	g.ids.auditRefusedRequest(r.Context(), addr, g.route, reason+" in "+r.Method+" "+truncate(r.URL.EscapedPath(), 256))
 	g.logger.Debug("request refused", zap.String("tenant", g.ids.tenant), zap.String("route", g.route),
@@ -383,6 +394,7 @@ func noStore(w http.ResponseWriter) {
 }
 
 func (g *Gate) writeUnauthenticated(w http.ResponseWriter, r *http.Request) {
+	g.decided(DecisionUnauthenticated)
 	noStore(w)
 	if x, ok := g.ids.sessions.(StrayCookieExpirer); ok {
 		x.ExpireStrayCookies(w, r)
@@ -403,6 +415,7 @@ func (g *Gate) writeUnauthenticated(w http.ResponseWriter, r *http.Request) {
 }
 
 func (g *Gate) writeForbidden(w http.ResponseWriter, r *http.Request, e *entry) {
+	g.decided(DecisionDenied)
 	id := &e.identity
 	body := forbiddenBody{Error: "forbidden", Role: id.Role}
 	var reason string
@@ -446,6 +459,7 @@ func (g *Gate) writeRefusal(w http.ResponseWriter, r *http.Request, status int, 
 }
 
 func (g *Gate) writeStoreError(w http.ResponseWriter, r *http.Request, err error) {
+	g.decided(DecisionError)
 	status, code := http.StatusInternalServerError, "internal_error"
 	if errors.Is(err, storage.ErrConflict) {
 		status, code = http.StatusServiceUnavailable, "busy"

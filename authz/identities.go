@@ -61,6 +61,9 @@ type IdentitiesConfig struct {
 	CacheSize int
 	// Now is the clock (default time.Now); tests move it.
 	Now func() time.Time
+	// Observer, when set, is told of cache hits and loads and of sessions
+	// and live requests that lost access (for metrics).
+	Observer IdentitiesObserver
 }
 
 // DefaultCacheSize is the number of sessions cached unless configured.
@@ -78,6 +81,7 @@ type Identities struct {
 	logger   *zap.Logger
 	now      func() time.Time
 	max      int
+	observer IdentitiesObserver // nil: nothing reported
 
 	mu      sync.RWMutex
 	entries map[[32]byte]*entry
@@ -127,6 +131,7 @@ func NewIdentities(cfg IdentitiesConfig) (*Identities, error) {
 		logger:   cfg.Logger,
 		now:      cfg.Now,
 		max:      cfg.CacheSize,
+		observer: cfg.Observer,
 		entries:  make(map[[32]byte]*entry),
 		refIndex: make(map[string]int),
 	}
@@ -312,10 +317,16 @@ func (ids *Identities) resolve(r *http.Request) (*entry, outcome, error) {
 	if e != nil && e.gen == gen && int64(len(e.inRef)) == ids.nrefs.Load() {
 		now, idle := ids.now(), ids.sessions.IdleTimeout()
 		if e.session.Expired(now, idle) {
+			if ids.observer != nil {
+				ids.observer.CacheHit()
+			}
 			ids.forget(key)
 			return nil, anonymous, nil
 		}
 		if idle <= 0 || now.Sub(e.session.LastSeen) < lastSeenRefresh(idle) {
+			if ids.observer != nil {
+				ids.observer.CacheHit()
+			}
 			return e, identified, nil
 		}
 		// The session is in use but its LastSeen is getting old: go
@@ -323,7 +334,16 @@ func (ids *Identities) resolve(r *http.Request) (*entry, outcome, error) {
 		// idle rule would end a session that is busy but served only
 		// from the cache.
 	}
-	return ids.load(r, key, gen)
+	if ids.observer == nil {
+		return ids.load(r, key, gen)
+	}
+	ids.observer.CacheLoad()
+	loaded, out, err := ids.load(r, key, gen)
+	if e != nil && err == nil && out != identified {
+		// The cache knew whose session this was; now it lets no one in.
+		ids.observer.SessionRefused(e.identity.UserID)
+	}
+	return loaded, out, err
 }
 
 // lastSeenRefresh is how old a cached session's LastSeen may get before the

@@ -45,8 +45,9 @@ var errRequestRevoked = errors.New("authz: the session lost access to this route
 // liveRequest is one request in flight through a gate on behalf of a
 // session.
 type liveRequest struct {
-	key  [32]byte
-	gate *Gate
+	key    [32]byte
+	gate   *Gate
+	userID string // whose session, for the observer
 	// gen is the store generation the request's access was last checked
 	// at: first the one its identity was read at (which may be older than
 	// the store's by the time the request is registered), then the one of
@@ -129,7 +130,7 @@ type liveRequests struct {
 // the handler returns.
 func (ids *Identities) track(g *Gate, w http.ResponseWriter, r *http.Request, key [32]byte, e *entry) (http.ResponseWriter, *http.Request, func()) {
 	ctx, cancel := context.WithCancel(r.Context())
-	lr := &liveRequest{key: key, gate: g, gen: e.gen, expires: e.session.ExpiresAt, cancel: cancel, w: w, stream: r.ProtoMajor >= 2}
+	lr := &liveRequest{key: key, gate: g, userID: e.identity.UserID, gen: e.gen, expires: e.session.ExpiresAt, cancel: cancel, w: w, stream: r.ProtoMajor >= 2}
 	l := &ids.live
 	l.mu.Lock()
 	if l.reqs == nil {
@@ -215,6 +216,11 @@ func (ids *Identities) watchLive() {
 			l.mu.Unlock()
 			ids.logger.Info("live requests ended: the session lost access",
 				zap.String("tenant", ids.tenant), zap.Int("requests", len(ended)))
+			if ids.observer != nil {
+				for _, lr := range ended {
+					ids.observer.LiveRequestEnded(lr.userID)
+				}
+			}
 		}
 	}
 }

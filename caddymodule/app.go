@@ -94,6 +94,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err := a.checkTenants(); err != nil {
 		return err
 	}
+	if err := registerMetrics(ctx); err != nil {
+		return fmt.Errorf("registering metrics: %v", err)
+	}
 
 	if a.StorageRaw == nil {
 		a.StorageRaw = json.RawMessage(`{"backend":"badger"}`)

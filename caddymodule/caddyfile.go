@@ -548,6 +548,7 @@ func (j *IdentityJWKS) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 //		header_user|header_email|header_name|header_groups|header_role|header_assertion <name>
 //		login_prefix <path>
 //		allow_path_params <name...>     # e.g. jsessionid: ;name=value on the last segment only
+//		route <name>                    # names the route in audit events, logs and metrics
 //	}]
 func (h *Identity) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // "identity"
@@ -604,6 +605,8 @@ func (h *Identity) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		case "assertion_audience":
 			err = oneArg(d, &h.AssertionAudience)
+		case "route":
+			err = oneArg(d, &h.Route)
 		case "login_prefix":
 			err = oneArg(d, &h.LoginPrefix)
 			if err == nil {

@@ -94,6 +94,11 @@ type Identity struct {
 	// stricter than the one that catches the request instead.
 	AllowPathParams []string `json:"allow_path_params,omitempty"`
 
+	// Route names the route in audit events, logs and the route label of
+	// the portcullis_gate_decisions_total metric (default: its policy,
+	// e.g. "require editor").
+	Route string `json:"route,omitempty"`
+
 	gate *lazyGate
 }
 
@@ -140,7 +145,9 @@ func (h *Identity) Provision(ctx caddy.Context) error {
 		AllowPathParams: h.AllowPathParams,
 		ClientAddr:      caddyClientIP,
 		Logger:          ctx.Logger(),
+		Route:           h.Route,
 	}
+	cfg.ObserveDecision = gateObserver(h.Tenant, routeLabel(h.Route, cfg.Policy))
 	// Built now to check the route's settings (roles, groups, path
 	// parameters) even when the route's real gate waits for the signer.
 	gate, err := authz.NewGate(cfg)

@@ -63,6 +63,7 @@ func (s *SCIM) Provision(ctx caddy.Context) error {
 		MaxBodyBytes: scimMaxBodyBytes,
 		MaxResults:   scimMaxResults,
 		ClientIP:     caddyClientIP,
+		Observer:     newSCIMObserver(s.Tenant),
 	})
 	if err != nil {
 		return fmt.Errorf("scim %s: %v", s.Tenant, err)

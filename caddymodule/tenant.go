@@ -249,6 +249,7 @@ func (t *Tenant) ssoConfig(repl *caddy.Replacer) (sso.TenantConfig, error) {
 		AllowedDomains: t.AllowedDomains,
 		JIT:            t.Provisioning == provisioningJIT,
 		ClientIP:       caddyClientIP,
+		ObserveSignIn:  signInObserver(t.Name),
 	}
 	if t.ExternalURL != "" {
 		// An https external URL makes sso's cookies Secure and __Host-
@@ -387,6 +388,7 @@ func newTenantRuntime(t *Tenant, store storage.Store, logger *zap.Logger, cookie
 		Sessions: ssoSessions{svc, cookies},
 		Roles:    t.roles(),
 		Logger:   logger,
+		Observer: newIdentitiesObserver(t.Name),
 	})
 	if err != nil {
 		_ = svc.Close()

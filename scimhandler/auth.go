@@ -96,7 +96,7 @@ func errUnauthorized(detail string) error {
 func (h *Handler) authenticate(r *http.Request) (string, error) {
 	presented, ok := bearerToken(r.Header.Get("Authorization"))
 	if !ok {
-		return "", h.rejected(r, "no bearer token", errUnauthorized("a bearer token is required"))
+		return "", h.rejected(r, RejectedMissing, "no bearer token", errUnauthorized("a bearer token is required"))
 	}
 	st, err := h.currentToken(r.Context())
 	if err != nil {
@@ -110,9 +110,9 @@ func (h *Handler) authenticate(r *http.Request) (string, error) {
 		return "", h.retiredPresented(r, old, st.rec == nil)
 	}
 	if st.rec == nil {
-		return "", h.rejected(r, "SCIM is disabled for the tenant (no token)", errUnauthorized("invalid bearer token"))
+		return "", h.rejected(r, RejectedDisabled, "SCIM is disabled for the tenant (no token)", errUnauthorized("invalid bearer token"))
 	}
-	return "", h.rejected(r, "bearer token does not match", errUnauthorized("invalid bearer token"))
+	return "", h.rejected(r, RejectedInvalid, "bearer token does not match", errUnauthorized("invalid bearer token"))
 }
 
 // retiredPresented answers a request bearing the retired token old: 401
@@ -126,6 +126,13 @@ func (h *Handler) retiredPresented(r *http.Request, old retiredToken, disabledNo
 		reason += " (SCIM is disabled for the tenant)"
 	}
 	v := h.failures.retiredAttempt(h.clientAddr(r), h.now())
+	if h.observer != nil {
+		kind := RejectedInvalid
+		if disabledNow {
+			kind = RejectedDisabled
+		}
+		h.observer.TokenRejected(kind, false)
+	}
 	h.logger.Debug("scim request rejected", zap.String("reason", reason), zap.String("client", v.client))
 	if v.report {
 		ctx, cancel := writeContext(r.Context())
@@ -145,12 +152,16 @@ func (h *Handler) clientAddr(r *http.Request) string {
 	return r.RemoteAddr
 }
 
-// rejected counts a failed attempt and returns its answer: unauthorized,
+// rejected counts a failed attempt (kind is one of the Rejected* names,
+// for the Observer) and returns its answer: unauthorized,
 // or a 429 once the client's address is over its limit. One failure a
 // minute (per tenant) is recorded as a token.rejected audit event, with
 // the client's address and counts of what was not recorded.
-func (h *Handler) rejected(r *http.Request, reason string, unauthorized error) error {
+func (h *Handler) rejected(r *http.Request, kind, reason string, unauthorized error) error {
 	v := h.failures.failure(h.clientAddr(r), h.now())
+	if h.observer != nil {
+		h.observer.TokenRejected(kind, v.limited)
+	}
 	h.logger.Debug("scim request rejected", zap.String("reason", reason), zap.String("client", v.client),
 		zap.Int("failures_in_window", v.inWindow), zap.Bool("limited", v.limited))
 	if v.report {

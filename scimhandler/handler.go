@@ -38,6 +38,9 @@ type Config struct {
 	// (e.g. Caddy's client IP, which honours its trusted proxies). When
 	// nil, or when it returns "", r.RemoteAddr is used.
 	ClientIP func(r *http.Request) string
+	// Observer, when set, is told about every answered request, refused
+	// token and deprovisioning write (for metrics); see Observer.
+	Observer Observer
 }
 
 const (
@@ -63,6 +66,7 @@ type Handler struct {
 	maxResults int
 
 	clientIP func(*http.Request) string // nil: r.RemoteAddr
+	observer Observer                   // nil: nothing reported
 	now      func() time.Time           // the clock of the failure limits; tests set it
 
 	tokens   tokenCache
@@ -86,6 +90,7 @@ func New(cfg Config) (*Handler, error) {
 		maxBody:    cfg.MaxBodyBytes,
 		maxResults: cfg.MaxResults,
 		clientIP:   cfg.ClientIP,
+		observer:   cfg.Observer,
 		now:        time.Now,
 		failures:   newFailureLimiter(),
 	}
@@ -116,6 +121,8 @@ type request struct {
 	ctx   context.Context
 	base  string // absolute SCIM base URL, no trailing slash
 	actor string // the SCIM token's id, the audit actor
+	// committed is when the request's write transaction committed.
+	committed time.Time
 }
 
 // statusWriter remembers the status for the request log.
@@ -155,6 +162,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		h.logger.Debug("scim request", zap.String("method", r.Method), zap.String("path", r.URL.Path),
 			zap.Int("status", sw.status), zap.Duration("duration", time.Since(start)))
+		h.observeRequest(r, sw.status)
 	}()
 	actor, err := h.authenticate(r)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -95,6 +96,7 @@ func (k storedKind[R]) change(h *Handler, req *request, id string, p *projection
 	if err != nil {
 		return err
 	}
+	req.committed = time.Now()
 	if !withBody {
 		req.w.Header().Set("ETag", etag(version))
 		req.w.WriteHeader(http.StatusNoContent)
@@ -115,6 +117,7 @@ func (k storedKind[R]) remove(h *Handler, req *request, id string, del func(tx s
 	if err != nil {
 		return err
 	}
+	req.committed = time.Now()
 	h.logger.Info("scim "+strings.ToLower(k.rt.Name)+" deleted", zap.String("id", id))
 	req.w.WriteHeader(http.StatusNoContent)
 	return nil

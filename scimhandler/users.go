@@ -204,7 +204,8 @@ func (h *Handler) replaceUser(req *request, id string) error {
 	if err != nil {
 		return err
 	}
-	return storedUsers.change(h, req, id, p, true, func(tx storage.Tx, u *storage.User) (*storage.User, error) {
+	var deactivated bool
+	err = storedUsers.change(h, req, id, p, true, func(tx storage.Tx, u *storage.User) (*storage.User, error) {
 		next := *u
 		next.UserName, next.ExternalID = in.fields.userName, in.fields.externalID
 		next.DisplayName, next.Emails = in.fields.displayName, in.fields.emails
@@ -220,8 +221,13 @@ func (h *Handler) replaceUser(req *request, id string) error {
 		if next.Attributes, err = json.Marshal(d); err != nil {
 			return nil, err
 		}
+		deactivated = u.Active && !next.Active
 		return h.saveUser(tx, req.actor, u, &next)
 	})
+	if err == nil && deactivated {
+		h.observeDeprovisioned(req, id)
+	}
+	return err
 }
 
 // saveUser writes next over before with its audit event: user.updated,
@@ -335,7 +341,8 @@ func (h *Handler) patchUser(req *request, id string) error {
 	if err != nil {
 		return err
 	}
-	return storedUsers.change(h, req, id, p, true, func(tx storage.Tx, u *storage.User) (*storage.User, error) {
+	var deactivated bool
+	err = storedUsers.change(h, req, id, p, true, func(tx storage.Tx, u *storage.User) (*storage.User, error) {
 		d, err := userAttributes(u)
 		if err != nil {
 			return nil, err
@@ -362,12 +369,21 @@ func (h *Handler) patchUser(req *request, id string) error {
 		if next.Attributes, err = json.Marshal(d); err != nil {
 			return nil, err
 		}
+		deactivated = u.Active && !next.Active
 		return h.saveUser(tx, req.actor, u, &next)
 	})
+	if err == nil && deactivated {
+		h.observeDeprovisioned(req, id)
+	}
+	return err
 }
 
 func (h *Handler) deleteUser(req *request, id string) error {
-	return storedUsers.remove(h, req, id, func(tx storage.Tx, u *storage.User) error {
+	// Deleting an inactive user ends no access: its sessions ended when
+	// it was deactivated.
+	var wasActive bool
+	err := storedUsers.remove(h, req, id, func(tx storage.Tx, u *storage.User) error {
+		wasActive = u.Active
 		groupIDs, err := tx.GroupsOf(id)
 		if err != nil {
 			return err
@@ -389,6 +405,10 @@ func (h *Handler) deleteUser(req *request, id string) error {
 		// so their versions move on too.
 		return touchGroupsAfterMemberLoss(tx, req.actor, groupIDs, storage.Member{ID: id, Type: storage.MemberUser})
 	})
+	if err == nil && wasActive {
+		h.observeDeprovisioned(req, id)
+	}
+	return err
 }
 
 // touchGroupsAfterMemberLoss bumps the groups a deleted member was in and

@@ -36,6 +36,11 @@ type TenantConfig struct {
 	// (behind a trusted proxy, the address it named); refused sign-ins are
 	// limited and counted per address. Default: r.RemoteAddr.
 	ClientIP func(r *http.Request) string
+	// ObserveSignIn, when set, is called once for every sign-in callback
+	// with its protocol ("oidc" or "saml") and result (one of the SignIn*
+	// names), for metrics. It runs on the request's goroutine: keep it
+	// quick.
+	ObserveSignIn func(protocol, result string)
 }
 
 // SessionConfig configures the browser session.

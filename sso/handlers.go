@@ -27,6 +27,7 @@ func (ep *endpoints) flowFailed(w http.ResponseWriter, r *http.Request, protocol
 		errors.Is(err, errFlowMismatch), errors.Is(err, errFlowUnknown):
 		ep.refuse(w, r, protocol, &refusal{status: http.StatusBadRequest, page: pageFailed, reason: err.Error()})
 	default:
+		ep.s.observeSignIn(protocol, SignInError)
 		ep.s.serverError(w, "consume login flow", err)
 	}
 }
@@ -36,6 +37,7 @@ func (ep *endpoints) flowFailed(w http.ResponseWriter, r *http.Request, protocol
 // Retry-After.
 func (ep *endpoints) refuse(w http.ResponseWriter, r *http.Request, protocol string, ref *refusal) {
 	v := ep.s.auditRefusal(r, protocol, ref)
+	ep.s.observeRefusal(protocol, ref, v.limited)
 	if v.limited {
 		w.Header().Set("Retry-After", strconv.Itoa(int((v.retryAfter+time.Second-1)/time.Second)))
 		writePage(w, http.StatusTooManyRequests, pageTooMany, pageData{})
@@ -58,9 +60,11 @@ func (ep *endpoints) finishSignIn(w http.ResponseWriter, r *http.Request, id *id
 		return
 	}
 	if err != nil {
+		ep.s.observeSignIn(id.protocol, SignInError)
 		ep.s.serverError(w, "complete sign-in", err)
 		return
 	}
+	ep.s.observeSignIn(id.protocol, SignInSucceeded)
 	ep.s.log.Info("signed in", zap.String("protocol", id.protocol), zap.String("user", user.ID))
 	ep.s.setSessionCookie(w, r, sessionID)
 	// The return path was sanitised when the flow began; sanitise again so

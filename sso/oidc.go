@@ -146,6 +146,7 @@ func (ep *endpoints) oidcCallback(w http.ResponseWriter, r *http.Request) {
 	id, ref, err := s.oidc.redeem(r.Context(), p, f, code)
 	if err != nil {
 		s.log.Error("oidc provider unreachable", zap.Error(err))
+		s.observeSignIn(protocolOIDC, SignInError)
 		writePage(w, http.StatusBadGateway, pageServerError, pageData{})
 		return
 	}
