@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"github.com/portcullis/portcullis/pages"
 	"net/http"
 	"net/url"
 	"strings"
@@ -82,7 +83,7 @@ func (ep *endpoints) oidcLogin(w http.ResponseWriter, r *http.Request, returnPat
 	}
 	state, err := s.startFlow(w, r, ep.prefix, f, false)
 	if err != nil {
-		s.serverError(w, "start oidc sign-in", err)
+		s.serverError(w, r, "start oidc sign-in", err)
 		return
 	}
 	target := s.oidc.oauth2Config(redirectURI).AuthCodeURL(state, oidc.Nonce(nonce), oauth2.S256ChallengeOption(f.Verifier))
@@ -101,27 +102,28 @@ func (ep *endpoints) oidcCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if f.Protocol != protocolOIDC {
-		ep.refuse(w, r, protocolOIDC, &refusal{status: http.StatusBadRequest, page: pageFailed, reason: "flow is not an oidc sign-in"})
+		ep.refuse(w, r, protocolOIDC, &refusal{status: http.StatusBadRequest, page: pages.SignInFailed, reason: "flow is not an oidc sign-in"}, nil)
 		return
 	}
 	if e := q.Get("error"); e != "" {
-		ep.refuse(w, r, protocolOIDC, &refusal{status: http.StatusBadRequest, page: pageIdPError,
-			reason: fmt.Sprintf("provider answered error %q: %s", truncate(e, 64), truncate(q.Get("error_description"), 256))})
+		ep.refuse(w, r, protocolOIDC, &refusal{status: http.StatusBadRequest, page: pages.IdPError,
+			reason: fmt.Sprintf("provider answered error %q: %s", truncate(e, 64), truncate(q.Get("error_description"), 256))}, nil)
 		return
 	}
 	code := q.Get("code")
 	if code == "" || len(code) > maxCodeLen {
-		ep.refuse(w, r, protocolOIDC, &refusal{status: http.StatusBadRequest, page: pageFailed, reason: "callback without a usable code"})
+		ep.refuse(w, r, protocolOIDC, &refusal{status: http.StatusBadRequest, page: pages.SignInFailed, reason: "callback without a usable code"}, nil)
 		return
 	}
 	id, ref, err := s.oidc.redeem(r.Context(), f, code)
 	if err != nil {
 		s.log.Error("oidc provider unreachable", zap.Error(err))
-		writePage(w, http.StatusBadGateway, pageServerError, pageData{})
+		s.writePage(w, r, pages.Data{Kind: pages.IdPUnreachable, Status: http.StatusBadGateway, Code: "idp_unreachable",
+			Message: "The identity provider could not be reached to finish your sign-in.", SignInURL: s.LoginURL(ep.prefix, f.ReturnPath), SignInLabel: "Try again"})
 		return
 	}
 	if ref != nil {
-		ep.refuse(w, r, protocolOIDC, ref)
+		ep.refuse(w, r, protocolOIDC, ref, nil)
 		return
 	}
 	ep.finishSignIn(w, r, id, f.ReturnPath)
@@ -133,7 +135,7 @@ func (ep *endpoints) oidcCallback(w http.ResponseWriter, r *http.Request) {
 func (o *oidcRP) redeem(ctx context.Context, f *loginFlow, code string) (*identity, *refusal, error) {
 	ctx = oidc.ClientContext(ctx, o.s.client)
 	refused := func(format string, args ...any) (*identity, *refusal, error) {
-		return nil, &refusal{status: http.StatusBadRequest, page: pageFailed, reason: fmt.Sprintf(format, args...)}, nil
+		return nil, &refusal{status: http.StatusBadRequest, page: pages.SignInFailed, reason: fmt.Sprintf(format, args...)}, nil
 	}
 	tok, err := o.oauth2Config(f.RedirectURI).Exchange(ctx, code, oauth2.VerifierOption(f.Verifier))
 	if err != nil {
