@@ -51,6 +51,11 @@ type App struct {
 	// is kept apart from every other's.
 	Tenants []*Tenant `json:"tenants,omitempty"`
 
+	// Templates is a directory of html/template files that replace the
+	// pages people see, for every tenant without templates of its own
+	// (see pages.Load for the file names and the data each gets).
+	Templates string `json:"templates,omitempty"`
+
 	store    storage.Store
 	storeKey string // set while this app holds a use of the store
 	tenants  map[string]*Tenant
@@ -88,6 +93,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	// Check the tenants before touching the store, so a bad config never
 	// opens (and locks) a database.
 	if err := a.checkTenants(); err != nil {
+		return err
+	}
+	if err := a.loadPages(); err != nil {
 		return err
 	}
 

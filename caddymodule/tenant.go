@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/portcullis/portcullis/authz"
+	"github.com/portcullis/portcullis/pages"
 	"github.com/portcullis/portcullis/sso"
 	"github.com/portcullis/portcullis/storage"
 )
@@ -76,6 +77,12 @@ type Tenant struct {
 	// AuditMaxEvents caps the tenant's audit log (default 1,000,000): past
 	// it, the oldest events are deleted first.
 	AuditMaxEvents int `json:"audit_max_events,omitempty"`
+
+	// Templates is a directory of html/template files that replace the
+	// pages people see (default: the app's templates, else the built-in
+	// pages). See pages.Load.
+	Templates string `json:"templates,omitempty"`
+	pages     *pages.Set
 }
 
 // eventRetention is the tenant's audit log bound for the store (zero
@@ -377,6 +384,7 @@ func newTenantRuntime(ctx context.Context, t *Tenant, store storage.Store, logge
 	if err != nil {
 		return nil, err
 	}
+	cfg.Pages, cfg.OnRefusal = t.pages, handRefusalToCaddy
 	ctx, cancel := context.WithTimeout(ctx, signInTimeout)
 	defer cancel()
 	svc, err := sso.New(ctx, cfg, store, logger)
