@@ -86,7 +86,10 @@ func TestOnRefusal(t *testing.T) {
 			o(r)
 		}
 		w := httptest.NewRecorder()
-		err := g.Serve(w, r, func(http.ResponseWriter, *http.Request, *Identity) error { t.Fatal("refused request went on"); return nil })
+		err := g.Serve(w, r, func(http.ResponseWriter, *http.Request, *Identity) error {
+			t.Fatal("refused request went on")
+			return nil
+		})
 		return w, err
 	}
 
