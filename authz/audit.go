@@ -14,14 +14,19 @@ import (
 
 // auditDenied records a policy denial, at most once a minute per user and
 // route: every audit write is a durable (fsync'd) store write, and a user
-// retrying a page must not be able to cost one per request.
-func (ids *Identities) auditDenied(ctx context.Context, id *Identity, route, reason string) {
+// retrying a page must not be able to cost one per request. It returns the
+// id of the event that records the denial (the earlier one within the
+// minute), "" when none could be written.
+func (ids *Identities) auditDenied(ctx context.Context, id *Identity, route, reason string) (eventID string) {
 	now := ids.now()
-	if ok, _ := ids.audits.allow(id.UserID+"\x00"+route, now); !ok {
-		return
+	key := id.UserID + "\x00" + route
+	ok, _, lastID := ids.audits.allow(key, now)
+	if !ok {
+		return lastID
 	}
 	err := ids.store.Update(context.WithoutCancel(ctx), ids.tenant, func(tx storage.Tx) error {
-		return tx.AppendEvent(storage.Event{
+		var err error
+		eventID, err = tx.AppendEventID(storage.Event{
 			Time:         now,
 			Type:         storage.EventAccessDenied,
 			Actor:        id.UserID,
@@ -30,25 +35,32 @@ func (ids *Identities) auditDenied(ctx context.Context, id *Identity, route, rea
 			Before:       id.Role,
 			Reason:       reason,
 		})
+		return err
 	})
 	if err != nil {
 		ids.logger.Error("recording an access denial", zap.String("tenant", ids.tenant), zap.Error(err))
+		return ""
 	}
+	ids.audits.recorded(key, eventID)
+	return eventID
 }
 
 // auditRefusedRequest records a request refused before anyone was
 // identified (a path a backend could read differently, a tunnel), at most
 // once a minute per client address and auditBudgetPerWindow times a minute
 // per tenant; a record counts the refusals skipped since the previous one.
-func (ids *Identities) auditRefusedRequest(ctx context.Context, addr, route, reason string) {
+// It returns the id of the record standing for this refusal, as
+// auditDenied does.
+func (ids *Identities) auditRefusedRequest(ctx context.Context, addr, route, reason string) (eventID string) {
 	now := ids.now()
-	ok, skipped := ids.audits.allow("client\x00"+addr, now)
+	key := "client\x00" + addr
+	ok, skipped, lastID := ids.audits.allow(key, now)
 	if !ok {
-		return
+		return lastID
 	}
 	ok, unbudgeted := ids.refusalBudget.take(now)
 	if !ok {
-		return
+		return ""
 	}
 	if skipped > 0 {
 		reason += fmt.Sprintf(" (and %d more refused from this address since the previous record)", skipped)
@@ -57,7 +69,8 @@ func (ids *Identities) auditRefusedRequest(ctx context.Context, addr, route, rea
 		reason += fmt.Sprintf(" (and %d refused requests from other addresses not recorded one by one: over the tenant's %d records a minute)", unbudgeted, auditBudgetPerWindow)
 	}
 	err := ids.store.Update(context.WithoutCancel(ctx), ids.tenant, func(tx storage.Tx) error {
-		return tx.AppendEvent(storage.Event{
+		var err error
+		eventID, err = tx.AppendEventID(storage.Event{
 			Time:         now,
 			Type:         storage.EventAccessDenied,
 			Actor:        "anonymous@" + addr,
@@ -65,10 +78,14 @@ func (ids *Identities) auditRefusedRequest(ctx context.Context, addr, route, rea
 			ResourceID:   route,
 			Reason:       reason,
 		})
+		return err
 	})
 	if err != nil {
 		ids.logger.Error("recording a refused request", zap.String("tenant", ids.tenant), zap.Error(err))
+		return ""
 	}
+	ids.audits.recorded(key, eventID)
+	return eventID
 }
 
 // truncate cuts s to n bytes, marking the cut.

@@ -19,6 +19,7 @@ type auditLimiter struct {
 type auditKey struct {
 	last    time.Time // when the key was last recorded
 	skipped int       // refusals not recorded since
+	eventID string    // the id of that record, once written
 }
 
 const (
@@ -27,8 +28,10 @@ const (
 )
 
 // allow says whether to record key now and, when it does, how many of the
-// key's refusals were skipped since its previous record.
-func (a *auditLimiter) allow(key string, now time.Time) (record bool, skipped int) {
+// key's refusals were skipped since its previous record. When it does not,
+// lastID is the id of that previous record (see recorded), the reference
+// a page shows for a refusal it stands for.
+func (a *auditLimiter) allow(key string, now time.Time) (record bool, skipped int, lastID string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.seen == nil {
@@ -37,10 +40,10 @@ func (a *auditLimiter) allow(key string, now time.Time) (record bool, skipped in
 	if k, ok := a.seen[key]; ok {
 		if now.Sub(k.last) < auditInterval && !now.Before(k.last) {
 			k.skipped++
-			return false, 0
+			return false, 0, k.eventID
 		}
-		skipped, k.skipped, k.last = k.skipped, 0, now
-		return true, skipped
+		skipped, k.skipped, k.last, k.eventID = k.skipped, 0, now, ""
+		return true, skipped, ""
 	}
 	if len(a.seen) >= auditMaxKeys {
 		for k, v := range a.seen {
@@ -57,7 +60,16 @@ func (a *auditLimiter) allow(key string, now time.Time) (record bool, skipped in
 		}
 	}
 	a.seen[key] = &auditKey{last: now}
-	return true, 0
+	return true, 0, ""
+}
+
+// recorded notes the id of the record allow asked for.
+func (a *auditLimiter) recorded(key, eventID string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if k, ok := a.seen[key]; ok {
+		k.eventID = eventID
+	}
 }
 
 // auditBudget bounds the refusal records of a whole tenant per

@@ -4,13 +4,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"html/template"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"go.uber.org/zap"
 
 	"github.com/portcullis/portcullis/internal/clientaddr"
+	"github.com/portcullis/portcullis/pages"
 
 	"github.com/portcullis/portcullis/storage"
 )
@@ -78,7 +79,22 @@ type GateConfig struct {
 	// requests (the Caddy wiring passes the client IP it trusts); default
 	// r.RemoteAddr.
 	ClientAddr func(r *http.Request) string
-	Logger     *zap.Logger
+	// LogoutURL is the local URL that signs the caller out (the sso
+	// handler's <prefix>/logout); refusal pages link to it. Empty: no
+	// sign-out link.
+	LogoutURL string
+	// Pages renders the pages browsers get (nil: the built-in ones).
+	Pages *pages.Set
+	// OnRefusal, when set, is offered every refusal Serve answers (400,
+	// 401, 403, 5xx; a redirect to sign in is not a refusal) before the
+	// gate writes its page or JSON. A non-nil error means the caller
+	// answers instead: the gate writes nothing but headers (Cache-Control,
+	// Vary, Retry-After, expired cookies) and Serve returns the error. The
+	// Caddy wiring uses it to hand refusals to handle_errors. The Data is
+	// complete (words and defaults filled in). Authorize does not offer
+	// it.
+	OnRefusal func(r *http.Request, page *pages.Data) error
+	Logger    *zap.Logger
 	// ObserveDecision, when set, is called with every request's decision
 	// (for metrics). It runs on the request path: keep it quick.
 	ObserveDecision func(Decision)
@@ -100,6 +116,9 @@ type Gate struct {
 	paths      pathRules
 	clientAddr func(*http.Request) string
 	ownsCookie func(name string) bool // nil: the resolver owns no cookie
+	logoutURL  string
+	pages      *pages.Set
+	onRefusal  func(*http.Request, *pages.Data) error
 	logger     *zap.Logger
 	observe    func(Decision) // nil: decisions are not reported
 }
@@ -119,6 +138,9 @@ func NewGate(cfg GateConfig) (*Gate, error) {
 		audience:   cfg.AssertionAudience,
 		route:      cfg.Route,
 		clientAddr: cfg.ClientAddr,
+		logoutURL:  localPathOrEmpty(cfg.LogoutURL),
+		pages:      cfg.Pages,
+		onRefusal:  cfg.OnRefusal,
 		logger:     cfg.Logger,
 		observe:    cfg.ObserveDecision,
 	}
@@ -185,8 +207,8 @@ func (g *Gate) HeaderNames() HeaderNames {
 // only. Authorize does not follow the request once it has gone on: Serve
 // does, and ends it when the session loses access.
 func (g *Gate) Authorize(w http.ResponseWriter, r *http.Request) (id *Identity, proceed bool) {
-	e, _, proceed := g.authorize(w, r)
-	if e == nil {
+	e, _, proceed, _ := g.authorize(w, r, false)
+	if e == nil || !proceed {
 		return nil, proceed
 	}
 	return &e.identity, proceed
@@ -197,11 +219,12 @@ func (g *Gate) Authorize(w http.ResponseWriter, r *http.Request) (id *Identity, 
 // route without a session). A caller's request is live until next
 // returns: if the session loses access meanwhile (see liveRequests), its
 // context is cancelled and an upgraded connection is closed, within a
-// fraction of a second. next's error is returned.
+// fraction of a second. next's error is returned, or, for a refused
+// request, the error OnRefusal returned (nil when the gate answered).
 func (g *Gate) Serve(w http.ResponseWriter, r *http.Request, next func(http.ResponseWriter, *http.Request, *Identity) error) error {
-	e, key, proceed := g.authorize(w, r)
+	e, key, proceed, err := g.authorize(w, r, true)
 	if !proceed {
-		return nil
+		return err
 	}
 	if e == nil {
 		return next(w, r, nil)
@@ -211,8 +234,10 @@ func (g *Gate) Serve(w http.ResponseWriter, r *http.Request, next func(http.Resp
 	return next(w, r, &e.identity)
 }
 
-// authorize is Authorize, also returning the session key of a caller.
-func (g *Gate) authorize(w http.ResponseWriter, r *http.Request) (e *entry, key [32]byte, proceed bool) {
+// authorize is Authorize, also returning the session key of a caller and,
+// with hook, the error OnRefusal answered a refusal with.
+func (g *Gate) authorize(w http.ResponseWriter, r *http.Request, hook bool) (e *entry, key [32]byte, proceed bool, err error) {
+	a := answer{g: g, w: w, r: r, hook: hook}
 	if r.Header == nil {
 		r.Header = make(http.Header)
 	}
@@ -225,14 +250,12 @@ func (g *Gate) authorize(w http.ResponseWriter, r *http.Request) (e *entry, key 
 		r.Body = &trailerStripper{ReadCloser: r.Body, r: r, headers: g.headers}
 	}
 	if filterUpgrade(r) == tunnelRefused {
-		g.refuseRequest(w, r, "unsupported_tunnel", "a CONNECT tunnel that is not a WebSocket",
+		return nil, key, false, g.refuseRequest(a, "unsupported_tunnel", "a CONNECT tunnel that is not a WebSocket",
 			"This gateway does not open tunnels; only WebSocket connections may change the protocol.")
-		return nil, key, false
 	}
 	if why := g.paths.requestPathRefusal(r); why != pathOK {
-		g.refuseRequest(w, r, "bad_path", string(why),
+		return nil, key, false, g.refuseRequest(a, "bad_path", string(why),
 			"The address contains "+string(why)+", which the application behind this gateway could read as another page. Remove it and try again.")
-		return nil, key, false
 	}
 
 	e, out, err := g.ids.resolve(r)
@@ -241,35 +264,26 @@ func (g *Gate) authorize(w http.ResponseWriter, r *http.Request) (e *entry, key 
 		if g.policy.Public {
 			g.stripCookies(r)
 			g.decided(DecisionAllowed)
-			return nil, key, true
+			return nil, key, true, nil
 		}
-		g.writeStoreError(w, r, err)
-		return nil, key, false
+		return nil, key, false, g.writeStoreError(a, err)
 	}
 	if out != identified {
 		if g.policy.Public {
 			g.stripCookies(r)
 			g.decided(DecisionAllowed)
-			return nil, key, true
+			return nil, key, true, nil
 		}
 		switch out {
-		case inactive:
-			g.decided(DecisionDenied)
-			g.writeRefusal(w, r, http.StatusForbidden, "account_inactive",
-				"Your account is not active", "Your account has been deactivated. Ask your administrator if you need access.")
-		case unmapped:
-			g.decided(DecisionDenied)
-			g.writeRefusal(w, r, http.StatusForbidden, "no_mapped_group",
-				"You have no access", "You are in none of the groups that grant access here. Ask your administrator to add you to one.")
+		case inactive, unmapped:
+			return nil, key, false, g.writeAccountRefusal(a, out, e)
 		default:
-			g.writeUnauthenticated(w, r)
+			return nil, key, false, g.writeUnauthenticated(a)
 		}
-		return nil, key, false
 	}
 
 	if !g.policy.Public && !g.allowed(e) {
-		g.writeForbidden(w, r, e)
-		return nil, key, false
+		return nil, key, false, g.writeForbidden(a, e)
 	}
 
 	// One backing array for every value: one allocation per request, and
@@ -280,8 +294,7 @@ func (g *Gate) authorize(w http.ResponseWriter, r *http.Request) (e *entry, key 
 		tok, err := e.assertion(g.signer, g.audience, g.ids.now())
 		if err != nil {
 			g.logger.Error("signing the identity assertion", zap.String("tenant", g.ids.tenant), zap.Error(err))
-			g.writeStoreError(w, r, err)
-			return nil, key, false
+			return nil, key, false, g.writeStoreError(a, err)
 		}
 		vals[slotAssertion] = tok
 	}
@@ -292,7 +305,7 @@ func (g *Gate) authorize(w http.ResponseWriter, r *http.Request) (e *entry, key 
 	}
 	g.stripCookies(r)
 	g.decided(DecisionAllowed)
-	return e, e.session.IDHash, true
+	return e, e.session.IDHash, true, nil
 }
 
 // stripCookies removes the gateway's cookies from a request that goes on.
@@ -309,13 +322,15 @@ func (g *Gate) stripCookies(r *http.Request) {
 // and records it: an access.denied event at most once a minute per client
 // address, counting the ones in between, so anonymous traffic costs no
 // store write per request.
-func (g *Gate) refuseRequest(w http.ResponseWriter, r *http.Request, code, reason, message string) {
+func (g *Gate) refuseRequest(a answer, code, reason, message string) error {
 	g.decided(DecisionBadRequest)
+	r := a.r
 	addr := clientaddr.Key(g.clientAddr(r))
-	g.ids.auditRefusedRequest(r.Context(), addr, g.route, reason+" in "+r.Method+" "+truncate(r.URL.EscapedPath(), 256))
+	eventID := g.ids.auditRefusedRequest(r.Context(), addr, g.route, reason+" in "+r.Method+" "+truncate(r.URL.EscapedPath(), 256))
 	g.logger.Debug("request refused", zap.String("tenant", g.ids.tenant), zap.String("route", g.route),
 		zap.String("client", addr), zap.String("reason", reason))
-	g.writeRefusal(w, r, http.StatusBadRequest, code, "Bad request", message)
+	return a.refuse(pages.Data{Kind: pages.BadRequest, Status: http.StatusBadRequest, Code: code,
+		Message: message, Reference: eventID, AppURL: "/"})
 }
 
 // allowed applies the policy to a resolved caller.
@@ -386,6 +401,14 @@ func localPath(p string) string {
 	return p
 }
 
+// localPathOrEmpty keeps a configured local URL, "" for anything else.
+func localPathOrEmpty(p string) string {
+	if p == "" || localPath(p) != p {
+		return ""
+	}
+	return p
+}
+
 func noStore(w http.ResponseWriter) {
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
@@ -393,9 +416,55 @@ func noStore(w http.ResponseWriter) {
 	h.Add("Vary", "Cookie")
 }
 
-func (g *Gate) writeUnauthenticated(w http.ResponseWriter, r *http.Request) {
+// answer is how the gate answers one refused request: through OnRefusal
+// (hook) when that takes it, else with a page for a browser and JSON for
+// anything else.
+type answer struct {
+	g    *Gate
+	w    http.ResponseWriter
+	r    *http.Request
+	hook bool
+}
+
+// refuse answers with the refusal d; body is the JSON answer (nil: error
+// and message from d). The error is OnRefusal's, when it took the answer.
+func (a answer) refuse(d pages.Data, body ...any) error {
+	noStore(a.w)
+	d = d.Complete()
+	if a.hook && a.g.onRefusal != nil {
+		if err := a.g.onRefusal(a.r, &d); err != nil {
+			if d.RetryAfter > 0 {
+				a.w.Header().Set("Retry-After", strconv.Itoa(d.RetryAfter))
+			}
+			return err
+		}
+	}
+	if wantsHTML(a.r) {
+		a.g.pages.Write(a.w, d)
+		return nil
+	}
+	if d.RetryAfter > 0 {
+		a.w.Header().Set("Retry-After", strconv.Itoa(d.RetryAfter))
+	}
+	if len(body) > 0 {
+		writeJSON(a.w, d.Status, body[0])
+		return nil
+	}
+	writeJSON(a.w, d.Status, struct {
+		Error   string `json:"error"`
+		Message string `json:"message"`
+	}{d.Code, d.Message})
+	return nil
+}
+
+// pageUser is how a page names the caller.
+func pageUser(id *Identity) *pages.User {
+	return &pages.User{Name: id.UserName, Email: id.Email, DisplayName: id.Name}
+}
+
+func (g *Gate) writeUnauthenticated(a answer) error {
 	g.decided(DecisionUnauthenticated)
-	noStore(w)
+	w, r := a.w, a.r
 	if x, ok := g.ids.sessions.(StrayCookieExpirer); ok {
 		x.ExpireStrayCookies(w, r)
 	}
@@ -404,18 +473,42 @@ func (g *Gate) writeUnauthenticated(w http.ResponseWriter, r *http.Request) {
 		login = g.loginURL(localPath(g.returnPath(r)))
 	}
 	if login != "" && wantsHTML(r) {
+		noStore(w)
 		http.Redirect(w, r, login, http.StatusFound)
-		return
+		return nil
 	}
-	writeJSON(w, http.StatusUnauthorized, struct {
-		Error    string `json:"error"`
-		Message  string `json:"message"`
-		LoginURL string `json:"login_url,omitempty"`
-	}{"unauthenticated", "Sign in first.", login})
+	return a.refuse(pages.Data{Kind: pages.SignInRequired, Status: http.StatusUnauthorized, Code: "unauthenticated",
+		Message: "Sign in first.", SignInURL: login},
+		struct {
+			Error    string `json:"error"`
+			Message  string `json:"message"`
+			LoginURL string `json:"login_url,omitempty"`
+		}{"unauthenticated", "Sign in first.", login})
 }
 
-func (g *Gate) writeForbidden(w http.ResponseWriter, r *http.Request, e *entry) {
+// writeAccountRefusal answers a caller whose session was theirs but whose
+// account no longer gets in (deactivated, or in no mapped group); e names
+// them. Their sessions are ended already.
+func (g *Gate) writeAccountRefusal(a answer, out outcome, e *entry) error {
 	g.decided(DecisionDenied)
+	d := pages.Data{Kind: pages.AccountInactive, Status: http.StatusForbidden, Code: "account_inactive",
+		Message: "Your account has been deactivated. Ask your administrator if you need access."}
+	if out == unmapped {
+		d.Kind, d.Code = pages.NoMappedGroup, "no_mapped_group"
+		d.Message = "You are in none of the groups that grant access here. Ask your administrator to add you to one."
+	}
+	if e != nil {
+		d.User, d.Reference = pageUser(&e.identity), e.eventID
+	}
+	if g.loginURL != nil {
+		d.SwitchUserURL = g.loginURL(localPath(g.returnPath(a.r)))
+	}
+	return a.refuse(d)
+}
+
+func (g *Gate) writeForbidden(a answer, e *entry) error {
+	g.decided(DecisionDenied)
+	r := a.r
 	id := &e.identity
 	body := forbiddenBody{Error: "forbidden", Role: id.Role}
 	var reason string
@@ -427,15 +520,12 @@ func (g *Gate) writeForbidden(w http.ResponseWriter, r *http.Request, e *entry) 
 		reason = fmt.Sprintf("requires membership in one of %q", g.policy.AllowGroups)
 	}
 	body.Message = "You do not have access to this page."
-	g.ids.auditDenied(r.Context(), id, g.route, reason+" on "+r.Method+" "+r.URL.Path)
+	eventID := g.ids.auditDenied(r.Context(), id, g.route, reason+" on "+r.Method+" "+r.URL.Path)
 	g.logger.Info("access denied", zap.String("tenant", g.ids.tenant), zap.String("route", g.route),
 		zap.String("user_id", id.UserID), zap.String("reason", reason))
-	noStore(w)
-	if wantsHTML(r) {
-		writeHTML(w, http.StatusForbidden, forbiddenPage, body)
-		return
-	}
-	writeJSON(w, http.StatusForbidden, body)
+	return a.refuse(pages.Data{Kind: pages.AccessDenied, Status: http.StatusForbidden, Code: "forbidden",
+		User: pageUser(id), SignedIn: true, RequiredRole: body.RequiredRole, Role: id.Role, AllowedGroups: body.AllowedGroups,
+		Reference: eventID, AppURL: "/", SwitchUserURL: g.logoutURL}, body)
 }
 
 type forbiddenBody struct {
@@ -446,26 +536,14 @@ type forbiddenBody struct {
 	Role          string   `json:"role,omitempty"`
 }
 
-func (g *Gate) writeRefusal(w http.ResponseWriter, r *http.Request, status int, code, title, message string) {
-	noStore(w)
-	if wantsHTML(r) {
-		writeHTML(w, status, refusalPage, struct{ Title, Message string }{title, message})
-		return
-	}
-	writeJSON(w, status, struct {
-		Error   string `json:"error"`
-		Message string `json:"message"`
-	}{code, message})
-}
-
-func (g *Gate) writeStoreError(w http.ResponseWriter, r *http.Request, err error) {
+func (g *Gate) writeStoreError(a answer, err error) error {
 	g.decided(DecisionError)
-	status, code := http.StatusInternalServerError, "internal_error"
+	d := pages.Data{Kind: pages.ServerError, Status: http.StatusInternalServerError, Code: "internal_error",
+		Message: "The gateway could not check your access. Try again in a moment."}
 	if errors.Is(err, storage.ErrConflict) {
-		status, code = http.StatusServiceUnavailable, "busy"
-		w.Header().Set("Retry-After", "1")
+		d.Status, d.Code, d.RetryAfter = http.StatusServiceUnavailable, "busy", 1
 	}
-	g.writeRefusal(w, r, status, code, "Something went wrong", "The gateway could not check your access. Try again in a moment.")
+	return a.refuse(d)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -479,32 +557,3 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
 }
-
-func writeHTML(w http.ResponseWriter, status int, t *template.Template, data any) {
-	var b strings.Builder
-	if err := t.Execute(&b, data); err != nil {
-		http.Error(w, "internal error", http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
-	w.WriteHeader(status)
-	_, _ = w.Write([]byte(b.String()))
-}
-
-const pageStyle = `<style>body{font-family:system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;color:#222}h1{font-size:1.4rem}code{background:#eee;padding:0 .2rem}</style>`
-
-var forbiddenPage = template.Must(template.New("forbidden").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Access denied</title>` + pageStyle + `</head>
-<body><h1>Access denied</h1>
-{{if .RequiredRole}}<p>This page needs the <strong>{{.RequiredRole}}</strong> role{{if .Role}}; your role is <strong>{{.Role}}</strong>{{end}}.</p>
-{{else}}<p>This page is for members of {{range $i, $g := .AllowedGroups}}{{if $i}}, {{end}}<strong>{{$g}}</strong>{{end}}.</p>
-{{end}}<p>Ask your administrator if you need access.</p>
-</body></html>
-`))
-
-var refusalPage = template.Must(template.New("refusal").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{{.Title}}</title>` + pageStyle + `</head>
-<body><h1>{{.Title}}</h1><p>{{.Message}}</p></body></html>
-`))

@@ -186,7 +186,7 @@ func TestUnauthenticated(t *testing.T) {
 		{"encoded slash inside a path is kept", srv, "/files/a%2Fb", []reqOpt{asBrowser}, http.StatusFound, "/files/a%2Fb"},
 		{"api client gets 401", srv, "/api/items", []reqOpt{asAPI}, http.StatusUnauthorized, ""},
 		{"no accept header gets 401", srv, "/api/items", nil, http.StatusUnauthorized, ""},
-		{"browser without login url gets 401", noLogin, "/a", []reqOpt{asBrowser}, http.StatusUnauthorized, ""},
+		{"browser without login url gets a 401 page", noLogin, "/a", []reqOpt{asBrowser}, http.StatusUnauthorized, "page"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -211,6 +211,12 @@ func TestUnauthenticated(t *testing.T) {
 					t.Fatalf("return path %q, want %q", got, tc.wantReturn)
 				}
 			case http.StatusUnauthorized:
+				if tc.wantReturn == "page" {
+					if !strings.Contains(res.body, "<h1>Sign in first</h1>") || !strings.HasPrefix(res.header.Get("Content-Type"), "text/html") {
+						t.Fatalf("body %q, want the sign-in-required page", res.body)
+					}
+					return
+				}
 				var body struct{ Error string }
 				if err := json.Unmarshal([]byte(res.body), &body); err != nil || body.Error != "unauthenticated" {
 					t.Fatalf("body %q, want JSON with error unauthenticated", res.body)

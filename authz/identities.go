@@ -280,6 +280,21 @@ type entry struct {
 
 	assertionMu sync.Mutex
 	assertions  []cachedAssertion
+
+	// eventID, on the entry of a refused caller (inactive, unmapped), is
+	// the audit event that recorded the end of their sessions ("" when
+	// this request did not end any). Such an entry is never cached and
+	// carries only the names a page shows.
+	eventID string
+}
+
+// refusedEntry is what the gate shows of a caller it refuses although the
+// session was theirs: who they are, and the event that recorded it.
+func (ids *Identities) refusedEntry(user *storage.User, eventID string) *entry {
+	return &entry{eventID: eventID, identity: Identity{
+		Tenant: ids.tenant, UserID: user.ID, UserName: user.UserName, Email: user.PrimaryEmail(), Name: user.DisplayName,
+		RoleLevel: -1,
+	}}
 }
 
 type cachedAssertion struct {
@@ -386,10 +401,11 @@ func (ids *Identities) load(r *http.Request, key [32]byte, gen uint64) (*entry, 
 	}
 	if !user.Active {
 		ids.forget(key)
-		if err := ids.endSessions(ctx, user, "user is inactive"); err != nil {
+		eventID, err := ids.endSessions(ctx, user, "user is inactive")
+		if err != nil {
 			return nil, inactive, err
 		}
-		return nil, inactive, nil
+		return ids.refusedEntry(user, eventID), inactive, nil
 	}
 
 	e := &entry{gen: gen, session: *sess}
@@ -406,10 +422,11 @@ func (ids *Identities) load(r *http.Request, key [32]byte, gen uint64) (*entry, 
 	}
 	if e.identity.RoleLevel < 0 && ids.roles.RequireMappedGroup {
 		ids.forget(key)
-		if err := ids.endSessions(ctx, user, "user is in no mapped group (require_mapped_group)"); err != nil {
+		eventID, err := ids.endSessions(ctx, user, "user is in no mapped group (require_mapped_group)")
+		if err != nil {
 			return nil, unmapped, err
 		}
-		return nil, unmapped, nil
+		return ids.refusedEntry(user, eventID), unmapped, nil
 	}
 	if sess.IDHash != key {
 		// The resolver's Lookup and SessionKey disagree: serve the
@@ -584,14 +601,16 @@ func (ids *Identities) CacheLen() int {
 
 // endSessions ends every session of a user who has lost access and records
 // why. Concurrent requests of the same user all get here; the store
-// serialises them and only the one that ended sessions writes the event.
-func (ids *Identities) endSessions(ctx context.Context, user *storage.User, reason string) error {
-	err := ids.store.Update(context.WithoutCancel(ctx), ids.tenant, func(tx storage.Tx) error {
+// serialises them and only the one that ended sessions writes the event,
+// whose id it returns.
+func (ids *Identities) endSessions(ctx context.Context, user *storage.User, reason string) (eventID string, err error) {
+	err = ids.store.Update(context.WithoutCancel(ctx), ids.tenant, func(tx storage.Tx) error {
+		eventID = ""
 		n, err := tx.DeleteSessionsOf(user.ID)
 		if err != nil || n == 0 {
 			return err
 		}
-		return tx.AppendEvent(storage.Event{
+		eventID, err = tx.AppendEventID(storage.Event{
 			Type:         storage.EventAccessDenied,
 			Actor:        "system",
 			ResourceType: "User",
@@ -599,13 +618,14 @@ func (ids *Identities) endSessions(ctx context.Context, user *storage.User, reas
 			Before:       user.UserName,
 			Reason:       fmt.Sprintf("%s: %d session(s) ended", reason, n),
 		})
+		return err
 	})
 	if err != nil {
-		return fmt.Errorf("ending the sessions of user %s: %w", user.ID, err)
+		return "", fmt.Errorf("ending the sessions of user %s: %w", user.ID, err)
 	}
 	ids.logger.Info("access refused; sessions ended",
 		zap.String("tenant", ids.tenant), zap.String("user_id", user.ID), zap.String("reason", reason))
-	return nil
+	return eventID, nil
 }
 
 // UnresolvedGroups lists the group references of the configuration

@@ -51,6 +51,11 @@ type App struct {
 	// is kept apart from every other's.
 	Tenants []*Tenant `json:"tenants,omitempty"`
 
+	// Templates is a directory of html/template files that replace the
+	// pages people see, for every tenant without templates of its own
+	// (see pages.Load for the file names and the data each gets).
+	Templates string `json:"templates,omitempty"`
+
 	store    *storeHandle // opened at Start or first use, never in Provision
 	storeKey string       // the store's key once opened (for tests)
 	tenants  map[string]*Tenant
@@ -96,6 +101,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	if err := registerMetrics(ctx); err != nil {
 		return fmt.Errorf("registering metrics: %v", err)
+	}
+	if err := a.loadPages(); err != nil {
+		return err
 	}
 
 	if a.StorageRaw == nil {

@@ -41,6 +41,7 @@ func init() {
 //		tenant <name> [{
 //			# tenant settings: see parseTenant
 //		}]
+//		templates <dir>                 # page templates for every tenant (pages.Load)
 //	}
 func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 	if existing != nil {
@@ -81,8 +82,16 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			seen[t.Name] = true
 			app.Tenants = append(app.Tenants, t)
 
+		case "templates":
+			if app.Templates != "" {
+				return nil, d.Err("templates is set twice")
+			}
+			if err := oneArg(d, &app.Templates); err != nil {
+				return nil, err
+			}
+
 		default:
-			return nil, d.Errf("unrecognized portcullis option %q (expected storage or tenant)", d.Val())
+			return nil, d.Errf("unrecognized portcullis option %q (expected storage, tenant or templates)", d.Val())
 		}
 	}
 	raw, err := json.Marshal(app)
@@ -140,6 +149,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 //		}
 //		audit_retention <duration>      # default 400d; "d" counts days
 //		audit_max_events <count>        # default 1000000
+//		templates <dir>                 # page templates (pages.Load); default the global templates
 //	}]
 //
 // The audit log is bounded: events older than audit_retention are never
@@ -218,6 +228,8 @@ func parseTenant(d *caddyfile.Dispenser) (*Tenant, error) {
 			t.Assertion, err = parseAssertion(d, t.Name)
 		case "audit_retention":
 			err = durationArg(d, &t.AuditRetention)
+		case "templates":
+			err = oneArg(d, &t.Templates)
 		case "audit_max_events":
 			var raw string
 			if err = oneArg(d, &raw); err == nil {

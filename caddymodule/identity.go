@@ -8,6 +8,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/portcullis/portcullis/authz"
+	"github.com/portcullis/portcullis/sso"
 )
 
 func init() {
@@ -46,6 +47,8 @@ func init() {
 // A caller without a session is redirected to sign in when it is a browser
 // (Accept: text/html) and gets 401 with a JSON body otherwise. A caller the
 // policy refuses gets 403 with a page (or JSON) naming what is missing.
+// Refusals go to the site's handle_errors block when it has one that takes
+// them (see errorpages.go for the placeholders).
 type Identity struct {
 	// Tenant is the name of a tenant configured with an oidc or saml block.
 	Tenant string `json:"tenant"`
@@ -144,6 +147,9 @@ func (h *Identity) Provision(ctx caddy.Context) error {
 		ReturnPath:      originalRequestURI,
 		AllowPathParams: h.AllowPathParams,
 		ClientAddr:      caddyClientIP,
+		LogoutURL:       loginPrefix + sso.PathLogout,
+		Pages:           rt.cfg.pages,
+		OnRefusal:       handRefusalToCaddy,
 		Logger:          ctx.Logger(),
 		Route:           h.Route,
 	}

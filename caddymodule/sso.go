@@ -26,6 +26,8 @@ const DefaultSSOPrefix = "/sso"
 //	GET      <prefix>/saml/metadata    SP metadata for the IdP's admin
 //	GET|POST <prefix>/saml/slo         SAML Single Logout
 //	GET|POST <prefix>/logout           sign out
+//	GET      <prefix>/signed-out       the "You are signed out" page (register it
+//	                                   as the OIDC post_logout_redirect)
 //
 // Requests outside the prefix go to the next handler, so the directive may
 // also stand at site level. The handler needs the full request path: mount
@@ -37,8 +39,8 @@ type SSO struct {
 	// Prefix is the path the endpoints live under (default "/sso").
 	Prefix string `json:"prefix,omitempty"`
 
-	prefix  string
-	handler http.Handler
+	prefix string
+	serve  func(http.ResponseWriter, *http.Request) error
 }
 
 // CaddyModule returns the Caddy module information.
@@ -66,7 +68,7 @@ func (s *SSO) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("sso %s: prefix: %v", s.Tenant, err)
 	}
-	s.handler = rt.signIn.Handler(s.prefix, rt.externalURLOf)
+	s.serve = rt.signIn.ServeFunc(s.prefix, rt.externalURLOf)
 	return nil
 }
 
@@ -97,8 +99,9 @@ func (s *SSO) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	if !underPrefix(r.URL.Path, s.prefix) {
 		return next.ServeHTTP(w, r)
 	}
-	s.handler.ServeHTTP(w, r)
-	return nil
+	// A failure page goes to handle_errors when the site has one that
+	// takes it (errorpages.go).
+	return s.serve(w, r)
 }
 
 // Interface guards

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/portcullis/portcullis/authz"
+	"github.com/portcullis/portcullis/pages"
 	"github.com/portcullis/portcullis/sso"
 	"github.com/portcullis/portcullis/storage"
 )
@@ -76,6 +77,12 @@ type Tenant struct {
 	// AuditMaxEvents caps the tenant's audit log (default 1,000,000): past
 	// it, the oldest events are deleted first.
 	AuditMaxEvents int `json:"audit_max_events,omitempty"`
+
+	// Templates is a directory of html/template files that replace the
+	// pages people see (default: the app's templates, else the built-in
+	// pages). See pages.Load.
+	Templates string `json:"templates,omitempty"`
+	pages     *pages.Set
 }
 
 // eventRetention is the tenant's audit log bound for the store (zero
@@ -378,6 +385,7 @@ func newTenantRuntime(t *Tenant, store storage.Store, logger *zap.Logger, cookie
 	if err != nil {
 		return nil, err
 	}
+	cfg.Pages, cfg.OnRefusal = t.pages, handRefusalToCaddy
 	svc, err := sso.Prepare(cfg, store, logger)
 	if err != nil {
 		return nil, fmt.Errorf("tenant %s: sign-in: %v", t.Name, err)

@@ -38,25 +38,27 @@ func (s *Service) clientKey(r *http.Request) string {
 // auditRefusal counts a refused sign-in in the limiter and, at most once
 // per address (and known user) and window, records a signin.refused event
 // standing for every refusal since the last one. Failing to write it is
-// logged: the person is refused either way.
-func (s *Service) auditRefusal(r *http.Request, protocol string, ref *refusal) refusalVerdict {
+// logged: the person is refused either way. eventID is the record's id
+// when this refusal was recorded.
+func (s *Service) auditRefusal(r *http.Request, protocol string, ref *refusal) (v refusalVerdict, eventID string) {
 	now := s.now()
 	client := s.clientKey(r)
-	v := s.refusals.refused(client, ref.userID, protocol, ref.reason, now)
+	v = s.refusals.refused(client, ref.userID, protocol, ref.reason, now)
 	s.log.Debug("sign-in refused", zap.String("protocol", protocol), zap.String("reason", ref.reason),
 		zap.String("user", ref.userID), zap.String("client", client), zap.Bool("limited", v.limited))
 	if !v.record {
-		return v
+		return v, ""
 	}
 	s.log.Info("sign-in refused", zap.String("protocol", protocol), zap.String("reason", ref.reason),
 		zap.String("user", ref.userID), zap.String("client", client), zap.Int("count", v.count))
 	e := refusalEvent(now, protocol, ref.userID, ref.reason, client, v.count, v.since)
 	ctx, cancel := auditContext(r)
 	defer cancel()
-	if err := s.appendAudit(ctx, e); err != nil {
+	eventID, err := s.appendAudit(ctx, e)
+	if err != nil {
 		s.log.Error("cannot record refused sign-in", zap.Error(err))
 	}
-	return v
+	return v, eventID
 }
 
 // refusalEvent is the signin.refused event standing for count refusals
@@ -90,12 +92,18 @@ func plural(n int) string {
 	return "s"
 }
 
-// appendAudit writes one audit event in a transaction of its own.
-func (s *Service) appendAudit(ctx context.Context, e storage.Event) error {
-	return s.store.Update(ctx, s.cfg.Tenant, func(tx storage.Tx) error {
+// appendAudit writes one audit event in a transaction of its own and
+// returns its id.
+func (s *Service) appendAudit(ctx context.Context, e storage.Event) (eventID string, err error) {
+	err = s.store.Update(ctx, s.cfg.Tenant, func(tx storage.Tx) error {
 		// An audit event moves no Generation: the store decides that.
-		return tx.AppendEvent(e)
+		eventID, err = tx.AppendEventID(e)
+		return err
 	})
+	if err != nil {
+		return "", err
+	}
+	return eventID, nil
 }
 
 // maxFlushedTallies bounds the events one flush writes (one transaction).

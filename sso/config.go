@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/portcullis/portcullis/pages"
 )
 
 // TenantConfig configures sign-in for one tenant. Exactly one of OIDC and
@@ -41,6 +43,13 @@ type TenantConfig struct {
 	// names), for metrics. It runs on the request's goroutine: keep it
 	// quick.
 	ObserveSignIn func(protocol, result string)
+	// Pages renders the pages people see (nil: the built-in ones).
+	Pages *pages.Set
+	// OnRefusal, when set, is offered every failure page (4xx, 5xx, not
+	// the sign-out confirmation) of a request served through ServeFunc,
+	// complete with words and defaults; a non-nil error means the caller
+	// answers instead (see ServeFunc). Handler never offers it.
+	OnRefusal func(r *http.Request, page *pages.Data) error
 }
 
 // SessionConfig configures the browser session.

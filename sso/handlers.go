@@ -4,11 +4,11 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
-	"strconv"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/portcullis/portcullis/pages"
 	"github.com/portcullis/portcullis/storage"
 )
 
@@ -20,34 +20,63 @@ func newRandom() string {
 
 func queryEscape(s string) string { return url.QueryEscape(s) }
 
-// flowFailed answers a callback whose flow did not check out.
+// flowFailed answers a callback whose flow did not check out: expired,
+// already used (a reloaded or replayed callback), or from another browser.
 func (ep *endpoints) flowFailed(w http.ResponseWriter, r *http.Request, protocol string, err error) {
 	switch {
 	case errors.Is(err, errFlowMalformed), errors.Is(err, errFlowNoCookie),
 		errors.Is(err, errFlowMismatch), errors.Is(err, errFlowUnknown):
-		ep.refuse(w, r, protocol, &refusal{status: http.StatusBadRequest, page: pageFailed, reason: err.Error()})
+		ep.refuse(w, r, protocol, &refusal{status: http.StatusBadRequest, page: pages.SignInFailed, reason: err.Error(),
+			title:   "Sign-in expired",
+			message: "This sign-in link was already used, has expired, or was started in another browser."}, nil)
 	default:
 		ep.s.observeSignIn(protocol, SignInError)
-		ep.s.serverError(w, "consume login flow", err)
+		ep.s.serverError(w, r, "consume login flow", err)
 	}
 }
 
 // refuse counts (and at most once a window records) a refused sign-in and
-// shows the page that explains it; past the address's limit, a 429 with
+// shows the page that explains it, naming who the IdP said the person is
+// (who, nil when unknown); past the address's limit, a 429 with
 // Retry-After.
-func (ep *endpoints) refuse(w http.ResponseWriter, r *http.Request, protocol string, ref *refusal) {
-	v := ep.s.auditRefusal(r, protocol, ref)
+func (ep *endpoints) refuse(w http.ResponseWriter, r *http.Request, protocol string, ref *refusal, who *pages.User) {
+	v, eventID := ep.s.auditRefusal(r, protocol, ref)
 	ep.s.observeRefusal(protocol, ref, v.limited)
 	if v.limited {
-		w.Header().Set("Retry-After", strconv.Itoa(int((v.retryAfter+time.Second-1)/time.Second)))
-		writePage(w, http.StatusTooManyRequests, pageTooMany, pageData{})
+		ep.s.writePage(w, r, pages.Data{Kind: pages.TooManyAttempts, Status: http.StatusTooManyRequests, Code: "too_many_attempts",
+			RetryAfter: int((v.retryAfter + time.Second - 1) / time.Second), AppURL: "/"})
 		return
 	}
 	status := ref.status
 	if status == 0 {
 		status = http.StatusForbidden
 	}
-	writePage(w, status, ref.page, pageData{})
+	d := pages.Data{Kind: ref.page, Status: status, Title: ref.title, Message: ref.message, User: who, Reference: eventID, AppURL: "/"}
+	switch ref.page {
+	case pages.SignInFailed, pages.IdPError:
+		d.SignInURL, d.SignInLabel = ep.s.LoginURL(ep.prefix, "/"), "Sign in again"
+	default:
+		// The IdP signed in someone this application refuses: offer
+		// another account (after ending the IdP session where the IdP
+		// lets us).
+		d.SwitchUserURL = ep.prefix + PathLogout
+	}
+	ep.s.writePage(w, r, d)
+}
+
+// whoFrom is how a refusal page names the person the IdP vouched for.
+func whoFrom(id *identity) *pages.User {
+	if id == nil {
+		return nil
+	}
+	u := &pages.User{Email: id.email, DisplayName: id.name}
+	if len(id.userNames) > 0 {
+		u.Name = id.userNames[0]
+	}
+	if u.Label() == "" {
+		return nil
+	}
+	return u
 }
 
 // finishSignIn stores the session for a verified identity and sends the
@@ -56,12 +85,12 @@ func (ep *endpoints) finishSignIn(w http.ResponseWriter, r *http.Request, id *id
 	sessionID, user, err := ep.s.completeSignIn(r, id)
 	var ref *refusal
 	if errors.As(err, &ref) {
-		ep.refuse(w, r, id.protocol, ref)
+		ep.refuse(w, r, id.protocol, ref, whoFrom(id))
 		return
 	}
 	if err != nil {
 		ep.s.observeSignIn(id.protocol, SignInError)
-		ep.s.serverError(w, "complete sign-in", err)
+		ep.s.serverError(w, r, "complete sign-in", err)
 		return
 	}
 	ep.s.observeSignIn(id.protocol, SignInSucceeded)
@@ -72,10 +101,28 @@ func (ep *endpoints) finishSignIn(w http.ResponseWriter, r *http.Request, id *id
 	http.Redirect(w, r, SanitizeReturnPath(returnPath), http.StatusSeeOther)
 }
 
-func (s *Service) serverError(w http.ResponseWriter, what string, err error) {
+func (s *Service) serverError(w http.ResponseWriter, r *http.Request, what string, err error) {
 	s.log.Error("sso: "+what, zap.Error(err))
-	writePage(w, http.StatusInternalServerError, pageServerError, pageData{})
+	s.writePage(w, r, pages.Data{Kind: pages.ServerError, Status: http.StatusInternalServerError, Code: "internal_error",
+		Message: "The sign-in service could not finish your request.", AppURL: "/"})
 }
+
+// notFound answers a path under the prefix that is no endpoint.
+func (ep *endpoints) notFound(w http.ResponseWriter, r *http.Request) {
+	ep.s.writePage(w, r, pages.Data{Kind: pages.NotFound, Status: http.StatusNotFound, AppURL: "/",
+		SignInURL: ep.s.LoginURL(ep.prefix, "/")})
+}
+
+// signedOutPage is where sign-out lands: here directly, or back from the
+// IdP's logout (PathSignedOut is the post-logout redirect to register).
+// It offers a new sign-in rather than going back to the IdP's form.
+func (ep *endpoints) signedOutPage(w http.ResponseWriter, r *http.Request, who *pages.User) {
+	ep.s.writePage(w, r, pages.Data{Kind: pages.SignedOut, Status: http.StatusOK, User: who, Reference: "",
+		SignInURL: ep.s.LoginURL(ep.prefix, "/"), SignInLabel: "Sign in again"})
+}
+
+// signedOut serves GET <prefix>/signed-out.
+func (ep *endpoints) signedOut(w http.ResponseWriter, r *http.Request) { ep.signedOutPage(w, r, nil) }
 
 // logout ends the local session and then, where the IdP offers it, sends
 // the browser to SAML Single Logout or OIDC RP-initiated logout.
@@ -85,26 +132,30 @@ func (s *Service) serverError(w http.ResponseWriter, what string, err error) {
 // sign people out with a link or an image.
 func (ep *endpoints) logout(w http.ResponseWriter, r *http.Request) {
 	s := ep.s
+	confirm := pages.Data{Kind: pages.ConfirmSignOut, SignOutForm: ep.prefix + PathLogout, AppURL: "/"}
 	if r.Method == http.MethodPost {
 		if err := http.NewCrossOriginProtection().Check(r); err != nil {
-			writePage(w, http.StatusForbidden, pageConfirmSignOut, pageData{FormAction: ep.prefix + PathLogout})
+			confirm.Status = http.StatusForbidden
+			s.writePage(w, r, confirm)
 			return
 		}
 	} else if r.Header.Get("Sec-Fetch-Site") == "cross-site" {
-		writePage(w, http.StatusOK, pageConfirmSignOut, pageData{FormAction: ep.prefix + PathLogout})
+		confirm.Status = http.StatusOK
+		s.writePage(w, r, confirm)
 		return
 	}
 	s.clearSessionCookie(w, r)
 	hash, ok := s.currentSessionHash(r)
 	if !ok {
-		writePage(w, http.StatusOK, pageSignedOut, pageData{LinkURL: s.LoginURL(ep.prefix, "/"), LinkText: "Sign in again"})
+		ep.signedOutPage(w, r, nil)
 		return
 	}
 	var ended *storage.Session
+	var who *pages.User
 	ctx, cancel := auditContext(r)
 	defer cancel()
 	err := s.store.Update(ctx, s.cfg.Tenant, func(tx storage.Tx) error {
-		ended = nil
+		ended, who = nil, nil
 		sess, err := tx.GetSession(hash)
 		if errors.Is(err, storage.ErrNotFound) {
 			return nil
@@ -116,13 +167,16 @@ func (ep *endpoints) logout(w http.ResponseWriter, r *http.Request) {
 			return err
 		}
 		ended = sess
+		if u, err := tx.GetUser(sess.UserID); err == nil {
+			who = &pages.User{Name: u.UserName, Email: u.PrimaryEmail(), DisplayName: u.DisplayName}
+		}
 		return tx.AppendEvent(storage.Event{
 			Time: s.now(), Type: storage.EventSignOut, Actor: sess.UserID,
 			ResourceType: "User", ResourceID: sess.UserID, After: sess.Protocol,
 		})
 	})
 	if err != nil {
-		s.serverError(w, "sign out", err)
+		s.serverError(w, r, "sign out", err)
 		return
 	}
 	if ended != nil {
@@ -145,12 +199,12 @@ func (ep *endpoints) logout(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	writePage(w, http.StatusOK, pageSignedOut, pageData{LinkURL: s.LoginURL(ep.prefix, "/"), LinkText: "Sign in again"})
+	ep.signedOutPage(w, r, who)
 }
 
 // idpUnavailable answers a sign-in request while the IdP was never
 // reached: 503, with a Retry-After of the time to the next attempt.
-func (ep *endpoints) idpUnavailable(w http.ResponseWriter) {
+func (ep *endpoints) idpUnavailable(w http.ResponseWriter, r *http.Request) {
 	s := ep.s
 	now := time.Now()
 	retry := time.Second
@@ -160,5 +214,15 @@ func (ep *endpoints) idpUnavailable(w http.ResponseWriter) {
 	case s.saml != nil:
 		retry = s.saml.idp.retryAfter(now)
 	}
-	writeUnavailable(w, retry)
+	secs := int((retry + time.Second - 1) / time.Second)
+	s.IdPUnreachablePage(w, r, ep.prefix, returnPathOf(r), max(secs, 1))
+}
+
+// returnPathOf is the page a sign-in request wants to come back to (its rd
+// parameter), for a "try again" link; LoginURL sanitises it.
+func returnPathOf(r *http.Request) string {
+	if rd := r.URL.Query().Get("rd"); rd != "" {
+		return rd
+	}
+	return "/"
 }

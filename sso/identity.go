@@ -3,6 +3,7 @@ package sso
 import (
 	"errors"
 	"fmt"
+	"github.com/portcullis/portcullis/pages"
 	"net/http"
 	"sort"
 	"strings"
@@ -47,8 +48,10 @@ const (
 type refusal struct {
 	status int
 	reason string
-	page   pageKind
+	page   pages.Kind
 	userID string
+	// title and message, when set, replace the page's words.
+	title, message string
 }
 
 func (e *refusal) Error() string { return "sign-in refused: " + e.reason }
@@ -84,14 +87,14 @@ func (s *Service) completeSignIn(r *http.Request, id *identity) (string, *storag
 				return err
 			}
 			if other {
-				return &refusal{status: http.StatusForbidden, page: pageNotProvisioned, userID: u.ID,
+				return &refusal{status: http.StatusForbidden, page: pages.NotProvisioned, userID: u.ID,
 					reason: fmt.Sprintf("%q matches a user who signs in with another account at this IdP", u.UserName)}
 			}
 		}
 		var events []storage.Event
 		if u == nil {
 			if !s.cfg.JIT {
-				return &refusal{status: http.StatusForbidden, page: pageNotProvisioned,
+				return &refusal{status: http.StatusForbidden, page: pages.NotProvisioned,
 					reason: fmt.Sprintf("no provisioned user matches %q and just-in-time creation is off", firstNonEmpty(id.userNames...))}
 			}
 			if err := s.checkDomain(email, ""); err != nil {
@@ -107,7 +110,7 @@ func (s *Service) completeSignIn(r *http.Request, id *identity) (string, *storag
 				return err
 			}
 			if !u.Active {
-				return &refusal{status: http.StatusForbidden, page: pageInactive, userID: u.ID,
+				return &refusal{status: http.StatusForbidden, page: pages.AccountInactive, userID: u.ID,
 					reason: "user is deactivated"}
 			}
 			if s.cfg.JIT && u.Source == storage.SourceJIT {
@@ -211,7 +214,7 @@ func (s *Service) findUser(tx storage.ReadTx, id *identity, email string) (u *st
 	case 1:
 		return users[0], false, nil
 	default:
-		return nil, false, &refusal{status: http.StatusForbidden, page: pageNotProvisioned,
+		return nil, false, &refusal{status: http.StatusForbidden, page: pages.NotProvisioned,
 			reason: fmt.Sprintf("%d users share the email %q and none has it as userName", len(users), email)}
 	}
 }
@@ -227,7 +230,7 @@ func (s *Service) checkDomain(claimed, stored string) error {
 		email = strings.ToLower(stored)
 	}
 	if email == "" {
-		return &refusal{status: http.StatusForbidden, page: pageDomain,
+		return &refusal{status: http.StatusForbidden, page: pages.DomainNotAllowed,
 			reason: "no email to check against allowed_domains"}
 	}
 	domain := email[strings.LastIndexByte(email, '@')+1:]
@@ -236,7 +239,7 @@ func (s *Service) checkDomain(claimed, stored string) error {
 			return nil
 		}
 	}
-	return &refusal{status: http.StatusForbidden, page: pageDomain,
+	return &refusal{status: http.StatusForbidden, page: pages.DomainNotAllowed,
 		reason: fmt.Sprintf("email domain %q is not in allowed_domains", domain)}
 }
 
@@ -249,7 +252,7 @@ func (s *Service) createJITUser(tx storage.Tx, id *identity, email string, now t
 		}
 	}
 	if userName == "" {
-		return nil, nil, &refusal{status: http.StatusForbidden, page: pageNotProvisioned,
+		return nil, nil, &refusal{status: http.StatusForbidden, page: pages.NotProvisioned,
 			reason: "the IdP sent no usable user name or email to create a user from"}
 	}
 	u := &storage.User{

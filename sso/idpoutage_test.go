@@ -60,7 +60,7 @@ func expectUnavailable(t *testing.T, method, u string) {
 	if err != nil || secs < 1 || secs > 60 {
 		t.Fatalf("%s %s: Retry-After %q", method, u, resp.Header.Get("Retry-After"))
 	}
-	mustContain(t, "unavailable page", string(body), "cannot reach your organisation&#39;s identity provider")
+	mustContain(t, "unavailable page", string(body), "cannot be reached right now")
 }
 
 // waitUntil polls cond for up to 10s.

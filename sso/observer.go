@@ -1,5 +1,7 @@
 package sso
 
+import "github.com/portcullis/portcullis/pages"
+
 // Results of a sign-in, as TenantConfig.ObserveSignIn receives them. They
 // name what happened, never who: they are metric label values.
 const (
@@ -26,12 +28,12 @@ const (
 )
 
 // signInResults maps a refusal's page to its result.
-var signInResults = map[pageKind]string{
-	pageFailed:         SignInInvalid,
-	pageInactive:       SignInInactive,
-	pageDomain:         SignInDomainNotAllowed,
-	pageNotProvisioned: SignInNotProvisioned,
-	pageIdPError:       SignInIdPError,
+var signInResults = map[pages.Kind]string{
+	pages.SignInFailed:     SignInInvalid,
+	pages.AccountInactive:  SignInInactive,
+	pages.DomainNotAllowed: SignInDomainNotAllowed,
+	pages.NotProvisioned:   SignInNotProvisioned,
+	pages.IdPError:         SignInIdPError,
 }
 
 // observeSignIn reports a finished sign-in attempt to the configured hook.

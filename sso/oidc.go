@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"github.com/portcullis/portcullis/pages"
 	"net/http"
 	"net/url"
 	"strings"
@@ -90,7 +91,7 @@ func (ep *endpoints) oidcLogin(w http.ResponseWriter, r *http.Request, returnPat
 	s := ep.s
 	p := s.oidc.idp.get()
 	if p == nil {
-		ep.idpUnavailable(w)
+		ep.idpUnavailable(w, r)
 		return
 	}
 	redirectURI := ep.url(r, PathOIDCCallback)
@@ -104,7 +105,7 @@ func (ep *endpoints) oidcLogin(w http.ResponseWriter, r *http.Request, returnPat
 	}
 	state, err := s.startFlow(w, r, ep.prefix, f, false)
 	if err != nil {
-		s.serverError(w, "start oidc sign-in", err)
+		s.serverError(w, r, "start oidc sign-in", err)
 		return
 	}
 	target := s.oidc.oauth2Config(p, redirectURI).AuthCodeURL(state, oidc.Nonce(nonce), oauth2.S256ChallengeOption(f.Verifier))
@@ -120,7 +121,7 @@ func (ep *endpoints) oidcCallback(w http.ResponseWriter, r *http.Request) {
 	// once the provider is back.
 	p := s.oidc.idp.get()
 	if p == nil {
-		ep.idpUnavailable(w)
+		ep.idpUnavailable(w, r)
 		return
 	}
 	q := r.URL.Query()
@@ -130,28 +131,29 @@ func (ep *endpoints) oidcCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if f.Protocol != protocolOIDC {
-		ep.refuse(w, r, protocolOIDC, &refusal{status: http.StatusBadRequest, page: pageFailed, reason: "flow is not an oidc sign-in"})
+		ep.refuse(w, r, protocolOIDC, &refusal{status: http.StatusBadRequest, page: pages.SignInFailed, reason: "flow is not an oidc sign-in"}, nil)
 		return
 	}
 	if e := q.Get("error"); e != "" {
-		ep.refuse(w, r, protocolOIDC, &refusal{status: http.StatusBadRequest, page: pageIdPError,
-			reason: fmt.Sprintf("provider answered error %q: %s", truncate(e, 64), truncate(q.Get("error_description"), 256))})
+		ep.refuse(w, r, protocolOIDC, &refusal{status: http.StatusBadRequest, page: pages.IdPError,
+			reason: fmt.Sprintf("provider answered error %q: %s", truncate(e, 64), truncate(q.Get("error_description"), 256))}, nil)
 		return
 	}
 	code := q.Get("code")
 	if code == "" || len(code) > maxCodeLen {
-		ep.refuse(w, r, protocolOIDC, &refusal{status: http.StatusBadRequest, page: pageFailed, reason: "callback without a usable code"})
+		ep.refuse(w, r, protocolOIDC, &refusal{status: http.StatusBadRequest, page: pages.SignInFailed, reason: "callback without a usable code"}, nil)
 		return
 	}
 	id, ref, err := s.oidc.redeem(r.Context(), p, f, code)
 	if err != nil {
 		s.log.Error("oidc provider unreachable", zap.Error(err))
 		s.observeSignIn(protocolOIDC, SignInError)
-		writePage(w, http.StatusBadGateway, pageServerError, pageData{})
+		s.writePage(w, r, pages.Data{Kind: pages.IdPUnreachable, Status: http.StatusBadGateway, Code: "idp_unreachable",
+			Message: "The identity provider could not be reached to finish your sign-in.", SignInURL: s.LoginURL(ep.prefix, f.ReturnPath), SignInLabel: "Try again"})
 		return
 	}
 	if ref != nil {
-		ep.refuse(w, r, protocolOIDC, ref)
+		ep.refuse(w, r, protocolOIDC, ref, nil)
 		return
 	}
 	ep.finishSignIn(w, r, id, f.ReturnPath)
@@ -163,7 +165,7 @@ func (ep *endpoints) oidcCallback(w http.ResponseWriter, r *http.Request) {
 func (o *oidcRP) redeem(ctx context.Context, p *oidcProvider, f *loginFlow, code string) (*identity, *refusal, error) {
 	ctx = oidc.ClientContext(ctx, o.s.client)
 	refused := func(format string, args ...any) (*identity, *refusal, error) {
-		return nil, &refusal{status: http.StatusBadRequest, page: pageFailed, reason: fmt.Sprintf(format, args...)}, nil
+		return nil, &refusal{status: http.StatusBadRequest, page: pages.SignInFailed, reason: fmt.Sprintf(format, args...)}, nil
 	}
 	tok, err := o.oauth2Config(p, f.RedirectURI).Exchange(ctx, code, oauth2.VerifierOption(f.Verifier))
 	if err != nil {

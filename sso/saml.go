@@ -8,6 +8,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"github.com/portcullis/portcullis/pages"
 	"net/http"
 	"net/url"
 	"os"
@@ -265,7 +266,7 @@ func (p *samlSP) serviceProvider(ep *endpoints, r *http.Request) *saml.ServicePr
 func (ep *endpoints) samlLogin(w http.ResponseWriter, r *http.Request, returnPath string) {
 	s := ep.s
 	if s.saml.idp.get() == nil {
-		ep.idpUnavailable(w)
+		ep.idpUnavailable(w, r)
 		return
 	}
 	sp := s.saml.serviceProvider(ep, r)
@@ -277,19 +278,19 @@ func (ep *endpoints) samlLogin(w http.ResponseWriter, r *http.Request, returnPat
 	}
 	req, err := sp.MakeAuthenticationRequest(loc, binding, saml.HTTPPostBinding)
 	if err != nil {
-		s.serverError(w, "make saml AuthnRequest", err)
+		s.serverError(w, r, "make saml AuthnRequest", err)
 		return
 	}
 	f := &loginFlow{Protocol: protocolSAML, ReturnPath: returnPath, RequestID: req.ID, ACSURL: sp.AcsURL.String()}
 	relayState, err := s.startFlow(w, r, ep.prefix, f, true)
 	if err != nil {
-		s.serverError(w, "start saml sign-in", err)
+		s.serverError(w, r, "start saml sign-in", err)
 		return
 	}
 	if binding == saml.HTTPRedirectBinding {
 		u, err := req.Redirect(relayState, sp)
 		if err != nil {
-			s.serverError(w, "encode saml AuthnRequest", err)
+			s.serverError(w, r, "encode saml AuthnRequest", err)
 			return
 		}
 		http.Redirect(w, r, u.String(), http.StatusFound)
@@ -315,21 +316,21 @@ func (ep *endpoints) samlACS(w http.ResponseWriter, r *http.Request) {
 	// Checked before the flow is consumed, so that posting the same
 	// response again works once the metadata is in.
 	if s.saml.idp.get() == nil {
-		ep.idpUnavailable(w)
+		ep.idpUnavailable(w, r)
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxSAMLBody)
 	if err := r.ParseForm(); err != nil {
-		ep.refuse(w, r, protocolSAML, &refusal{status: http.StatusBadRequest, page: pageFailed, reason: "unreadable ACS form: " + truncate(err.Error(), 128)})
+		ep.refuse(w, r, protocolSAML, &refusal{status: http.StatusBadRequest, page: pages.SignInFailed, reason: "unreadable ACS form: " + truncate(err.Error(), 128)}, nil)
 		return
 	}
 	if r.PostForm.Get("SAMLart") != "" || r.URL.Query().Get("SAMLart") != "" {
-		ep.refuse(w, r, protocolSAML, &refusal{status: http.StatusBadRequest, page: pageFailed, reason: "the HTTP-Artifact binding is not accepted"})
+		ep.refuse(w, r, protocolSAML, &refusal{status: http.StatusBadRequest, page: pages.SignInFailed, reason: "the HTTP-Artifact binding is not accepted"}, nil)
 		return
 	}
 	rawResponse := r.PostForm.Get("SAMLResponse")
 	if rawResponse == "" {
-		ep.refuse(w, r, protocolSAML, &refusal{status: http.StatusBadRequest, page: pageFailed, reason: "ACS request without SAMLResponse"})
+		ep.refuse(w, r, protocolSAML, &refusal{status: http.StatusBadRequest, page: pages.SignInFailed, reason: "ACS request without SAMLResponse"}, nil)
 		return
 	}
 	f, err := s.consumeFlow(w, r, ep.prefix, r.PostForm.Get("RelayState"))
@@ -338,12 +339,12 @@ func (ep *endpoints) samlACS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if f.Protocol != protocolSAML || f.RequestID == "" {
-		ep.refuse(w, r, protocolSAML, &refusal{status: http.StatusBadRequest, page: pageFailed, reason: "flow is not a saml sign-in"})
+		ep.refuse(w, r, protocolSAML, &refusal{status: http.StatusBadRequest, page: pages.SignInFailed, reason: "flow is not a saml sign-in"}, nil)
 		return
 	}
 	id, ref := s.saml.verifyResponse(ep, r, f)
 	if ref != nil {
-		ep.refuse(w, r, protocolSAML, ref)
+		ep.refuse(w, r, protocolSAML, ref, nil)
 		return
 	}
 	ep.finishSignIn(w, r, id, f.ReturnPath)
@@ -353,7 +354,7 @@ func (ep *endpoints) samlACS(w http.ResponseWriter, r *http.Request) {
 // id and turns the assertion into an identity.
 func (p *samlSP) verifyResponse(ep *endpoints, r *http.Request, f *loginFlow) (*identity, *refusal) {
 	refused := func(format string, args ...any) (*identity, *refusal) {
-		return nil, &refusal{status: http.StatusBadRequest, page: pageFailed, reason: fmt.Sprintf(format, args...)}
+		return nil, &refusal{status: http.StatusBadRequest, page: pages.SignInFailed, reason: fmt.Sprintf(format, args...)}
 	}
 	if !p.cfg.AllowEncryptedAssertions {
 		enc, err := hasEncryptedAssertion(r.PostForm.Get("SAMLResponse"))
@@ -532,7 +533,7 @@ func (ep *endpoints) samlMetadata(w http.ResponseWriter, r *http.Request) {
 	}
 	buf, err := xml.MarshalIndent(md, "", "  ")
 	if err != nil {
-		ep.s.serverError(w, "marshal saml metadata", err)
+		ep.s.serverError(w, r, "marshal saml metadata", err)
 		return
 	}
 	w.Header().Set("Content-Type", "application/samlmetadata+xml")
@@ -579,17 +580,23 @@ func (ep *endpoints) samlLogoutRedirect(w http.ResponseWriter, r *http.Request, 
 	return u.String(), nil
 }
 
+// sloFailedPage answers a Single Logout message that does not check out.
+var sloFailedPage = pages.Data{Kind: pages.SignInFailed, Status: http.StatusBadRequest, Code: "slo_failed",
+	Title:   "Sign-out not completed",
+	Message: "The sign-out message from your identity provider could not be verified.",
+	Hint:    "Close the browser to end your session, or sign out again from the application.", AppURL: "/"}
+
 // samlSLO takes the IdP's LogoutResponse to our LogoutRequest, or a
 // LogoutRequest from the IdP (IdP-initiated logout), on either binding.
 func (ep *endpoints) samlSLO(w http.ResponseWriter, r *http.Request) {
 	s := ep.s
 	if s.saml.idp.get() == nil {
-		ep.idpUnavailable(w)
+		ep.idpUnavailable(w, r)
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxSAMLBody)
 	if err := r.ParseForm(); err != nil {
-		writePage(w, http.StatusBadRequest, pageFailed, pageData{})
+		s.writePage(w, r, sloFailedPage)
 		return
 	}
 	sp := s.saml.serviceProvider(ep, r)
@@ -606,27 +613,27 @@ func (ep *endpoints) samlSLO(w http.ResponseWriter, r *http.Request) {
 			s.log.Warn("saml LogoutResponse without a matching logout flow")
 		}
 		// The local session ended before the browser went to the IdP.
-		writePage(w, http.StatusOK, pageSignedOut, pageData{LinkURL: s.LoginURL(ep.prefix, "/"), LinkText: "Sign in again"})
+		ep.signedOutPage(w, r, nil)
 	case r.Form.Get("SAMLRequest") != "":
 		req, err := sp.ValidateLogoutRequest(r)
 		if err != nil {
 			s.log.Warn("saml LogoutRequest rejected", zap.String("reason", describeSAMLError(err)))
-			writePage(w, http.StatusBadRequest, pageFailed, pageData{})
+			s.writePage(w, r, sloFailedPage)
 			return
 		}
 		if err := s.endSAMLSessions(r, req); err != nil {
-			s.serverError(w, "end sessions for saml LogoutRequest", err)
+			s.serverError(w, r, "end sessions for saml LogoutRequest", err)
 			return
 		}
 		s.clearSessionCookie(w, r)
 		u, err := sp.MakeRedirectLogoutResponse(req.ID, r.Form.Get("RelayState"))
 		if err != nil {
-			s.serverError(w, "make saml LogoutResponse", err)
+			s.serverError(w, r, "make saml LogoutResponse", err)
 			return
 		}
 		http.Redirect(w, r, u.String(), http.StatusFound)
 	default:
-		writePage(w, http.StatusBadRequest, pageFailed, pageData{})
+		s.writePage(w, r, sloFailedPage)
 	}
 }
 

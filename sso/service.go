@@ -261,6 +261,10 @@ const (
 	PathSAMLMetadata = "/saml/metadata"
 	PathSAMLSLO      = "/saml/slo"
 	PathLogout       = "/logout"
+	// PathSignedOut shows the "You are signed out" page; register
+	// <external URL><prefix>/signed-out as the OIDC post-logout redirect
+	// (post_logout_redirect) so that sign-out at the IdP lands there.
+	PathSignedOut = "/signed-out"
 )
 
 // LoginURL is the relative URL that starts a sign-in and comes back to
@@ -277,18 +281,43 @@ func (s *Service) LoginURL(prefix, returnPath string) string {
 //	GET  <prefix>/saml/metadata    SP metadata XML
 //	GET|POST <prefix>/saml/slo     SAML Single Logout (IdP requests and responses)
 //	GET|POST <prefix>/logout       end the session, then IdP logout if offered
+//	GET  <prefix>/signed-out       the "You are signed out" page
+//
+// Any other path under the prefix gets the not_found page (404), any other
+// method on an endpoint too.
 //
 // externalURL returns the scheme and host the browser uses to reach the
 // gateway, e.g. "https://app.example.com" (no trailing slash); the redirect
 // URI, ACS and SLO URLs are built from it. The request path keeps the prefix
 // (the handler strips it itself).
 func (s *Service) Handler(prefix string, externalURL func(r *http.Request) string) http.Handler {
+	serve := s.handler(prefix, externalURL)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { serve(w, r) })
+}
+
+// ServeFunc is Handler for a caller that takes refusals itself: a failure
+// page (4xx, 5xx) is first offered to TenantConfig.OnRefusal, and when
+// that answers with an error, nothing but headers is written and the
+// function returns the error. The Caddy wiring hands such errors to
+// handle_errors.
+func (s *Service) ServeFunc(prefix string, externalURL func(r *http.Request) string) func(http.ResponseWriter, *http.Request) error {
+	serve := s.handler(prefix, externalURL)
+	return func(w http.ResponseWriter, r *http.Request) error {
+		r, slot := withRefusalSlot(r)
+		serve(w, r)
+		return slot.err
+	}
+}
+
+func (s *Service) handler(prefix string, externalURL func(r *http.Request) string) func(http.ResponseWriter, *http.Request) {
 	prefix = strings.TrimSuffix(prefix, "/")
 	mux := http.NewServeMux()
 	ep := &endpoints{s: s, prefix: prefix, externalURL: externalURL}
+	mux.HandleFunc("/", ep.notFound)
 	mux.HandleFunc("GET "+PathLogin, ep.login)
 	mux.HandleFunc("GET "+PathLogout, ep.logout)
 	mux.HandleFunc("POST "+PathLogout, ep.logout)
+	mux.HandleFunc("GET "+PathSignedOut, ep.signedOut)
 	if s.oidc != nil {
 		mux.HandleFunc("GET "+PathOIDCCallback, ep.oidcCallback)
 	}
@@ -298,10 +327,10 @@ func (s *Service) Handler(prefix string, externalURL func(r *http.Request) strin
 		mux.HandleFunc("GET "+PathSAMLSLO, ep.samlSLO)
 		mux.HandleFunc("POST "+PathSAMLSLO, ep.samlSLO)
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return func(w http.ResponseWriter, r *http.Request) {
 		rest, ok := strings.CutPrefix(r.URL.Path, prefix)
 		if !ok || (rest != "" && rest[0] != '/') {
-			http.NotFound(w, r)
+			ep.notFound(w, r)
 			return
 		}
 		w.Header().Set("Cache-Control", "no-store")
@@ -310,14 +339,14 @@ func (s *Service) Handler(prefix string, externalURL func(r *http.Request) strin
 		if !s.started.Load() {
 			// The keys are not loaded yet (a request that came in while
 			// the gateway starts).
-			writeUnavailable(w, time.Second)
+			s.IdPUnreachablePage(w, r, prefix, returnPathOf(r), 1)
 			return
 		}
 		r2 := r.Clone(r.Context())
 		r2.URL.Path = rest
 		r2.URL.RawPath = ""
 		mux.ServeHTTP(w, r2)
-	})
+	}
 }
 
 // endpoints carries what every handler needs to build absolute URLs.

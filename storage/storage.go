@@ -327,6 +327,10 @@ type Tx interface {
 	// AppendEvent records an audit event; the store sets ID (time-sortable)
 	// and Time if zero.
 	AppendEvent(e Event) error
+	// AppendEventID is AppendEvent returning the id the store gave the
+	// event, so a page can show it to a person as a reference for the
+	// helpdesk. The id is final once the transaction commits.
+	AppendEventID(e Event) (id string, err error)
 }
 
 // NewID returns a random RFC 4122 version 4 UUID.

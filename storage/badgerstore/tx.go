@@ -1004,18 +1004,23 @@ func eventNanos(at time.Time) uint64 {
 }
 
 func (t *tx) AppendEvent(e storage.Event) error {
+	_, err := t.AppendEventID(e)
+	return err
+}
+
+func (t *tx) AppendEventID(e storage.Event) (string, error) {
 	if err := t.mustWrite(); err != nil {
-		return err
+		return "", err
 	}
 	if e.Time.IsZero() {
 		e.Time = time.Now()
 	}
 	e.ID = newEventID(e.Time)
 	if err := t.setJSON(t.k.id(kindEvent, e.ID), e); err != nil {
-		return err
+		return "", err
 	}
 	t.appended++
-	return nil
+	return e.ID, nil
 }
 
 func (t *tx) Events(q storage.EventQuery) ([]storage.Event, error) {

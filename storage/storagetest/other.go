@@ -327,3 +327,28 @@ func testEventsLimit(t *testing.T, h *harness) {
 		}
 	}
 }
+
+// testEventID: AppendEventID returns the id the event is listed under, and
+// the id is the store's (one the caller set is replaced).
+func testEventID(t *testing.T, h *harness) {
+	const tenant = "acme"
+	var first, second string
+	h.update(tenant, func(tx storage.Tx) error {
+		var err error
+		if first, err = tx.AppendEventID(storage.Event{Type: storage.EventAccessDenied, Actor: "u1", ResourceID: "a"}); err != nil {
+			return err
+		}
+		second, err = tx.AppendEventID(storage.Event{ID: "caller-chosen", Type: storage.EventAccessDenied, Actor: "u1", ResourceID: "b"})
+		return err
+	})
+	if first == "" || second == "" || first == second || second == "caller-chosen" {
+		t.Fatalf("AppendEventID returned %q and %q, want two distinct store-made ids", first, second)
+	}
+	got := map[string]string{}
+	for _, e := range eventsOf(t, h, tenant, storage.EventQuery{}) {
+		got[e.ResourceID] = e.ID
+	}
+	if got["a"] != first || got["b"] != second {
+		t.Fatalf("events listed with ids %v, want a=%s b=%s", got, first, second)
+	}
+}

@@ -63,6 +63,7 @@ var suite = []struct {
 	{"Records", testRecords},
 	{"Events", testEvents},
 	{"EventsLimit", testEventsLimit},
+	{"EventID", testEventID},
 	{"EventRetentionAge", testEventRetentionAge},
 	{"EventRetentionCap", testEventRetentionCap},
 	{"TenantIsolation", testTenantIsolation},
