@@ -28,14 +28,16 @@ const metricsCaddyfile = `{
 	metrics
 	portcullis {
 		storage badger {STORE}
-		tenant acme {
+		# A tenant of its own: the collectors live as long as the process,
+		# and other tests of the package count under their tenants.
+		tenant metered {
 			oidc {
 				issuer {ISSUER}
-				client_id portcullis-acme
+				client_id portcullis-metered
 				client_secret {SECRET}
 			}
 			session {
-				cookie_name acme_session
+				cookie_name metered_session
 			}
 			roles viewer editor admin
 			map_group "Engineering" editor
@@ -45,21 +47,21 @@ const metricsCaddyfile = `{
 }
 
 :{PORT} {
-	handle /scim/v2/acme/* {
-		scim acme
+	handle /scim/v2/metered/* {
+		scim metered
 	}
 	handle /sso/* {
-		sso acme
+		sso metered
 	}
 	handle /admin/* {
-		identity acme {
+		identity metered {
 			require admin
 			route admin-pages
 		}
 		reverse_proxy {BACKEND}
 	}
 	handle /events/* {
-		identity acme {
+		identity metered {
 			route events
 		}
 		reverse_proxy {STREAM} {
@@ -67,7 +69,7 @@ const metricsCaddyfile = `{
 		}
 	}
 	handle {
-		identity acme {
+		identity metered {
 			require viewer
 			route app
 		}
@@ -84,9 +86,9 @@ const metricsCaddyfile = `{
 // checks that the counters go on.
 func TestMetricsWalkthrough(t *testing.T) {
 	idp, err := devidp.Start(devidp.Config{Addr: "127.0.0.1:0", Users: []devidp.User{
-		{Subject: "alice", PreferredUsername: "alice@acme.example", Email: "alice@acme.example", EmailVerified: true, Name: "Alice Liddell"},
-		{Subject: "bob", PreferredUsername: "bob@acme.example", Email: "bob@acme.example", EmailVerified: true, Name: "Bob Builder"},
-		{Subject: "carol", PreferredUsername: "carol@acme.example", Email: "carol@acme.example", EmailVerified: true, Name: "Carol"},
+		{Subject: "alice", PreferredUsername: "alice@metered.example", Email: "alice@metered.example", EmailVerified: true, Name: "Alice Liddell"},
+		{Subject: "bob", PreferredUsername: "bob@metered.example", Email: "bob@metered.example", EmailVerified: true, Name: "Bob Builder"},
+		{Subject: "carol", PreferredUsername: "carol@metered.example", Email: "carol@metered.example", EmailVerified: true, Name: "Carol"},
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -95,7 +97,7 @@ func TestMetricsWalkthrough(t *testing.T) {
 	port := gatewaytest.FreePort(t)
 	g := gateway{admin: fmt.Sprintf("127.0.0.1:%d", gatewaytest.FreePort(t)), site: fmt.Sprintf("http://127.0.0.1:%d", port)}
 	secret := fmt.Sprintf("secret-%d", time.Now().UnixNano())
-	idp.AddClient("portcullis-acme", secret, []string{g.site + "/sso/oidc/callback"}, []string{g.site + "/"})
+	idp.AddClient("portcullis-metered", secret, []string{g.site + "/sso/oidc/callback"}, []string{g.site + "/"})
 	backend := gatewaytest.StartBackend(t, nil)
 	stream := startStreamingBackend(t)
 
@@ -105,23 +107,23 @@ func TestMetricsWalkthrough(t *testing.T) {
 	gatewaytest.Load(t, cf)
 
 	// Step 1: mint the SCIM token; step 2: the IdP pushes users and a group.
-	token := issueToken(t, g, "acme")
+	token := issueToken(t, g, "metered")
 	create := func(kind string, body map[string]any) string {
 		t.Helper()
-		a := call(t, http.MethodPost, g.scimBase("acme")+"/"+kind, token, body)
+		a := call(t, http.MethodPost, g.scimBase("metered")+"/"+kind, token, body)
 		expect(t, a, http.StatusCreated, "SCIM POST /"+kind)
 		var res struct{ ID string }
 		a.json(t, &res)
 		return res.ID
 	}
-	aliceID := create("Users", scimUserBody("alice@acme.example", "Alice Liddell", true))
-	bobID := create("Users", scimUserBody("bob@acme.example", "Bob Builder", true))
+	aliceID := create("Users", scimUserBody("alice@metered.example", "Alice Liddell", true))
+	bobID := create("Users", scimUserBody("bob@metered.example", "Bob Builder", true))
 	create("Groups", map[string]any{
 		"schemas":     []string{"urn:ietf:params:scim:schemas:core:2.0:Group"},
 		"displayName": "Engineering",
 		"members":     []map[string]any{{"value": aliceID}},
 	})
-	expect(t, call(t, http.MethodGet, g.scimBase("acme")+"/Users", "not-the-token", nil), http.StatusUnauthorized, "wrong token")
+	expect(t, call(t, http.MethodGet, g.scimBase("metered")+"/Users", "not-the-token", nil), http.StatusUnauthorized, "wrong token")
 
 	// Step 3: sign in through the IdP and open the app; an admin page is
 	// denied; carol is not provisioned.
@@ -151,16 +153,16 @@ func TestMetricsWalkthrough(t *testing.T) {
 
 	// Step 4: alice keeps an event stream open; the IdP deactivates her:
 	// the stream ends. Bob is deleted; his next request is refused.
-	events := openEventStream(t, g.site+"/events/feed", alice.Cookie(g.site, "acme_session"))
+	events := openEventStream(t, g.site+"/events/feed", alice.Cookie(g.site, "metered_session"))
 	patch := map[string]any{
 		"schemas":    []string{"urn:ietf:params:scim:api:messages:2.0:PatchOp"},
 		"Operations": []map[string]any{{"op": "replace", "path": "active", "value": false}},
 	}
-	expect(t, call(t, http.MethodPatch, g.scimBase("acme")+"/Users/"+aliceID, token, patch), http.StatusOK, "deactivating alice")
+	expect(t, call(t, http.MethodPatch, g.scimBase("metered")+"/Users/"+aliceID, token, patch), http.StatusOK, "deactivating alice")
 	if err := readUntilEnd(events, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	expect(t, call(t, http.MethodDelete, g.scimBase("acme")+"/Users/"+bobID, token, nil), http.StatusNoContent, "deleting bob")
+	expect(t, call(t, http.MethodDelete, g.scimBase("metered")+"/Users/"+bobID, token, nil), http.StatusNoContent, "deleting bob")
 	bob.StopRedirects()
 	if p := bob.Get(g.site + "/app/page"); p.Status != http.StatusFound {
 		t.Fatalf("bob after deletion: %d", p.Status)
@@ -170,7 +172,7 @@ func TestMetricsWalkthrough(t *testing.T) {
 	// the count rather than racing it.
 	var m scrape
 	deadline := time.Now().Add(5 * time.Second)
-	for m = scrapeMetrics(t, g); m.value(`portcullis_live_requests_revoked_total{tenant="acme"}`) < 1; m = scrapeMetrics(t, g) {
+	for m = scrapeMetrics(t, g); m.value(`portcullis_live_requests_revoked_total{tenant="metered"}`) < 1; m = scrapeMetrics(t, g) {
 		if time.Now().After(deadline) {
 			t.Fatal("portcullis_live_requests_revoked_total never counted the ended stream")
 		}
@@ -179,29 +181,29 @@ func TestMetricsWalkthrough(t *testing.T) {
 	t.Logf("scrape after the walkthrough:\n%s", m.portcullis())
 
 	want := map[string]float64{
-		`portcullis_scim_requests_total{operation="create",resource="Users",status="201",tenant="acme"}`:  2,
-		`portcullis_scim_requests_total{operation="create",resource="Groups",status="201",tenant="acme"}`: 1,
-		`portcullis_scim_requests_total{operation="list",resource="Users",status="401",tenant="acme"}`:    1,
-		`portcullis_scim_requests_total{operation="patch",resource="Users",status="200",tenant="acme"}`:   1,
-		`portcullis_scim_requests_total{operation="delete",resource="Users",status="204",tenant="acme"}`:  1,
-		`portcullis_scim_token_failures_total{reason="invalid",tenant="acme"}`:                            1,
-		`portcullis_scim_token_failures_total{reason="missing",tenant="acme"}`:                            0,
-		`portcullis_scim_rate_limited_total{tenant="acme"}`:                                               0,
-		`portcullis_signins_total{protocol="oidc",result="success",tenant="acme"}`:                        2,
-		`portcullis_signins_total{protocol="oidc",result="not_provisioned",tenant="acme"}`:                1,
+		`portcullis_scim_requests_total{operation="create",resource="Users",status="201",tenant="metered"}`:  2,
+		`portcullis_scim_requests_total{operation="create",resource="Groups",status="201",tenant="metered"}`: 1,
+		`portcullis_scim_requests_total{operation="list",resource="Users",status="401",tenant="metered"}`:    1,
+		`portcullis_scim_requests_total{operation="patch",resource="Users",status="200",tenant="metered"}`:   1,
+		`portcullis_scim_requests_total{operation="delete",resource="Users",status="204",tenant="metered"}`:  1,
+		`portcullis_scim_token_failures_total{reason="invalid",tenant="metered"}`:                            1,
+		`portcullis_scim_token_failures_total{reason="missing",tenant="metered"}`:                            0,
+		`portcullis_scim_rate_limited_total{tenant="metered"}`:                                               0,
+		`portcullis_signins_total{protocol="oidc",result="success",tenant="metered"}`:                        2,
+		`portcullis_signins_total{protocol="oidc",result="not_provisioned",tenant="metered"}`:                1,
 		// alice: the page that sent her to sign in, then the page, the
 		// cached page; bob: sent to sign in, the page, refused after his
 		// deletion; carol: sent to sign in; the anonymous browser.
-		`portcullis_gate_decisions_total{decision="unauthenticated",route="app",tenant="acme"}`: 5,
-		`portcullis_gate_decisions_total{decision="allowed",route="app",tenant="acme"}`:         3,
-		`portcullis_gate_decisions_total{decision="denied",route="admin-pages",tenant="acme"}`:  1,
-		`portcullis_gate_decisions_total{decision="allowed",route="admin-pages",tenant="acme"}`: 0,
-		`portcullis_gate_decisions_total{decision="allowed",route="events",tenant="acme"}`:      1,
+		`portcullis_gate_decisions_total{decision="unauthenticated",route="app",tenant="metered"}`: 5,
+		`portcullis_gate_decisions_total{decision="allowed",route="app",tenant="metered"}`:         3,
+		`portcullis_gate_decisions_total{decision="denied",route="admin-pages",tenant="metered"}`:  1,
+		`portcullis_gate_decisions_total{decision="allowed",route="admin-pages",tenant="metered"}`: 0,
+		`portcullis_gate_decisions_total{decision="allowed",route="events",tenant="metered"}`:      1,
 		// alice's second app page, her admin page and her event stream.
-		`portcullis_identity_cache_hits_total{tenant="acme"}`:                                        3,
-		`portcullis_live_requests_revoked_total{tenant="acme"}`:                                      1,
-		`portcullis_deprovision_to_session_end_seconds_count{ended_by="live_request",tenant="acme"}`: 1,
-		`portcullis_deprovision_to_session_end_seconds_count{ended_by="next_request",tenant="acme"}`: 1,
+		`portcullis_identity_cache_hits_total{tenant="metered"}`:                                        3,
+		`portcullis_live_requests_revoked_total{tenant="metered"}`:                                      1,
+		`portcullis_deprovision_to_session_end_seconds_count{ended_by="live_request",tenant="metered"}`: 1,
+		`portcullis_deprovision_to_session_end_seconds_count{ended_by="next_request",tenant="metered"}`: 1,
 	}
 	for series, v := range want {
 		if got := m.value(series); got != v {
@@ -210,11 +212,11 @@ func TestMetricsWalkthrough(t *testing.T) {
 	}
 	// alice's first request, bob's first and his refused one (a sign-in
 	// stores a session, which moves no store generation).
-	if got := m.value(`portcullis_identity_cache_loads_total{tenant="acme"}`); got != 3 {
+	if got := m.value(`portcullis_identity_cache_loads_total{tenant="metered"}`); got != 3 {
 		t.Errorf("identity cache loads = %v, want 3", got)
 	}
 	// The watcher checks every 100 ms: the stream ends well within 2.5s.
-	if got := m.value(`portcullis_deprovision_to_session_end_seconds_bucket{ended_by="live_request",tenant="acme",le="2.5"}`); got != 1 {
+	if got := m.value(`portcullis_deprovision_to_session_end_seconds_bucket{ended_by="live_request",tenant="metered",le="2.5"}`); got != 1 {
 		t.Errorf("live-request revocation not within 2.5s: bucket %v\n%s", got, m.portcullis())
 	}
 	for _, who := range []string{aliceID, bobID, "alice", "bob", "carol", "Liddell"} {
@@ -231,37 +233,37 @@ func TestMetricsWalkthrough(t *testing.T) {
 	if status := reload(t, g, strings.Replace(cf, "route app", "route app-v2", 1)); status != http.StatusOK {
 		t.Fatalf("reload: %d", status)
 	}
-	expect(t, call(t, http.MethodGet, g.scimBase("acme")+"/Users", token, nil), http.StatusOK, "SCIM after reload")
+	expect(t, call(t, http.MethodGet, g.scimBase("metered")+"/Users", token, nil), http.StatusOK, "SCIM after reload")
 	anon.Get(g.site + "/app/page")
 	after := scrapeMetrics(t, g)
 	for series, v := range map[string]float64{
-		`portcullis_scim_requests_total{operation="create",resource="Users",status="201",tenant="acme"}`:        2,
-		`portcullis_scim_requests_total{operation="list",resource="Users",status="200",tenant="acme"}`:          1,
-		`portcullis_signins_total{protocol="oidc",result="success",tenant="acme"}`:                              2,
-		`portcullis_gate_decisions_total{decision="unauthenticated",route="app-v2",tenant="acme"}`:              1,
-		`portcullis_deprovision_to_session_end_seconds_count{ended_by="live_request",tenant="acme"}`:            1,
-		`portcullis_gate_decisions_total{decision="unauthenticated",route="app",tenant="acme"}`:                 5,
-		`portcullis_scim_requests_total{operation="delete",resource="Users",status="204",tenant="acme"}`:        1,
-		`portcullis_scim_requests_total{operation="patch",resource="Users",status="200",tenant="acme"}`:         1,
-		`portcullis_scim_requests_total{operation="create",resource="Groups",status="201",tenant="acme"}`:       1,
-		`portcullis_scim_token_failures_total{reason="invalid",tenant="acme"}`:                                  1,
-		`portcullis_live_requests_revoked_total{tenant="acme"}`:                                                 1,
-		`portcullis_deprovision_to_session_end_seconds_count{ended_by="next_request",tenant="acme"}`:            1,
-		`portcullis_signins_total{protocol="oidc",result="not_provisioned",tenant="acme"}`:                      1,
-		`portcullis_gate_decisions_total{decision="denied",route="admin-pages",tenant="acme"}`:                  1,
-		`portcullis_gate_decisions_total{decision="allowed",route="events",tenant="acme"}`:                      1,
-		`portcullis_scim_requests_total{operation="list",resource="Users",status="401",tenant="acme"}`:          1,
-		`portcullis_identity_cache_hits_total{tenant="acme"}`:                                                   3,
-		`portcullis_gate_decisions_total{decision="allowed",route="app",tenant="acme"}`:                         3,
-		`portcullis_scim_rate_limited_total{tenant="acme"}`:                                                     0,
-		`portcullis_scim_token_failures_total{reason="missing",tenant="acme"}`:                                  0,
-		`portcullis_gate_decisions_total{decision="allowed",route="admin-pages",tenant="acme"}`:                 0,
-		`portcullis_gate_decisions_total{decision="bad_request",route="app-v2",tenant="acme"}`:                  0,
-		`portcullis_gate_decisions_total{decision="error",route="app-v2",tenant="acme"}`:                        0,
-		`portcullis_gate_decisions_total{decision="denied",route="app-v2",tenant="acme"}`:                       0,
-		`portcullis_gate_decisions_total{decision="allowed",route="app-v2",tenant="acme"}`:                      0,
-		`portcullis_scim_token_failures_total{reason="disabled",tenant="acme"}`:                                 0,
-		`portcullis_deprovision_to_session_end_seconds_bucket{ended_by="live_request",tenant="acme",le="+Inf"}`: 1,
+		`portcullis_scim_requests_total{operation="create",resource="Users",status="201",tenant="metered"}`:        2,
+		`portcullis_scim_requests_total{operation="list",resource="Users",status="200",tenant="metered"}`:          1,
+		`portcullis_signins_total{protocol="oidc",result="success",tenant="metered"}`:                              2,
+		`portcullis_gate_decisions_total{decision="unauthenticated",route="app-v2",tenant="metered"}`:              1,
+		`portcullis_deprovision_to_session_end_seconds_count{ended_by="live_request",tenant="metered"}`:            1,
+		`portcullis_gate_decisions_total{decision="unauthenticated",route="app",tenant="metered"}`:                 5,
+		`portcullis_scim_requests_total{operation="delete",resource="Users",status="204",tenant="metered"}`:        1,
+		`portcullis_scim_requests_total{operation="patch",resource="Users",status="200",tenant="metered"}`:         1,
+		`portcullis_scim_requests_total{operation="create",resource="Groups",status="201",tenant="metered"}`:       1,
+		`portcullis_scim_token_failures_total{reason="invalid",tenant="metered"}`:                                  1,
+		`portcullis_live_requests_revoked_total{tenant="metered"}`:                                                 1,
+		`portcullis_deprovision_to_session_end_seconds_count{ended_by="next_request",tenant="metered"}`:            1,
+		`portcullis_signins_total{protocol="oidc",result="not_provisioned",tenant="metered"}`:                      1,
+		`portcullis_gate_decisions_total{decision="denied",route="admin-pages",tenant="metered"}`:                  1,
+		`portcullis_gate_decisions_total{decision="allowed",route="events",tenant="metered"}`:                      1,
+		`portcullis_scim_requests_total{operation="list",resource="Users",status="401",tenant="metered"}`:          1,
+		`portcullis_identity_cache_hits_total{tenant="metered"}`:                                                   3,
+		`portcullis_gate_decisions_total{decision="allowed",route="app",tenant="metered"}`:                         3,
+		`portcullis_scim_rate_limited_total{tenant="metered"}`:                                                     0,
+		`portcullis_scim_token_failures_total{reason="missing",tenant="metered"}`:                                  0,
+		`portcullis_gate_decisions_total{decision="allowed",route="admin-pages",tenant="metered"}`:                 0,
+		`portcullis_gate_decisions_total{decision="bad_request",route="app-v2",tenant="metered"}`:                  0,
+		`portcullis_gate_decisions_total{decision="error",route="app-v2",tenant="metered"}`:                        0,
+		`portcullis_gate_decisions_total{decision="denied",route="app-v2",tenant="metered"}`:                       0,
+		`portcullis_gate_decisions_total{decision="allowed",route="app-v2",tenant="metered"}`:                      0,
+		`portcullis_scim_token_failures_total{reason="disabled",tenant="metered"}`:                                 0,
+		`portcullis_deprovision_to_session_end_seconds_bucket{ended_by="live_request",tenant="metered",le="+Inf"}`: 1,
 	} {
 		if got := after.value(series); got != v {
 			t.Errorf("after reload: %s = %v, want %v", series, got, v)
@@ -305,7 +307,7 @@ func openEventStream(t *testing.T, url, session string) *bufio.Reader {
 		t.Fatal(err)
 	}
 	req.Header.Set("Accept", "text/event-stream")
-	req.AddCookie(&http.Cookie{Name: "acme_session", Value: session})
+	req.AddCookie(&http.Cookie{Name: "metered_session", Value: session})
 	resp, err := (&http.Client{}).Do(req)
 	if err != nil {
 		t.Fatal(err)

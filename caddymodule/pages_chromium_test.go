@@ -105,8 +105,31 @@ func TestChromiumPages(t *testing.T) {
 
 	// page checks the page the browser is on: its h1, words and links (by
 	// id and the path they lead to), and saves a screenshot.
+	// settle waits until the browser has finished navigating and is on a
+	// page of the gateway's site: after a click the old page (the IdP's
+	// form) may still answer queries, or vanish under them ("Cannot find
+	// context with specified id"), while the redirects run.
+	settle := func(name string) {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			state, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.readyState`))
+			var loc string
+			if err == nil {
+				loc, err = chromedp.Run(ctx, chromedp.Location())
+			}
+			if err == nil && state == "complete" && strings.HasPrefix(loc, site+"/") {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the browser did not settle on the site: state %q at %q (%v)", name, state, loc, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
 	page := func(name, h1 string, words []string, links map[string]string) {
 		t.Helper()
+		settle(name)
 		if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS("main h1"))); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
