@@ -34,9 +34,12 @@ const (
 //
 //	POST   /portcullis/tenants/{tenant}/scim-token  create or rotate the SCIM token: 201 {"token":"..."}
 //	DELETE /portcullis/tenants/{tenant}/scim-token  disable SCIM for the tenant: 204
+//	GET    /portcullis/tenants/{tenant}/scim-token  the token's health (adminoperator.go)
 //	GET    /portcullis/tenants/{tenant}/events      audit events, newest first:
 //	       ?type=a,b&since=RFC3339&until=RFC3339&limit=N&before=CURSOR
 //	       → {"events":[...],"next":"CURSOR or empty"}
+//
+// and the operator's routes listed in adminoperator.go.
 //
 // Errors are Caddy's admin error bodies: {"error":"..."}.
 type AdminAPI struct{}
@@ -66,7 +69,7 @@ func serveAdmin(w http.ResponseWriter, r *http.Request) error {
 		return apiError(http.StatusNotFound, "no such portcullis admin route: %s", r.URL.Path)
 	}
 	tenant, resource, ok := strings.Cut(rest, "/")
-	if !ok || tenant == "" || strings.Contains(resource, "/") {
+	if !ok || tenant == "" {
 		return apiError(http.StatusNotFound, "no such portcullis admin route: %s", r.URL.Path)
 	}
 	app := runningApp()
@@ -76,6 +79,13 @@ func serveAdmin(w http.ResponseWriter, r *http.Request) error {
 	if _, ok := app.Tenant(tenant); !ok {
 		return apiError(http.StatusNotFound, "unknown tenant %q", tenant)
 	}
+	// Users, groups, mappings, sessions, disconnect (adminoperator.go).
+	if handled, err := serveOperator(w, r, app, tenant, operatorResource(r)); handled {
+		return err
+	}
+	if strings.Contains(resource, "/") {
+		return apiError(http.StatusNotFound, "no such portcullis admin route: %s", r.URL.Path)
+	}
 
 	switch resource {
 	case "scim-token":
@@ -84,8 +94,10 @@ func serveAdmin(w http.ResponseWriter, r *http.Request) error {
 			return rotateToken(w, r, app, tenant)
 		case http.MethodDelete:
 			return disableToken(w, r, app, tenant)
+		case http.MethodGet:
+			return serveTokenStatus(w, r, app, tenant)
 		}
-		return methodNotAllowed(w, http.MethodPost, http.MethodDelete)
+		return methodNotAllowed(w, http.MethodGet, http.MethodPost, http.MethodDelete)
 	case "events":
 		if r.Method != http.MethodGet {
 			return methodNotAllowed(w, http.MethodGet)

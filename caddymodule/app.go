@@ -34,6 +34,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
+	"github.com/portcullis/portcullis/operator"
 	"github.com/portcullis/portcullis/storage"
 )
 
@@ -61,6 +62,9 @@ type App struct {
 	tenants  map[string]*Tenant
 	runtimes map[string]*tenantRuntime
 	logger   *zap.Logger
+	// operators are the tenants' operator services (operators.go), built
+	// in Start.
+	operators map[string]*operator.Service
 }
 
 // tenantNamePattern keeps tenant names safe as a URL path segment, a file
@@ -185,6 +189,9 @@ func (a *App) Start() error {
 		if err := a.runtimes[t.Name].start(); err != nil {
 			return err
 		}
+	}
+	if err := a.startOperators(); err != nil {
+		return err
 	}
 	a.waitForIdPs()
 

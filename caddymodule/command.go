@@ -96,6 +96,8 @@ func buildPortcullisCommand(cmd *cobra.Command) {
 	ef.String("before", "", "Page cursor (the \"next\" of a previous page)")
 	ef.Bool("all", false, "Follow the pages to the last one")
 	cmd.AddCommand(events)
+
+	addOperatorCommands(cmd, token) // operatorcommand.go
 }
 
 // maxCLIPages bounds --all, so a store that keeps answering a cursor can

@@ -133,7 +133,7 @@ func TestContract(t *testing.T) {
 			{"GET", "nosuch/events", http.StatusNotFound, "unknown tenant"},
 			{"GET", "acme/other", http.StatusNotFound, "no such portcullis admin route"},
 			{"GET", "acme/events/x", http.StatusNotFound, "no such portcullis admin route"},
-			{"GET", "acme/scim-token", http.StatusMethodNotAllowed, "method not allowed"},
+			{"PUT", "acme/scim-token", http.StatusMethodNotAllowed, "method not allowed"},
 			{"POST", "acme/events", http.StatusMethodNotAllowed, "method not allowed"},
 			{"GET", "acme/events?limit=0", http.StatusBadRequest, "limit"},
 			{"GET", "acme/events?limit=100000", http.StatusBadRequest, "limit"},
