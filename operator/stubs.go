@@ -2,18 +2,7 @@ package operator
 
 import "context"
 
-func (s *Service) ListUsers(ctx context.Context, q UserQuery) ([]User, string, error) {
-	return nil, "", errNotYet
-}
-func (s *Service) User(ctx context.Context, id string) (*UserDetail, error) { return nil, errNotYet }
-func (s *Service) CreateManualUser(ctx context.Context, actor string, nu NewUser) (*UserDetail, error) {
-	return nil, errNotYet
-}
-func (s *Service) UpdateUser(ctx context.Context, actor, id string, c UserChange) (*UserDetail, error) {
-	return nil, errNotYet
-}
-func (s *Service) DeleteUser(ctx context.Context, actor, id string) error { return errNotYet }
-func (s *Service) ListGroups(ctx context.Context) ([]Group, error)        { return nil, errNotYet }
+func (s *Service) ListGroups(ctx context.Context) ([]Group, error) { return nil, errNotYet }
 func (s *Service) DeclareGroup(ctx context.Context, actor, claimValue string) (*Group, error) {
 	return nil, errNotYet
 }
