@@ -2,8 +2,12 @@ package caddymodule
 
 import (
 	"fmt"
+	"sync"
 
+	"github.com/portcullis/portcullis/authz"
 	"github.com/portcullis/portcullis/operator"
+	"github.com/portcullis/portcullis/scimhandler"
+	"github.com/portcullis/portcullis/storage"
 )
 
 // startOperators builds one operator.Service per tenant over the open
@@ -25,15 +29,21 @@ func (a *App) startOperators() error {
 }
 
 // operatorConfig is what a tenant's operator service needs from the
-// config: the store, the tenant, and its role model (the map_group lines
-// are the pinned, config-sourced mappings).
+// config: the store, the tenant, its role model (the map_group lines are
+// the pinned, config-sourced mappings), the SCIM endpoint's usage counts
+// and the sessions' idle limit.
 func (a *App) operatorConfig(t *Tenant) operator.Config {
-	return operator.Config{
+	cfg := operator.Config{
 		Tenant: t.Name,
 		Store:  a.store,
 		Roles:  t.roles(),
+		Usage:  a.scimUsage(t.Name),
 		Logger: a.logger,
 	}
+	if rt := a.runtimes[t.Name]; rt != nil && rt.signIn != nil {
+		cfg.IdleTimeout = rt.signIn.IdleTimeout()
+	}
+	return cfg
 }
 
 // Operator returns the operator service of a configured tenant of a
@@ -41,4 +51,32 @@ func (a *App) operatorConfig(t *Tenant) operator.Config {
 func (a *App) Operator(tenant string) (*operator.Service, bool) {
 	svc, ok := a.operators[tenant]
 	return svc, ok
+}
+
+// scimUsages are the tenants' SCIM usage counts, one per store and tenant
+// for the life of the process: every scim handler of a tenant counts into
+// the same tracker, and a config reload keeps the last 24 hours' counts.
+// A tracker is a few hundred bytes; tenants are few.
+var scimUsages sync.Map // store key + "\x00" + tenant → *scimhandler.UsageTracker
+
+// scimUsage is the tenant's SCIM usage tracker.
+func (a *App) scimUsage(tenant string) *scimhandler.UsageTracker {
+	key := a.store.opener.StoreKey() + "\x00" + tenant
+	u, _ := scimUsages.LoadOrStore(key, scimhandler.NewUsageTracker())
+	return u.(*scimhandler.UsageTracker)
+}
+
+// scimRoleOf gives the scim handler a user's effective role, which it
+// records before and after adopting a manual user back (a push after the
+// IdP reconnected). Adoptions are rare, so the role table is built for
+// each rather than cached.
+func scimRoleOf(roles authz.Roles) func(tx storage.ReadTx, u *storage.User) (string, error) {
+	return func(tx storage.ReadTx, u *storage.User) (string, error) {
+		t, err := authz.BuildRoleTable(tx, roles)
+		if err != nil {
+			return "", err
+		}
+		r, err := t.ResolveUser(tx, u)
+		return r.Role, err
+	}
 }

@@ -64,6 +64,8 @@ func (s *SCIM) Provision(ctx caddy.Context) error {
 		MaxResults:   scimMaxResults,
 		ClientIP:     caddyClientIP,
 		Observer:     newSCIMObserver(s.Tenant),
+		Usage:        app.scimUsage(s.Tenant),                   // read by the operator (operators.go)
+		RoleOf:       scimRoleOf(app.tenants[s.Tenant].roles()), // audits an adoption's role change
 	})
 	if err != nil {
 		return fmt.Errorf("scim %s: %v", s.Tenant, err)
