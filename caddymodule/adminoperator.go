@@ -50,7 +50,7 @@ const (
 )
 
 // userSources are the values of the users listing's source filter.
-var userSources = []string{"scim", "google", "jit", "manual", storage.SourceDirectory}
+var userSources = []string{storage.SourceSCIM, storage.SourceGoogle, storage.SourceJIT, storage.SourceManual, storage.SourceDirectory}
 
 // serveOperator serves the operator's routes of a tenant. resource is the
 // escaped path after /portcullis/tenants/{t}/. It reports false when the

@@ -597,6 +597,7 @@ func TestOperatorCLI(t *testing.T) {
 		if err != nil {
 			t.Fatalf("caddy portcullis %s: %v\nstdout: %s\nstderr: %s", strings.Join(args, " "), err, stdout, stderr)
 		}
+		t.Logf("caddy portcullis %s\n%s", strings.Join(args, " "), stdout)
 		return stdout
 	}
 	cliFails := func(t *testing.T, want string, args ...string) {
