@@ -321,6 +321,41 @@ func TestOperatorAPI(t *testing.T) {
 		}
 	})
 
+	t.Run("a group declared ahead of its first sign-in can be mapped", func(t *testing.T) {
+		a := call(t, http.MethodPost, g.api("opco/groups"), "", map[string]string{"displayName": "Sales EMEA"})
+		expect(t, a, http.StatusCreated, "declare a group")
+		var gr operator.Group
+		a.json(t, &gr)
+		if gr.ID == "" || gr.DisplayName != "Sales EMEA" || gr.Source != "manual" || gr.LevelFrom != "default" || gr.Level != "viewer" {
+			t.Fatalf("declared group: %s", a.body)
+		}
+		expectError(t, call(t, http.MethodPost, g.api("opco/groups"), "", map[string]string{"displayName": "Sales EMEA"}), http.StatusConflict, "already exists", "declare it twice")
+		expectError(t, call(t, http.MethodPost, g.api("opco/groups"), "", map[string]string{}), http.StatusBadRequest, "displayName", "declare no name")
+
+		expect(t, call(t, http.MethodPut, g.api("opco/mappings/"+url.PathEscape("Sales EMEA")), "", map[string]string{"role": "editor"}), http.StatusOK, "map the declared group")
+		var gs groupsList
+		a = call(t, http.MethodGet, g.api("opco/groups"), "", nil)
+		a.json(t, &gs)
+		found := false
+		for _, x := range gs.Groups {
+			if x.ID == gr.ID {
+				found = x.Level == "editor" && x.LevelFrom == "stored" && x.Members == 0
+			}
+		}
+		if !found {
+			t.Fatalf("the declared group is not mapped: %s", a.body)
+		}
+		expect(t, call(t, http.MethodDelete, g.api("opco/mappings/"+url.PathEscape("Sales EMEA")), "", nil), http.StatusNoContent, "unmap the declared group")
+
+		var o operator.Overview
+		a = call(t, http.MethodGet, g.api("opco/overview"), "", nil)
+		expect(t, a, http.StatusOK, "overview")
+		a.json(t, &o)
+		if o.Tenant != "opco" || !o.Connected || o.Users != 2 || o.Groups != 3 || o.Token == nil || o.Token.Status != "active" {
+			t.Fatalf("overview: %s", a.body)
+		}
+	})
+
 	t.Run("config-pinned mappings and IdP-managed users are locked (409)", func(t *testing.T) {
 		pinned := g.api("opco/mappings/" + url.PathEscape("IT Admins"))
 		expectError(t, call(t, http.MethodPut, pinned, "", map[string]string{"role": "viewer"}), http.StatusConflict, "map_group", "PUT a pinned group")
@@ -456,7 +491,7 @@ func TestOperatorAPI(t *testing.T) {
 		expect(t, a, http.StatusOK, "token status")
 		a.json(t, &st)
 		if st.Status != "active" || st.Created.IsZero() || st.LastUsed == nil || st.LastUsed.ClientAddr == "" ||
-			!strings.Contains(st.LastUsed.UserAgent, "Okta") || st.Requests24h < 1 || st.Failures24h < 1 {
+			!strings.Contains(st.LastUsed.UserAgent, "Okta") || st.LastUsed.Client != "Okta" || st.Requests24h < 1 || st.Failures24h < 1 {
 			t.Fatalf("token status: %s", a.body)
 		}
 		if strings.Contains(string(a.body), g.token) {
