@@ -683,6 +683,7 @@ func TestOperatorCLI(t *testing.T) {
 		wantLines(t, cli(t, "mappings", "list", "opco"), "viewer, editor, admin", "IT Admins", "config")
 		wantLines(t, cli(t, "mappings", "set", "opco", "Engineering", "editor"), `Group "Engineering" now grants editor`)
 		wantLines(t, cli(t, "groups", "list", "opco"), "Engineering", "editor", "stored")
+		wantLines(t, cli(t, "mappings", "list", "opco"), "Engineering (", "editor", "stored")
 		alice := g.signIn(t, "alice")
 		if status, role := roleOf(t, alice, g.site+"/edit/page"); status != http.StatusOK || role != "editor" {
 			t.Fatalf("alice after mappings set: %d %q", status, role)

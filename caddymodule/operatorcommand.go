@@ -419,6 +419,18 @@ func runMappingsList(c *cobra.Command, args []string) error {
 		return err
 	}
 	return printAnswer(c, body, func(w io.Writer) error {
+		// A stored mapping names its group by id: show the name too.
+		names := map[string]string{}
+		if len(m.Stored) > 0 {
+			if gb, err := adminCall(c, http.MethodGet, tenantPath(args[0], "groups"), nil); err == nil {
+				var gl groupsList
+				if decodeAnswer(gb, &gl) == nil {
+					for _, g := range gl.Groups {
+						names[g.ID] = g.DisplayName
+					}
+				}
+			}
+		}
 		fmt.Fprintf(w, "Roles (lowest first): %s\n", dash(strings.Join(m.Roles, ", ")))
 		fmt.Fprintf(w, "Unmapped groups and users in none: %s. Members of several groups get the highest.\n", dash(m.Default))
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -427,7 +439,11 @@ func runMappingsList(c *cobra.Command, args []string) error {
 			fmt.Fprintf(tw, "%s\t%s\tconfig (map_group; wins)\n", x.Group, x.Role)
 		}
 		for _, x := range m.Stored {
-			fmt.Fprintf(tw, "%s\t%s\tstored\n", x.Group, x.Role)
+			group := x.Group
+			if name, ok := names[x.Group]; ok {
+				group = name + " (" + x.Group + ")"
+			}
+			fmt.Fprintf(tw, "%s\t%s\tstored\n", group, x.Role)
 		}
 		return tw.Flush()
 	})
