@@ -100,7 +100,7 @@ type Identity struct {
 // CaddyModule returns the Caddy module information.
 func (Identity) CaddyModule() caddy.ModuleInfo {
 	return caddy.ModuleInfo{
-		ID:  "http.handlers.identity",
+		ID:  "http.handlers.portcullis_identity",
 		New: func() caddy.Module { return new(Identity) },
 	}
 }
@@ -197,7 +197,7 @@ type IdentityJWKS struct {
 // CaddyModule returns the Caddy module information.
 func (IdentityJWKS) CaddyModule() caddy.ModuleInfo {
 	return caddy.ModuleInfo{
-		ID:  "http.handlers.identity_jwks",
+		ID:  "http.handlers.portcullis_identity_jwks",
 		New: func() caddy.Module { return new(IdentityJWKS) },
 	}
 }
