@@ -23,6 +23,7 @@ type xcaddyBuild struct {
 	CaddyVersion string `json:"caddy_version"`
 	Plugins      []struct {
 		Package string `json:"package"`
+		Version string `json:"version"`
 		Replace string `json:"replace"`
 	} `json:"plugins"`
 	Modules []string `json:"modules"`
@@ -74,8 +75,8 @@ func TestXcaddyDescribesThisBuild(t *testing.T) {
 	}
 	for _, p := range build.Plugins {
 		described = append(described, p.Package)
-		if p.Replace == "" {
-			t.Errorf("xcaddy.json: plugin %s has no replace; CI builds from the checkout", p.Package)
+		if p.Replace == "" || p.Version == "" {
+			t.Errorf("xcaddy.json: plugin %s needs a replace and a version: CI builds from the checkout, without asking the module proxy", p.Package)
 			continue
 		}
 		// The replacement is relative to the repository root and must be
