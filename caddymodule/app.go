@@ -18,6 +18,12 @@
 //   - the "caddy portcullis" CLI subcommands, which call those routes;
 //   - Caddyfile parsing for all of the above.
 //
+// The handlers are named above by their Caddyfile directives; their module
+// IDs are http.handlers.portcullis_scim, _sso, _identity and
+// _identity_jwks, distinctive because every plugin's modules share Caddy's
+// one namespace. The module's root package imports this one, so that
+// xcaddy builds it in.
+//
 // Everything else (SCIM, sign-in, authorization, storage) is plain Go that
 // this package wires up.
 package caddymodule

@@ -108,7 +108,7 @@ type Identity struct {
 // CaddyModule returns the Caddy module information.
 func (Identity) CaddyModule() caddy.ModuleInfo {
 	return caddy.ModuleInfo{
-		ID:  "http.handlers.identity",
+		ID:  "http.handlers.portcullis_identity",
 		New: func() caddy.Module { return new(Identity) },
 	}
 }
@@ -215,7 +215,7 @@ type IdentityJWKS struct {
 // CaddyModule returns the Caddy module information.
 func (IdentityJWKS) CaddyModule() caddy.ModuleInfo {
 	return caddy.ModuleInfo{
-		ID:  "http.handlers.identity_jwks",
+		ID:  "http.handlers.portcullis_identity_jwks",
 		New: func() caddy.Module { return new(IdentityJWKS) },
 	}
 }

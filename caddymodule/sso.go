@@ -46,7 +46,7 @@ type SSO struct {
 // CaddyModule returns the Caddy module information.
 func (SSO) CaddyModule() caddy.ModuleInfo {
 	return caddy.ModuleInfo{
-		ID:  "http.handlers.sso",
+		ID:  "http.handlers.portcullis_sso",
 		New: func() caddy.Module { return new(SSO) },
 	}
 }
