@@ -66,7 +66,10 @@ type App struct {
 	storeKey string       // the store's key once opened (for tests)
 	tenants  map[string]*Tenant
 	runtimes map[string]*tenantRuntime
-	logger   *zap.Logger
+	// endpoints are the sso and scim handlers of this config, which an
+	// identity route hands its tenant's own paths to (ownpaths.go).
+	endpoints *tenantEndpoints
+	logger    *zap.Logger
 }
 
 // tenantNamePattern keeps tenant names safe as a URL path segment, a file
@@ -105,6 +108,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err := a.checkTenants(); err != nil {
 		return err
 	}
+	a.endpoints = new(tenantEndpoints)
 	if err := registerMetrics(ctx); err != nil {
 		return fmt.Errorf("registering metrics: %v", err)
 	}

@@ -22,7 +22,7 @@ var updateAdaptGolden = flag.Bool("update-adapt", false, "rewrite testdata/layou
 // handle blocks of the README, the flat list with matchers (in an order of
 // its own), and the flat list without matchers. Each is
 // testdata/layout_<name>.caddyfile.
-var layouts = []string{"handle", "flat", "bare"}
+var layouts = []string{"handle", "flat", "bare", "mixed"}
 
 func readLayout(t *testing.T, name string) string {
 	t.Helper()

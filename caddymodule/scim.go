@@ -83,6 +83,7 @@ func (s *SCIM) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("scim %s: %v", s.Tenant, err)
 	}
 	s.handler = h
+	app.endpoints.addSCIM(s.Tenant, s)
 	return nil
 }
 

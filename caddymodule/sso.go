@@ -69,6 +69,7 @@ func (s *SSO) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("sso %s: prefix: %v", s.Tenant, err)
 	}
 	s.serve = rt.signIn.ServeFunc(s.prefix, rt.externalURLOf)
+	app.endpoints.addSSO(s.Tenant, s)
 	return nil
 }
 
