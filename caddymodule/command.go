@@ -14,7 +14,7 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "portcullis",
-		Usage: "token (rotate|disable) <tenant> | events <tenant> [--type ...]",
+		Usage: "token (rotate|disable) <tenant> | events <tenant> [--type ...] | backup FILE | restore FILE",
 		Short: "Manages Portcullis tenants of a running gateway",
 		Long: `
 Manages the Portcullis tenants of a running Caddy through its admin API.
@@ -32,7 +32,7 @@ Manages the Portcullis tenants of a running Caddy through its admin API.
                                    [--until RFC3339] [--limit N] [--before CURSOR]
       Lists audit events newest first, one JSON object per line.
       With --all, follows the pages to the end.
-
+` + backupUsage + `
 The admin address is --address, or the one in --config, or the CADDY_ADMIN
 environment variable, or localhost:2019.
 `,
@@ -96,6 +96,7 @@ func buildPortcullisCommand(cmd *cobra.Command) {
 	ef.String("before", "", "Page cursor (the \"next\" of a previous page)")
 	ef.Bool("all", false, "Follow the pages to the last one")
 	cmd.AddCommand(events)
+	addBackupCommands(cmd)
 }
 
 // maxCLIPages bounds --all, so a store that keeps answering a cursor can
