@@ -119,7 +119,7 @@ func (h *Handler) rejected(r *http.Request, reason string, unauthorized error) e
 	if v.report {
 		// The client hanging up must not cancel the minute's record.
 		ctx, cancel := writeContext(r.Context())
-		h.recordRejection(ctx, reason, v)
+		h.recordRejection(ctx, reason, v, clientName(r))
 		cancel()
 	}
 	if !v.limited {
@@ -134,7 +134,7 @@ func (h *Handler) rejected(r *http.Request, reason string, unauthorized error) e
 }
 
 // recordRejection writes the token.rejected audit event of a failure.
-func (h *Handler) recordRejection(ctx context.Context, reason string, v failureVerdict) {
+func (h *Handler) recordRejection(ctx context.Context, reason string, v failureVerdict, client string) {
 	outcome := "answered 401"
 	if v.limited {
 		outcome = "answered 429 (over the limit)"
@@ -151,9 +151,10 @@ func (h *Handler) recordRejection(ctx context.Context, reason string, v failureV
 		zap.Int("unrecorded_failures", v.unreported), zap.Int("unrecorded_clients", v.unreportedClients))
 	err := h.store.Update(ctx, h.tenant, func(tx storage.Tx) error {
 		return tx.AppendEvent(storage.Event{
-			Type:   storage.EventTokenRejected,
-			Actor:  "anonymous",
-			Reason: msg,
+			Type:      storage.EventTokenRejected,
+			Actor:     "anonymous",
+			ActorName: client,
+			Reason:    msg,
 		})
 	})
 	if err != nil {
