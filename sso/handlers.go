@@ -112,10 +112,14 @@ func (ep *endpoints) logout(w http.ResponseWriter, r *http.Request) {
 			return err
 		}
 		ended = sess
-		return tx.AppendEvent(storage.Event{
+		ev := storage.Event{
 			Time: s.now(), Type: storage.EventSignOut, Actor: sess.UserID,
 			ResourceType: "User", ResourceID: sess.UserID, After: sess.Protocol,
-		})
+		}
+		if u, err := tx.GetUser(sess.UserID); err == nil {
+			ev.ActorName, ev.ResourceName = u.UserName, u.UserName
+		}
+		return tx.AppendEvent(ev)
 	})
 	if err != nil {
 		s.serverError(w, "sign out", err)
