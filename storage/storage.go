@@ -191,14 +191,14 @@ var EventTypes = []struct{ Type, Meaning string }{
 	{EventGroupDeleted, "a group was deleted, with every membership of and in it"},
 	{EventMemberAdded, "a user or group became a member of a group"},
 	{EventMemberRemoved, "a user or group stopped being a member of a group"},
-	{EventTokenCreated, "the tenant's first SCIM token was issued"},
+	{EventTokenCreated, "a SCIM token was issued to a tenant that had none (first, or after token.disabled)"},
 	{EventTokenRotated, "a new SCIM token replaced the previous one, which stopped working"},
 	{EventTokenDisabled, "the SCIM token was deleted: SCIM answers 401 until a new one is issued"},
 	{EventTokenRejected, "SCIM requests with a missing or wrong token were refused (one event a minute, with counts)"},
 	{EventSignIn, "a user signed in (OIDC or SAML) and a session began"},
 	{EventSignInRefused, "a sign-in was refused (inactive, not provisioned, domain not allowed, replayed or invalid response)"},
 	{EventSignOut, "a user signed out and their session ended"},
-	{EventAccessDenied, "a signed-in user was refused a route (role or group missing), or anonymous requests were refused"},
+	{EventAccessDenied, "a signed-in user was refused a route (role or group missing), a user who lost access had their sessions ended, or requests were refused before sign-in (ambiguous paths, tunnels)"},
 }
 
 // IsEventType says whether t is one of EventTypes.
