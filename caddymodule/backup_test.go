@@ -159,6 +159,13 @@ func TestBackupRestoreRoundTrip(t *testing.T) {
 		t.Errorf("restore into the running gateway's store: %v, %s", err, stderr)
 	}
 
+	// Without --dir, restore finds the directory in the config file.
+	viaConfig := filepath.Join(t.TempDir(), "via-config")
+	cfFile := gatewaytest.WriteFile(t, t.TempDir(), "Caddyfile", strings.Replace(cf, storeDir, viaConfig, 1))
+	if _, stderr, err := gatewaytest.RunCLI(t, "portcullis", "restore", file, "--config", cfFile, "--adapter", "caddyfile"); err != nil || !strings.Contains(stderr, "into "+viaConfig) {
+		t.Errorf("restore --config: %v\n%s", err, stderr)
+	}
+
 	st, err := badgerstore.Open(restored, nil)
 	if err != nil {
 		t.Fatal(err)
