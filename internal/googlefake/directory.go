@@ -220,8 +220,8 @@ func userJSON(u *User) map[string]any {
 			"fullName": strings.TrimSpace(u.GivenName + " " + u.FamilyName),
 		},
 		"isAdmin": false, "isDelegatedAdmin": false, "suspended": u.Suspended, "archived": u.Archived,
-		"emails":       []map[string]any{{"address": u.PrimaryEmail, "primary": true}},
-		"customerId":   "C0fake000", "orgUnitPath": "/", "isMailboxSetup": true,
+		"emails":     []map[string]any{{"address": u.PrimaryEmail, "primary": true}},
+		"customerId": "C0fake000", "orgUnitPath": "/", "isMailboxSetup": true,
 		"creationTime": "2024-01-02T03:04:05.000Z", "includeInGlobalAddressList": true,
 	}
 	if u.Suspended {
