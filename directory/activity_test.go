@@ -19,7 +19,9 @@ func (e *env) poll() directory.Status {
 }
 
 func TestActivityPoll(t *testing.T) {
-	mapped := func(c *directory.Config) { c.Users, c.MappedGroups = directory.UsersMappedGroups, []string{"Engineering"} }
+	mapped := func(c *directory.Config) {
+		c.Users, c.MappedGroups = directory.UsersMappedGroups, []string{"Engineering"}
+	}
 	for _, tc := range []struct {
 		name   string
 		config func(*directory.Config)

@@ -179,7 +179,6 @@ func TestGoneOnlyAfterCompleteListing(t *testing.T) {
 	}
 }
 
-
 func TestRateLimitsRetried(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
@@ -220,7 +219,7 @@ func TestRateLimitsRetried(t *testing.T) {
 
 func TestTokenFailure(t *testing.T) {
 	for _, tc := range []struct {
-		name  string
+		name   string
 		break_ func(e *env)
 	}{
 		{"token endpoint fails", func(e *env) {
@@ -306,7 +305,9 @@ func TestMappedGroupsVsAll(t *testing.T) {
 	t.Run("leaving every mapped group deactivates", func(t *testing.T) {
 		f := newFake(t)
 		d := seed(f)
-		e := newEnv(t, f, func(c *directory.Config) { c.Users, c.MappedGroups = directory.UsersMappedGroups, []string{"Engineering"} })
+		e := newEnv(t, f, func(c *directory.Config) {
+			c.Users, c.MappedGroups = directory.UsersMappedGroups, []string{"Engineering"}
+		})
 		e.sync()
 		f.RemoveMember(d.eng, d.bob)
 		st := e.sync()
