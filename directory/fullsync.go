@@ -268,8 +268,10 @@ func (j *job) writeUsers(wants []*storage.User) error {
 		// of a user the next page renames: write one at a time and leave
 		// the one that still conflicts for the next sync.
 		err = nil
+		total := 0
 		for _, w := range wants {
 			_, e := planAndApply(j.ctx, j.s, &j.t, plan([]*storage.User{w}), apply)
+			total += skipped
 			if errors.Is(e, storage.ErrUniqueness) {
 				j.t.counts.UsersSkipped++
 				j.s.cfg.Logger.Warn("google user skipped: its userName is taken",
@@ -280,6 +282,7 @@ func (j *job) writeUsers(wants []*storage.User) error {
 				return e
 			}
 		}
+		skipped = total
 	}
 	if err != nil {
 		return err

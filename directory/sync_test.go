@@ -410,3 +410,35 @@ func TestConfigErrors(t *testing.T) {
 
 // storeStub only fills Config.Store for New's checks; it is never used.
 type storeStub struct{ storage.Store }
+
+// TestOtherSources: a user created at sign-in (jit) under a Google user's
+// address is taken over; one pushed over SCIM is left alone and counted.
+func TestOtherSources(t *testing.T) {
+	f := newFake(t)
+	d := seed(f)
+	e := newEnv(t, f, nil)
+	jitID, scimID := storage.NewID(), storage.NewID()
+	err := e.store.Update(context.Background(), tenant, func(tx storage.Tx) error {
+		if err := tx.PutUser(&storage.User{ID: jitID, UserName: "alice@example.com", Active: true, Source: storage.SourceJIT}); err != nil {
+			return err
+		}
+		return tx.PutUser(&storage.User{ID: scimID, UserName: "bob@example.com", Active: true, Source: storage.SourceSCIM})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := e.sync()
+	if st.Counts.UsersSkipped != 1 || st.Counts.UsersCreated != 3 || st.Counts.UsersUpdated != 1 {
+		t.Errorf("counts %+v", st.Counts)
+	}
+	if a := e.userByGoogleID(d.alice); a.ID != jitID || a.Source != storage.SourceGoogle {
+		t.Errorf("the jit user was not taken over: %+v", a)
+	}
+	e.view(func(tx storage.ReadTx) error {
+		u, err := tx.GetUser(scimID)
+		if err == nil && (u.Source != storage.SourceSCIM || u.ExternalID != "") {
+			t.Errorf("the SCIM user was changed: %+v", u)
+		}
+		return err
+	})
+}
