@@ -39,9 +39,11 @@ var (
 
 // Source says where a user came from.
 const (
-	SourceSCIM      = "scim"      // pushed by the IdP over SCIM
-	SourceJIT       = "jit"       // created at sign-in from the IdP's claims
-	SourceDirectory = "directory" // pulled from a directory API
+	SourceSCIM   = "scim"   // pushed by the IdP over SCIM
+	SourceJIT    = "jit"    // created at sign-in from the IdP's claims
+	SourceGoogle = "google" // pulled from Google Workspace's Directory API (package directory)
+	// SourceDirectory is unused: each pull source names itself (SourceGoogle).
+	SourceDirectory = "directory"
 )
 
 // User is one person in a tenant. The typed fields are what the gateway
@@ -174,6 +176,9 @@ const (
 	EventSignOut         = "signout"
 	EventJITUserCreated  = "user.jit_created"
 	EventAccessDenied    = "access.denied"
+	// EventSyncFailed: a pull from a directory (Google Workspace) failed;
+	// Reason says why. Nothing else was changed by the failed part.
+	EventSyncFailed = "sync.failed"
 )
 
 // EventTypes lists every audit event type with what it means, in the
