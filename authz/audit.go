@@ -30,6 +30,7 @@ func (ids *Identities) auditDenied(ctx context.Context, id *Identity, route, rea
 			Time:         now,
 			Type:         storage.EventAccessDenied,
 			Actor:        id.UserID,
+			ActorName:    id.UserName,
 			ResourceType: "Route",
 			ResourceID:   route,
 			Before:       id.Role,

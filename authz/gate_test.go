@@ -290,7 +290,8 @@ func TestForbiddenNamesTheLevel(t *testing.T) {
 	f.clock.Advance(61 * time.Second)
 	get(t, adminOnly, "/page", asAPI, withCookie(eddieCookie))
 	evs := f.events(storage.EventAccessDenied)
-	if len(evs) != before+1 || evs[0].Actor != editor.ID || evs[0].ResourceID != "admin" || !strings.Contains(evs[0].Reason, "requires role admin") {
+	if len(evs) != before+1 || evs[0].Actor != editor.ID || evs[0].ActorName != editor.UserName || editor.UserName == "" ||
+		evs[0].ResourceID != "admin" || !strings.Contains(evs[0].Reason, "requires role admin") {
 		t.Fatalf("denial events %+v", evs)
 	}
 }
@@ -473,7 +474,7 @@ func TestRequireMappedGroupEndsAccess(t *testing.T) {
 		t.Fatalf("%d sessions left, want every session ended", n)
 	}
 	evs := f.events(storage.EventAccessDenied)
-	if len(evs) != 1 || evs[0].ResourceID != u.ID || !strings.Contains(evs[0].Reason, "2 session(s) ended") {
+	if len(evs) != 1 || evs[0].ResourceID != u.ID || evs[0].ResourceName != u.UserName || !strings.Contains(evs[0].Reason, "2 session(s) ended") {
 		t.Fatalf("audit events %+v", evs)
 	}
 	var stored *storage.User

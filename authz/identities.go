@@ -609,6 +609,7 @@ func (ids *Identities) endSessions(ctx context.Context, user *storage.User, reas
 			Actor:        "system",
 			ResourceType: "User",
 			ResourceID:   user.ID,
+			ResourceName: user.UserName,
 			Before:       user.UserName,
 			Reason:       fmt.Sprintf("%s: %d session(s) ended", reason, n),
 		})

@@ -38,6 +38,8 @@ const (
 //	GET    /portcullis/tenants/{tenant}/events      audit events, newest first:
 //	       ?type=a,b&since=RFC3339&until=RFC3339&limit=N&before=CURSOR
 //	       → {"events":[...],"next":"CURSOR or empty"}
+//	       &format=jsonl|csv → one event a line (eventexport.go), the
+//	       next page in a Link header
 //
 // and the operator's routes listed in adminoperator.go.
 //
@@ -141,6 +143,13 @@ func listEvents(w http.ResponseWriter, r *http.Request, app *App, tenant string)
 	if err != nil {
 		return err
 	}
+	format := r.URL.Query().Get("format")
+	if format == "" {
+		format = eventFormatJSON
+	}
+	if err := checkEventFormat(format); err != nil {
+		return apiError(http.StatusBadRequest, "query parameter format: %v", err)
+	}
 	limit := q.Limit
 	q.Limit = limit + 1 // one more than asked tells whether a next page exists
 	var events []storage.Event
@@ -159,6 +168,9 @@ func listEvents(w http.ResponseWriter, r *http.Request, app *App, tenant string)
 	}
 	if resp.Events == nil {
 		resp.Events = []storage.Event{}
+	}
+	if format != eventFormatJSON {
+		return writeEventExport(w, r, format, resp)
 	}
 	return writeJSON(w, http.StatusOK, resp)
 }
@@ -188,12 +200,15 @@ func parseEventQuery(r *http.Request) (storage.EventQuery, error) {
 			if len(q.Types) > maxEventTypes {
 				return q, apiError(http.StatusBadRequest, "at most %d event types per query", maxEventTypes)
 			}
+			err = checkEventTypes(q.Types)
 		case "since":
 			q.Since, err = parseTime(last)
 		case "until":
 			q.Until, err = parseTime(last)
 		case "before":
 			q.Before = last
+		case "format":
+			// read by listEvents
 		case "limit":
 			var n int
 			n, err = strconv.Atoi(last)
@@ -202,7 +217,7 @@ func parseEventQuery(r *http.Request) (storage.EventQuery, error) {
 			}
 			q.Limit = n
 		default:
-			return q, apiError(http.StatusBadRequest, "unknown query parameter %q (expected type, since, until, limit, before)", name)
+			return q, apiError(http.StatusBadRequest, "unknown query parameter %q (expected type, since, until, limit, before, format)", name)
 		}
 		if err != nil {
 			return q, apiError(http.StatusBadRequest, "query parameter %s: %v", name, err)

@@ -18,6 +18,12 @@
 //   - the "caddy portcullis" CLI subcommands, which call those routes;
 //   - Caddyfile parsing for all of the above.
 //
+// The handlers are named above by their Caddyfile directives; their module
+// IDs are http.handlers.portcullis_scim, _sso, _identity and
+// _identity_jwks, distinctive because every plugin's modules share Caddy's
+// one namespace. The module's root package imports this one, so that
+// xcaddy builds it in.
+//
 // Everything else (SCIM, sign-in, authorization, storage) is plain Go that
 // this package wires up.
 package caddymodule
@@ -61,7 +67,10 @@ type App struct {
 	storeKey string       // the store's key once opened (for tests)
 	tenants  map[string]*Tenant
 	runtimes map[string]*tenantRuntime
-	logger   *zap.Logger
+	// endpoints are the sso and scim handlers of this config, which an
+	// identity route hands its tenant's own paths to (ownpaths.go).
+	endpoints *tenantEndpoints
+	logger    *zap.Logger
 	// operators are the tenants' operator services (operators.go), built
 	// in Start.
 	operators map[string]*operator.Service
@@ -103,6 +112,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err := a.checkTenants(); err != nil {
 		return err
 	}
+	a.endpoints = new(tenantEndpoints)
 	if err := registerMetrics(ctx); err != nil {
 		return fmt.Errorf("registering metrics: %v", err)
 	}

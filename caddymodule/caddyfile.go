@@ -14,21 +14,30 @@ import (
 
 func init() {
 	httpcaddyfile.RegisterGlobalOption("portcullis", parseGlobalOption)
+
+	// The directive order, for directives side by side in one site or
+	// block: scim, sso, identity_jwks, identity, then Caddy's header and
+	// everything after it. So a flat site (scim, sso and identity at site
+	// level, no handle blocks) behaves like the handle layout:
+	//   - scim and sso come first and answer only their own paths (the
+	//     tenant's SCIM base path, the sign-in prefix), passing everything
+	//     else on, so identity never guards the sign-in or SCIM endpoints
+	//     (a guarded /sso/login would send the browser to sign in forever);
+	//   - identity decides who the caller is before anything else acts on
+	//     the request, so header, redir, rewrite, request_header and the
+	//     proxies can use its placeholders, and nothing is served or
+	//     redirected to an unauthenticated caller on a protected route:
+	//     handle, route, respond, reverse_proxy, php_fastcgi, file_server
+	//     all come after it.
+	// Caddy only lets a plugin place a directive relative to a standard
+	// one, so each is put before "header" in turn: each lands just before
+	// it, after the ones registered earlier.
 	httpcaddyfile.RegisterHandlerDirective("scim", parseHandler[SCIM])
-	// The SCIM endpoint answers requests itself, like reverse_proxy, so it
-	// sits with the other terminal handlers.
-	httpcaddyfile.RegisterDirectiveOrder("scim", httpcaddyfile.Before, "reverse_proxy")
-
-	// The sign-in endpoints and the key set answer requests themselves too.
+	httpcaddyfile.RegisterDirectiveOrder("scim", httpcaddyfile.Before, "header")
 	httpcaddyfile.RegisterHandlerDirective("sso", parseHandler[SSO])
-	httpcaddyfile.RegisterDirectiveOrder("sso", httpcaddyfile.Before, "reverse_proxy")
+	httpcaddyfile.RegisterDirectiveOrder("sso", httpcaddyfile.Before, "header")
 	httpcaddyfile.RegisterHandlerDirective("identity_jwks", parseHandler[IdentityJWKS])
-	httpcaddyfile.RegisterDirectiveOrder("identity_jwks", httpcaddyfile.Before, "reverse_proxy")
-
-	// identity decides who the caller is before anything else acts on the
-	// request, so that header, redir, rewrite, request_header and the
-	// proxies can use its placeholders, and nothing is served or redirected
-	// to an unauthenticated caller on a protected route.
+	httpcaddyfile.RegisterDirectiveOrder("identity_jwks", httpcaddyfile.Before, "header")
 	httpcaddyfile.RegisterHandlerDirective("identity", parseHandler[Identity])
 	httpcaddyfile.RegisterDirectiveOrder("identity", httpcaddyfile.Before, "header")
 }
@@ -478,7 +487,7 @@ func parseHandler[T any, PT interface {
 
 // UnmarshalCaddyfile reads the scim directive. Syntax:
 //
-//	scim [<matcher>] <tenant> [{
+//	scim [<matcher>] <tenant> [<prefix>] [{
 //		base_url <url>
 //	}]
 func (s *SCIM) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
@@ -487,6 +496,12 @@ func (s *SCIM) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		return d.Err("scim needs the tenant name, e.g. scim acme")
 	}
 	s.Tenant = d.Val()
+	if d.NextArg() {
+		s.Prefix = d.Val()
+		if _, err := scimBasePath(s.Tenant, s.Prefix, ""); err != nil {
+			return d.Errf("scim %s: %v", s.Tenant, err)
+		}
+	}
 	if d.NextArg() {
 		return d.ArgErr()
 	}

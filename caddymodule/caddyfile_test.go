@@ -294,14 +294,14 @@ func TestHandlerDirectives(t *testing.T) {
 		{
 			name:    "sso",
 			site:    "handle /sso/* {\n sso acme\n}",
-			handler: "sso",
-			want:    `{"handler":"sso","tenant":"acme"}`,
+			handler: "portcullis_sso",
+			want:    `{"handler":"portcullis_sso","tenant":"acme"}`,
 		},
 		{
 			name:    "sso with prefix",
 			site:    "handle /auth/* {\n sso acme /auth\n}",
-			handler: "sso",
-			want:    `{"handler":"sso","prefix":"/auth","tenant":"acme"}`,
+			handler: "portcullis_sso",
+			want:    `{"handler":"portcullis_sso","prefix":"/auth","tenant":"acme"}`,
 		},
 		{name: "sso without tenant", site: "sso", wantErr: "sso needs the tenant name"},
 		{name: "sso with a relative prefix", site: "sso acme auth", wantErr: `"auth" is not a path`},
@@ -310,15 +310,15 @@ func TestHandlerDirectives(t *testing.T) {
 		{
 			name:    "identity_jwks",
 			site:    "handle /.well-known/portcullis/acme/jwks.json {\n identity_jwks acme\n}",
-			handler: "identity_jwks",
-			want:    `{"handler":"identity_jwks","tenant":"acme"}`,
+			handler: "portcullis_identity_jwks",
+			want:    `{"handler":"portcullis_identity_jwks","tenant":"acme"}`,
 		},
 		{name: "identity_jwks with two tenants", site: "identity_jwks acme globex", wantErr: "wrong argument count"},
 		{
 			name:    "identity, signed-in only",
 			site:    "identity acme",
-			handler: "identity",
-			want:    `{"handler":"identity","tenant":"acme"}`,
+			handler: "portcullis_identity",
+			want:    `{"handler":"portcullis_identity","tenant":"acme"}`,
 		},
 		{
 			name: "identity with every option",
@@ -335,14 +335,14 @@ func TestHandlerDirectives(t *testing.T) {
 				header_assertion X-Auth-JWT
 				login_prefix /auth
 			}`,
-			handler: "identity",
-			want:    `{"allow_groups":["Engineering","R\u0026D, Europe"],"assertion_audience":"my-app","handler":"identity","header_assertion":"X-Auth-JWT","header_email":"X-Mail","header_groups":"X-Auth-Teams","header_name":"X-Auth-Full-Name","header_prefix":"X-Auth-","header_role":"X-Auth-Level","header_user":"X-Auth-Login","login_prefix":"/auth","require":"editor","tenant":"acme"}`,
+			handler: "portcullis_identity",
+			want:    `{"allow_groups":["Engineering","R\u0026D, Europe"],"assertion_audience":"my-app","handler":"portcullis_identity","header_assertion":"X-Auth-JWT","header_email":"X-Mail","header_groups":"X-Auth-Teams","header_name":"X-Auth-Full-Name","header_prefix":"X-Auth-","header_role":"X-Auth-Level","header_user":"X-Auth-Login","login_prefix":"/auth","require":"editor","tenant":"acme"}`,
 		},
 		{
 			name:    "identity public",
 			site:    "identity acme {\n public\n}",
-			handler: "identity",
-			want:    `{"handler":"identity","public":true,"tenant":"acme"}`,
+			handler: "portcullis_identity",
+			want:    `{"handler":"portcullis_identity","public":true,"tenant":"acme"}`,
 		},
 		{name: "identity public and require", site: "identity acme {\n public\n require admin\n}", wantErr: "a public route cannot also require"},
 		{name: "identity policy as argument", site: "identity acme editor", wantErr: "the policy goes in a block"},
@@ -371,19 +371,25 @@ func TestHandlerDirectives(t *testing.T) {
 }
 
 // TestDirectiveOrder checks where the directives land among Caddy's own
-// when they stand side by side at site level: identity runs before header,
-// rewrite, request_header and the proxy, so they can use its placeholders
-// and nothing reaches them unauthenticated; the endpoints answer before
-// reverse_proxy.
+// when they stand side by side at site level: the endpoints (scim, sso,
+// identity_jwks) answer their own paths before identity sees the request,
+// so identity never guards them; identity runs before header, rewrite,
+// request_header, handle blocks and the terminal handlers, so they can use
+// its placeholders and nothing reaches them unauthenticated.
 func TestDirectiveOrder(t *testing.T) {
 	raw := gatewaytest.Adapt(t, `:8080 {
+		file_server /static/*
 		reverse_proxy 127.0.0.1:9
+		handle /x {
+			respond "x"
+		}
+		identity acme
 		sso acme
 		request_header X-User {http.auth.user.id}
 		rewrite * /app{uri}
 		header X-Served-For {portcullis.user.name}
 		identity_jwks /jwks.json acme
-		identity acme
+		scim acme
 	}`)
 	var cfg struct {
 		Apps struct {
@@ -423,7 +429,7 @@ func TestDirectiveOrder(t *testing.T) {
 		}
 	}
 	got := strings.Join(order, " ")
-	want := "identity headers rewrite headers sso identity_jwks reverse_proxy"
+	want := "portcullis_scim portcullis_sso portcullis_identity_jwks portcullis_identity headers rewrite headers static_response reverse_proxy file_server"
 	if got != want {
 		t.Fatalf("handler order %q, want %q", got, want)
 	}
@@ -439,20 +445,26 @@ func TestSCIMDirective(t *testing.T) {
 		{
 			name: "in a route",
 			site: "route /scim/v2/acme/* {\n scim acme\n}",
-			want: `{"handler":"scim","tenant":"acme"}`,
+			want: `{"handler":"portcullis_scim","tenant":"acme"}`,
 		},
 		{
 			name: "at site level with a matcher",
 			site: "scim /scim/v2/acme/* acme",
-			want: `{"handler":"scim","tenant":"acme"}`,
+			want: `{"handler":"portcullis_scim","tenant":"acme"}`,
 		},
 		{
 			name: "base_url",
 			site: "scim acme {\n base_url https://id.example.com/scim/v2/acme\n}",
-			want: `{"base_url":"https://id.example.com/scim/v2/acme","handler":"scim","tenant":"acme"}`,
+			want: `{"base_url":"https://id.example.com/scim/v2/acme","handler":"portcullis_scim","tenant":"acme"}`,
 		},
 		{name: "no tenant", site: "scim", wantErr: "scim needs the tenant name"},
-		{name: "two tenants", site: "scim acme globex", wantErr: "wrong argument count"},
+		{
+			name: "with a prefix",
+			site: "scim acme /idp/scim",
+			want: `{"handler":"portcullis_scim","prefix":"/idp/scim","tenant":"acme"}`,
+		},
+		{name: "two tenants", site: "scim acme globex", wantErr: `prefix "globex" is not a path`},
+		{name: "too many arguments", site: "scim acme /idp/scim /x", wantErr: "wrong argument count"},
 		{name: "unknown option", site: "scim acme {\n token x\n}", wantErr: `unrecognized option "token"`},
 	}
 	for _, tt := range tests {
@@ -467,7 +479,7 @@ func TestSCIMDirective(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := findHandler(t, raw, "scim")
+			got := findHandler(t, raw, "portcullis_scim")
 			if got != tt.want {
 				t.Errorf("scim handler =\n%s\nwant\n%s", got, tt.want)
 			}

@@ -14,7 +14,7 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "portcullis",
-		Usage: "token (rotate|disable) <tenant> | events <tenant> [--type ...]",
+		Usage: "token (rotate|disable) <tenant> | events <tenant> [--type ...] | backup FILE | restore FILE",
 		Short: "Manages Portcullis tenants of a running gateway",
 		Long: `
 Manages the Portcullis tenants of a running Caddy through its admin API.
@@ -30,9 +30,12 @@ Manages the Portcullis tenants of a running Caddy through its admin API.
 
   caddy portcullis events <tenant> [--type t1,t2] [--since RFC3339]
                                    [--until RFC3339] [--limit N] [--before CURSOR]
-      Lists audit events newest first, one JSON object per line.
-      With --all, follows the pages to the end.
-
+                                   [--format jsonl|csv]
+      Lists audit events newest first, one JSON object per line (jsonl,
+      the default) or as CSV with a header line. With --all, follows the
+      pages to the end. An unknown --type is refused with the list of
+      valid ones.
+` + backupUsage + `
 The admin address is --address, or the one in --config, or the CADDY_ADMIN
 environment variable, or localhost:2019.
 `,
@@ -95,8 +98,9 @@ func buildPortcullisCommand(cmd *cobra.Command) {
 	ef.Int("limit", defaultEventPage, "Events per page")
 	ef.String("before", "", "Page cursor (the \"next\" of a previous page)")
 	ef.Bool("all", false, "Follow the pages to the last one")
+	ef.String("format", eventFormatJSONL, "Output format: jsonl or csv")
 	cmd.AddCommand(events)
-
+	addBackupCommands(cmd)
 	addOperatorCommands(cmd, token) // operatorcommand.go
 }
 
@@ -112,8 +116,18 @@ func runEvents(c *cobra.Command, args []string) error {
 	limit, _ := f.GetInt("limit")
 	before, _ := f.GetString("before")
 	all, _ := f.GetBool("all")
+	format, _ := f.GetString("format")
+	if format != eventFormatJSONL && format != eventFormatCSV {
+		return fmt.Errorf("unknown --format %q (expected jsonl or csv)", format)
+	}
+	if err := checkEventTypes(types); err != nil {
+		return err
+	}
 
-	out := c.OutOrStdout()
+	out, err := newEventWriter(c.OutOrStdout(), format)
+	if err != nil {
+		return err
+	}
 	for page := 0; page < maxCLIPages; page++ {
 		q := url.Values{}
 		for _, t := range types {
@@ -129,15 +143,12 @@ func runEvents(c *cobra.Command, args []string) error {
 		if err != nil {
 			return err
 		}
-		var resp struct {
-			Events []json.RawMessage `json:"events"`
-			Next   string            `json:"next"`
-		}
+		var resp eventsResponse
 		if err := json.Unmarshal(body, &resp); err != nil {
 			return fmt.Errorf("unexpected answer from the admin API: %v", err)
 		}
-		for _, e := range resp.Events {
-			fmt.Fprintln(out, string(e))
+		if err := out.write(resp.Events); err != nil {
+			return err
 		}
 		if resp.Next == "" {
 			return nil

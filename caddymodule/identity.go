@@ -103,12 +103,13 @@ type Identity struct {
 	Route string `json:"route,omitempty"`
 
 	gate *lazyGate
+	app  *App
 }
 
 // CaddyModule returns the Caddy module information.
 func (Identity) CaddyModule() caddy.ModuleInfo {
 	return caddy.ModuleInfo{
-		ID:  "http.handlers.identity",
+		ID:  "http.handlers.portcullis_identity",
 		New: func() caddy.Module { return new(Identity) },
 	}
 }
@@ -119,6 +120,7 @@ func (h *Identity) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	h.app = app
 	rt, err := app.tenantRuntime("identity", h.Tenant)
 	if err != nil {
 		return err
@@ -185,6 +187,11 @@ func originalRequestURI(r *http.Request) string {
 // until the next handler returns and ends it (an upgraded connection or a
 // stream included) when the session loses access.
 func (h *Identity) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	// The tenant's own sign-in and SCIM paths go to their handlers, never
+	// through the gate (ownpaths.go).
+	if own, ok := h.app.endpoints.own(h.Tenant, r); ok {
+		return own(w, r)
+	}
 	gate, err := h.gate.get(r.Context())
 	if err != nil {
 		return caddyhttp.Error(http.StatusServiceUnavailable, err)
@@ -215,7 +222,7 @@ type IdentityJWKS struct {
 // CaddyModule returns the Caddy module information.
 func (IdentityJWKS) CaddyModule() caddy.ModuleInfo {
 	return caddy.ModuleInfo{
-		ID:  "http.handlers.identity_jwks",
+		ID:  "http.handlers.portcullis_identity_jwks",
 		New: func() caddy.Module { return new(IdentityJWKS) },
 	}
 }

@@ -224,7 +224,7 @@ func TestMetricsWalkthrough(t *testing.T) {
 			t.Errorf("the scrape names a user (%q)", who)
 		}
 	}
-	if n := theMetrics().clock.running(); n != 0 {
+	if n := theMetrics().clock.running("metered"); n != 0 {
 		t.Errorf("%d deprovisioning clocks still running", n)
 	}
 

@@ -85,9 +85,16 @@ func (c *revocationClock) dropStale(now time.Time) {
 	}
 }
 
-// running is the number of clocks running, for tests.
-func (c *revocationClock) running() int {
+// running is the number of clocks running for tenant, for tests (other
+// tests of the process count under their own tenants).
+func (c *revocationClock) running(tenant string) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return len(c.started)
+	n := 0
+	for k := range c.started {
+		if k.tenant == tenant {
+			n++
+		}
+	}
+	return n
 }

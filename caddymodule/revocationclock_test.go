@@ -55,7 +55,7 @@ func TestRevocationClock(t *testing.T) {
 						t.Errorf("step %d: stop = %v, %v; want %v, %v", i, d, ok, s.wantDur, s.wantOK)
 					}
 				}
-				if n := c.running(); n != s.wantClocksLeft {
+				if n := c.running("acme"); n != s.wantClocksLeft {
 					t.Errorf("step %d: %d clocks running, want %d", i, n, s.wantClocksLeft)
 				}
 			}
@@ -71,11 +71,11 @@ func TestRevocationClockBounded(t *testing.T) {
 	for i := range maxRevocationClocks + 10 {
 		c.start("acme", string(rune('a'+i%26))+time.Duration(i).String(), t0)
 	}
-	if n := c.running(); n != maxRevocationClocks {
+	if n := c.running("acme"); n != maxRevocationClocks {
 		t.Fatalf("%d clocks, want the bound %d", n, maxRevocationClocks)
 	}
 	c.start("acme", "late", t0.Add(revocationClockTTL+time.Minute))
-	if n := c.running(); n != 1 {
+	if n := c.running("acme"); n != 1 {
 		t.Fatalf("%d clocks after the stale ones were dropped, want 1", n)
 	}
 }

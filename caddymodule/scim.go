@@ -3,6 +3,8 @@ package caddymodule
 import (
 	"fmt"
 	"net/http"
+	"net/url"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -21,26 +23,34 @@ const (
 	scimMaxResults   = 200     // page size cap for list and search
 )
 
-// SCIM serves one tenant's SCIM 2.0 endpoint. It answers every request it
-// gets (it never calls the next handler) and checks the tenant's bearer
-// token itself. Put it under a path such as /scim/v2/<tenant>/*; the base
-// URL in Location headers and meta.location is that prefix.
+// SCIM serves one tenant's SCIM 2.0 endpoint under its base path
+// (/scim/v2/<tenant> unless Prefix or BaseURL says otherwise) and checks
+// the tenant's bearer token itself. Requests under the base path are
+// answered there; any other request goes to the next handler, as the sso
+// handler does outside its prefix, so "scim acme" without a matcher, side
+// by side with identity and reverse_proxy, takes only the SCIM paths.
 type SCIM struct {
 	// Tenant is the name of a tenant configured in the portcullis app.
 	Tenant string `json:"tenant"`
+
+	// Prefix is the base path this gateway sees SCIM requests under.
+	// Default: the path of BaseURL, or /scim/v2/<tenant> without one. Set
+	// it when a proxy in front serves the endpoint under another path.
+	Prefix string `json:"prefix,omitempty"`
 
 	// BaseURL overrides the SCIM base URL (e.g.
 	// "https://id.example.com/scim/v2/acme") for a gateway behind another
 	// proxy. Default: derived from each request's scheme, host and path.
 	BaseURL string `json:"base_url,omitempty"`
 
+	prefix  string // the base path, no trailing slash; "" is the root
 	handler http.Handler
 }
 
 // CaddyModule returns the Caddy module information.
 func (SCIM) CaddyModule() caddy.ModuleInfo {
 	return caddy.ModuleInfo{
-		ID:  "http.handlers.scim",
+		ID:  "http.handlers.portcullis_scim",
 		New: func() caddy.Module { return new(SCIM) },
 	}
 }
@@ -70,8 +80,47 @@ func (s *SCIM) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("scim %s: %v", s.Tenant, err)
 	}
+	s.prefix, err = scimBasePath(s.Tenant, s.Prefix, s.BaseURL)
+	if err != nil {
+		return fmt.Errorf("scim %s: %v", s.Tenant, err)
+	}
 	s.handler = h
+	app.endpoints.addSCIM(s.Tenant, s)
 	return nil
+}
+
+// scimBasePath is the path a SCIM endpoint answers under, without a
+// trailing slash ("" for the root, where it answers everything): prefix if
+// set, else the path of baseURL if set, else /scim/v2/<tenant>.
+func scimBasePath(tenant, prefix, baseURL string) (string, error) {
+	switch {
+	case prefix != "":
+		if !strings.HasPrefix(prefix, "/") || strings.HasPrefix(prefix, "//") || strings.ContainsAny(prefix, "?#*\\ \t") {
+			return "", fmt.Errorf("prefix %q is not a path such as /scim/v2/%s", prefix, tenant)
+		}
+		return strings.TrimRight(prefix, "/"), nil
+	case baseURL != "":
+		// scimhandler.New has checked that it is an absolute URL.
+		u, err := url.Parse(baseURL)
+		if err != nil {
+			return "", fmt.Errorf("base_url: %v", err)
+		}
+		return strings.TrimRight(u.Path, "/"), nil
+	}
+	return "/scim/v2/" + tenant, nil
+}
+
+// underSCIMBase says whether path is the base path or below it. It
+// compares as Caddy's path matchers do (case-insensitively, on the path
+// cleaned of dot segments and doubled slashes), so a request that
+// "handle /scim/v2/acme/*" took is never passed on from inside it.
+func underSCIMBase(path, base string) bool {
+	path = caddyhttp.CleanPath(path, true)
+	if len(path) < len(base) || !strings.EqualFold(path[:len(base)], base) {
+		return false
+	}
+	rest := path[len(base):]
+	return rest == "" || rest[0] == '/'
 }
 
 // caddyClientIP is the client address Caddy determined for r: the peer,
@@ -81,8 +130,12 @@ func caddyClientIP(r *http.Request) string {
 	return ip
 }
 
-// ServeHTTP answers the SCIM request; the endpoint is terminal.
-func (s *SCIM) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+// ServeHTTP answers the SCIM requests under the base path and passes any
+// other request on.
+func (s *SCIM) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if !underSCIMBase(r.URL.Path, s.prefix) {
+		return next.ServeHTTP(w, r)
+	}
 	s.handler.ServeHTTP(w, r)
 	return nil
 }

@@ -46,7 +46,7 @@ type SSO struct {
 // CaddyModule returns the Caddy module information.
 func (SSO) CaddyModule() caddy.ModuleInfo {
 	return caddy.ModuleInfo{
-		ID:  "http.handlers.sso",
+		ID:  "http.handlers.portcullis_sso",
 		New: func() caddy.Module { return new(SSO) },
 	}
 }
@@ -69,6 +69,7 @@ func (s *SSO) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("sso %s: prefix: %v", s.Tenant, err)
 	}
 	s.serve = rt.signIn.ServeFunc(s.prefix, rt.externalURLOf)
+	app.endpoints.addSSO(s.Tenant, s)
 	return nil
 }
 

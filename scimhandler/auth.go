@@ -136,7 +136,7 @@ func (h *Handler) retiredPresented(r *http.Request, old retiredToken, disabledNo
 	h.logger.Debug("scim request rejected", zap.String("reason", reason), zap.String("client", v.client))
 	if v.report {
 		ctx, cancel := writeContext(r.Context())
-		h.recordRejection(ctx, reason, v)
+		h.recordRejection(ctx, reason, v, clientName(r))
 		cancel()
 	}
 	return errUnauthorized(retiredDetail(old, disabledNow))
@@ -167,7 +167,7 @@ func (h *Handler) rejected(r *http.Request, kind, reason string, unauthorized er
 	if v.report {
 		// The client hanging up must not cancel the minute's record.
 		ctx, cancel := writeContext(r.Context())
-		h.recordRejection(ctx, reason, v)
+		h.recordRejection(ctx, reason, v, clientName(r))
 		cancel()
 	}
 	if !v.limited {
@@ -182,7 +182,7 @@ func (h *Handler) rejected(r *http.Request, kind, reason string, unauthorized er
 }
 
 // recordRejection writes the token.rejected audit event of a failure.
-func (h *Handler) recordRejection(ctx context.Context, reason string, v failureVerdict) {
+func (h *Handler) recordRejection(ctx context.Context, reason string, v failureVerdict, client string) {
 	outcome := "answered 401"
 	if v.limited {
 		outcome = "answered 429 (over the limit)"
@@ -202,9 +202,10 @@ func (h *Handler) recordRejection(ctx context.Context, reason string, v failureV
 		zap.Int("unrecorded_failures", v.unreported), zap.Int("unrecorded_clients", v.unreportedClients))
 	err := h.store.Update(ctx, h.tenant, func(tx storage.Tx) error {
 		return tx.AppendEvent(storage.Event{
-			Type:   storage.EventTokenRejected,
-			Actor:  "anonymous",
-			Reason: msg,
+			Type:      storage.EventTokenRejected,
+			Actor:     "anonymous",
+			ActorName: client,
+			Reason:    msg,
 		})
 	})
 	if err != nil {

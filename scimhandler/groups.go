@@ -274,7 +274,7 @@ func (h *Handler) deleteGroup(req *request, id string) error {
 			return err
 		}
 		if err := tx.AppendEvent(storage.Event{Type: storage.EventGroupDeleted, Actor: req.actor,
-			ResourceType: "Group", ResourceID: id, Before: groupSummary(g, n)}); err != nil {
+			ResourceType: "Group", ResourceID: id, ResourceName: g.DisplayName, Before: groupSummary(g, n)}); err != nil {
 			return err
 		}
 		return touchGroupsAfterMemberLoss(tx, req.actor, parents, storage.Member{ID: id, Type: storage.MemberGroup})

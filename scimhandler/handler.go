@@ -256,7 +256,7 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request, actor string) er
 	if !ok {
 		return errNotFound("no SCIM endpoint at %s", r.URL.Path)
 	}
-	req := &request{w: w, r: r, ctx: r.Context(), base: h.baseFor(r, prefix), actor: actor}
+	req := &request{w: w, r: r, ctx: withActor(r.Context(), actor, r), base: h.baseFor(r, prefix), actor: actor}
 	switch endpoint {
 	case "Users", "Groups":
 		rt, create := userResource, h.createUser
@@ -372,7 +372,7 @@ func (h *Handler) update(ctx context.Context, fn func(tx storage.Tx) error) erro
 			case <-time.After(backoff):
 			}
 		}
-		err = h.store.Update(ctx, h.tenant, fn)
+		err = h.store.Update(ctx, h.tenant, func(tx storage.Tx) error { return fn(namingTxFor(ctx, tx)) })
 		if !errors.Is(err, storage.ErrConflict) {
 			return err
 		}

@@ -420,7 +420,7 @@ func (h *Handler) deleteUser(req *request, id string) error {
 			return err
 		}
 		if err := tx.AppendEvent(storage.Event{
-			Type: storage.EventUserDeleted, Actor: req.actor, ResourceType: "User", ResourceID: id,
+			Type: storage.EventUserDeleted, Actor: req.actor, ResourceType: "User", ResourceID: id, ResourceName: u.UserName,
 			Before: userSummary(u), Reason: fmt.Sprintf("%d sessions ended", n),
 		}); err != nil {
 			return err

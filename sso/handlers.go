@@ -167,13 +167,15 @@ func (ep *endpoints) logout(w http.ResponseWriter, r *http.Request) {
 			return err
 		}
 		ended = sess
-		if u, err := tx.GetUser(sess.UserID); err == nil {
-			who = &pages.User{Name: u.UserName, Email: u.PrimaryEmail(), DisplayName: u.DisplayName}
-		}
-		return tx.AppendEvent(storage.Event{
+		ev := storage.Event{
 			Time: s.now(), Type: storage.EventSignOut, Actor: sess.UserID,
 			ResourceType: "User", ResourceID: sess.UserID, After: sess.Protocol,
-		})
+		}
+		if u, err := tx.GetUser(sess.UserID); err == nil {
+			who = &pages.User{Name: u.UserName, Email: u.PrimaryEmail(), DisplayName: u.DisplayName}
+			ev.ActorName, ev.ResourceName = u.UserName, u.UserName
+		}
+		return tx.AppendEvent(ev)
 	})
 	if err != nil {
 		s.serverError(w, r, "sign out", err)

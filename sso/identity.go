@@ -173,7 +173,7 @@ func (s *Service) completeSignIn(r *http.Request, id *identity) (string, *storag
 			ResourceType: "User", ResourceID: u.ID, After: id.protocol + " " + u.UserName,
 		})
 		for _, e := range events {
-			if err := tx.AppendEvent(e); err != nil {
+			if err := tx.AppendEvent(namedSignInEvent(tx, e, u)); err != nil {
 				return err
 			}
 		}

@@ -106,8 +106,9 @@ func TestOIDCSignInProvisionedUser(t *testing.T) {
 	if len(sessions) != 1 || sessions[0].IDHash != storage.HashSecret(sessionCookie.Value) || sessions[0].Protocol != "oidc" || sessions[0].IDTokenHint == "" {
 		t.Fatalf("stored sessions: %+v", sessions)
 	}
-	if evs := g.events(storage.EventSignIn); len(evs) != 1 || evs[0].ResourceID != alice.ID {
-		t.Errorf("signin.succeeded events: %+v", evs)
+	if evs := g.events(storage.EventSignIn); len(evs) != 1 || evs[0].ResourceID != alice.ID ||
+		evs[0].ActorName != "Alice@Acme.test" || evs[0].ResourceName != "Alice@Acme.test" {
+		t.Errorf("signin.succeeded events (names next to ids): %+v", evs)
 	}
 	// A SCIM user's groups are SCIM's business, not the claims'.
 	if names := g.groupNames(alice.ID); len(names) != 0 {
@@ -148,6 +149,11 @@ func TestOIDCJustInTimeUsersAndGroups(t *testing.T) {
 			}
 			if evs := g.events(storage.EventJITUserCreated); len(evs) != 1 || evs[0].ResourceID != u.ID {
 				t.Errorf("user.jit_created events: %+v", evs)
+			}
+			for _, e := range g.events(storage.EventMemberAdded) {
+				if e.ActorName != "alice@acme.test" || e.ResourceName == "" || !strings.Contains(tc.wantGroups, e.ResourceName) {
+					t.Errorf("member_added event without the user's and group's names: %+v", e)
+				}
 			}
 			if want := len(strings.Split(tc.wantGroups, ",")); tc.wantGroups != "" && len(g.events(storage.EventGroupCreated)) != want {
 				t.Errorf("group.created events: %d, want %d", len(g.events(storage.EventGroupCreated)), want)
@@ -370,7 +376,7 @@ func TestOIDCLogout(t *testing.T) {
 	if n := len(g.sessionsOf(alice.ID)); n != 0 {
 		t.Fatalf("%d sessions left after logout", n)
 	}
-	if evs := g.events(storage.EventSignOut); len(evs) != 1 || evs[0].ResourceID != alice.ID {
+	if evs := g.events(storage.EventSignOut); len(evs) != 1 || evs[0].ResourceID != alice.ID || evs[0].ActorName != "alice@acme.test" {
 		t.Errorf("signout events: %+v", evs)
 	}
 	// A page load now starts a new sign-in.

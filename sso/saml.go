@@ -684,8 +684,8 @@ func (s *Service) endSAMLSessions(r *http.Request, req *saml.LogoutRequest) erro
 					return err
 				}
 				if err := tx.AppendEvent(storage.Event{
-					Time: s.now(), Type: storage.EventSignOut, Actor: u.ID,
-					ResourceType: "User", ResourceID: u.ID, After: protocolSAML, Reason: "single logout requested by the IdP",
+					Time: s.now(), Type: storage.EventSignOut, Actor: u.ID, ActorName: u.UserName,
+					ResourceType: "User", ResourceID: u.ID, ResourceName: u.UserName, After: protocolSAML, Reason: "single logout requested by the IdP",
 				}); err != nil {
 					return err
 				}

@@ -39,10 +39,11 @@ var (
 
 // Source says where a user came from.
 const (
-	SourceSCIM      = "scim"      // pushed by the IdP over SCIM
-	SourceJIT       = "jit"       // created at sign-in from the IdP's claims
-	SourceDirectory = "directory" // pulled from a directory API
-	SourceGoogle    = "google"    // pulled from Google Workspace's Directory API
+	SourceSCIM   = "scim"   // pushed by the IdP over SCIM
+	SourceJIT    = "jit"    // created at sign-in from the IdP's claims
+	SourceGoogle = "google" // pulled from Google Workspace's Directory API (package directory)
+	// SourceDirectory is unused: each pull source names itself (SourceGoogle).
+	SourceDirectory = "directory"
 	// SourceManual: created by an operator, or an IdP-managed user
 	// converted when the IdP was disconnected. Its role is User.Role, set
 	// by hand, not derived from groups; no IdP refreshes it.
@@ -173,16 +174,28 @@ const MaxMappingGroupLen = 512
 
 // Event is one audit event. It is written in the same transaction as the
 // change it records.
+//
+// Ids stay the reference (names change, ids do not); ActorName and
+// ResourceName are what a person reading the log needs next to them,
+// as they were when the event was written. Events written before these
+// fields existed have them empty.
 type Event struct {
-	ID           string    `json:"id"` // set by the store; sorts by time
-	Time         time.Time `json:"time"`
-	Type         string    `json:"type"`  // e.g. EventUserCreated
-	Actor        string    `json:"actor"` // token id, "admin", user id, "system"
-	ResourceType string    `json:"resourceType,omitempty"`
-	ResourceID   string    `json:"resourceId,omitempty"`
-	Before       string    `json:"before,omitempty"` // short summary
-	After        string    `json:"after,omitempty"`  // short summary
-	Reason       string    `json:"reason,omitempty"`
+	ID    string    `json:"id"` // set by the store; sorts by time
+	Time  time.Time `json:"time"`
+	Type  string    `json:"type"`  // e.g. EventUserCreated
+	Actor string    `json:"actor"` // token id, "admin", user id, "system", "anonymous"
+	// ActorName names the actor: the SCIM client's User-Agent for a
+	// token id (which says which IdP is calling), the userName for a
+	// user id, the client for an anonymous refusal.
+	ActorName    string `json:"actorName,omitempty"`
+	ResourceType string `json:"resourceType,omitempty"`
+	ResourceID   string `json:"resourceId,omitempty"`
+	// ResourceName names the resource: a user's userName, a group's
+	// displayName.
+	ResourceName string `json:"resourceName,omitempty"`
+	Before       string `json:"before,omitempty"` // short summary
+	After        string `json:"after,omitempty"`  // short summary
+	Reason       string `json:"reason,omitempty"`
 }
 
 // Audit event types.
@@ -216,7 +229,54 @@ const (
 	EventUserRoleChanged   = "user.role_changed"   // an operator changed a manual user's role
 	EventSessionEnded      = "session.ended"       // an operator ended sessions
 	EventGroupDeclared     = "group.declared"      // an operator declared a claim group ahead of sign-in
+	// EventSyncFailed: a pull from a directory (Google Workspace) failed;
+	// Reason says why. Nothing else was changed by the failed part.
+	EventSyncFailed = "sync.failed"
 )
+
+// EventTypes lists every audit event type with what it means, in the
+// order the README lists them. Listing refuses a type not in it, so a
+// misspelt filter never silently matches nothing.
+var EventTypes = []struct{ Type, Meaning string }{
+	{EventUserCreated, "the IdP created a user over SCIM"},
+	{EventJITUserCreated, "a user was created at their first sign-in (provisioning jit)"},
+	{EventUserUpdated, "a user's attributes changed (SCIM PUT or PATCH, or new claims at sign-in)"},
+	{EventUserDeactivated, "a user was set inactive: their sessions ended and they cannot sign in"},
+	{EventUserReactivated, "an inactive user was set active again"},
+	{EventUserDeleted, "a user was deleted, with their memberships and sessions"},
+	{EventGroupCreated, "a group was created (over SCIM, or from a sign-in's groups claim)"},
+	{EventGroupUpdated, "a group's displayName, externalId or members changed"},
+	{EventGroupDeleted, "a group was deleted, with every membership of and in it"},
+	{EventMemberAdded, "a user or group became a member of a group"},
+	{EventMemberRemoved, "a user or group stopped being a member of a group"},
+	{EventTokenCreated, "a SCIM token was issued to a tenant that had none (first, or after token.disabled)"},
+	{EventTokenRotated, "a new SCIM token replaced the previous one, which stopped working"},
+	{EventTokenDisabled, "the SCIM token was deleted: SCIM answers 401 until a new one is issued"},
+	{EventTokenRejected, "SCIM requests with a missing or wrong token were refused (one event a minute, with counts)"},
+	{EventSignIn, "a user signed in (OIDC or SAML) and a session began"},
+	{EventSignInRefused, "a sign-in was refused (inactive, not provisioned, domain not allowed, replayed or invalid response)"},
+	{EventSignOut, "a user signed out and their session ended"},
+	{EventAccessDenied, "a signed-in user was refused a route (role or group missing), a user who lost access had their sessions ended, or requests were refused before sign-in (ambiguous paths, tunnels)"},
+	{EventSyncFailed, "a pull from a directory (Google Workspace) failed; nothing else was changed by the failed part"},
+	{EventMappingChanged, "an operator set, changed or removed a stored group mapping (before and after as group=role)"},
+	{EventGroupDeclared, "an operator declared a group by its claim value, so it can be mapped before anyone arrives"},
+	{EventUserManualCreated, "an operator created a manual user"},
+	{EventUserRoleChanged, "an operator changed a manual user's role"},
+	{EventSessionEnded, "an operator ended sessions (one, a user's, or the whole tenant's)"},
+	{EventIdPDisconnected, "an operator disconnected the tenant's IdP: SCIM disabled, any directory pull stopped"},
+	{EventUserConverted, "an IdP-managed user became a manual user when the IdP was disconnected, with their role pinned"},
+	{EventUserAdopted, "a SCIM push took a manual user back (same id), with the role before and after"},
+}
+
+// IsEventType says whether t is one of EventTypes.
+func IsEventType(t string) bool {
+	for _, e := range EventTypes {
+		if e.Type == t {
+			return true
+		}
+	}
+	return false
+}
 
 // EventQuery selects audit events. Events come newest first.
 type EventQuery struct {

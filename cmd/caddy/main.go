@@ -1,7 +1,9 @@
 // Command caddy is Caddy with the Portcullis modules built in: the
-// standard Caddy modules plus the portcullis app, the scim handler, the
-// /portcullis/ admin API routes and the "caddy portcullis" subcommands.
-// xcaddy.json describes the same build for xcaddy.
+// standard Caddy modules plus the portcullis app, the scim, sso, identity
+// and identity_jwks handlers, the /portcullis/ admin API routes and the
+// "caddy portcullis" subcommands. It imports the module's root package,
+// the very plugin xcaddy builds in, so xcaddy.json describes the same
+// build for xcaddy.
 package main
 
 import (
@@ -9,7 +11,7 @@ import (
 
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
-	_ "github.com/portcullis/portcullis/caddymodule"
+	_ "github.com/portcullis/portcullis"
 )
 
 func main() {

@@ -12,12 +12,17 @@ import (
 const modulePath = "github.com/portcullis/portcullis"
 
 // mayImportCaddy are the packages allowed to depend on Caddy: the glue, the
-// binaries, and the test helper that runs a real Caddy. Everything else is
+// module's root package (the plugin xcaddy builds in), the binaries, and
+// the test helper that runs a real Caddy. Everything else is
 // core and must not, not even through a dependency or its tests.
 func mayImportCaddy(pkg string) bool {
 	rel := strings.TrimPrefix(strings.TrimPrefix(pkg, modulePath), "/")
 	switch {
 	case rel == "caddymodule", rel == "cmd" || strings.HasPrefix(rel, "cmd/"):
+		return true
+	case rel == "":
+		// The module's root package exists so that xcaddy can build it in:
+		// its only import is caddymodule, which registers the modules.
 		return true
 	case rel == "internal/gatewaytest":
 		return true
@@ -97,6 +102,7 @@ func TestCaddyCheckSeesAnImport(t *testing.T) {
 		{modulePath + "/authz", []string{"net/http"}, false},
 		{modulePath + "/caddymodule", []string{"github.com/caddyserver/caddy/v2"}, false},
 		{modulePath + "/cmd/caddy", []string{"github.com/caddyserver/caddy/v2"}, false},
+		{modulePath, []string{"github.com/caddyserver/caddy/v2"}, false},
 		{modulePath + "/storage/badgerstore", []string{"github.com/caddyserver/caddy/v2"}, true},
 	} {
 		flagged := false

@@ -36,6 +36,10 @@ import (
 //
 //	nsTombstone, tenant name length-prefixed, group id  -> empty
 //
+// The store's own keys (schema.go) live in a third namespace:
+//
+//	nsMeta "schema"                                     -> schema version
+//
 // A trailing id is stored raw, so iteration gives id order. A component that
 // is followed by more key bytes goes through comp, which makes it
 // self-delimiting, so prefix scans of "every user with this email" never

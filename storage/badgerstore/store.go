@@ -117,22 +117,13 @@ func open(dir string, logger *zap.Logger, sweep bool) (*Store, error) {
 		logger = zap.NewNop()
 	}
 	logger = logger.Named("badger")
-	opts := badger.DefaultOptions(dir).
-		WithSyncWrites(true).
-		// Not WithLoggingLevel: it replaces the logger with Badger's own
-		// stderr one. zapLogger does the level filtering instead.
-		WithLogger(zapLogger{logger.Sugar()}).
-		WithMemTableSize(memTableSize).
-		WithNumMemtables(numMemtables).
-		WithBlockCacheSize(blockCacheSize).
-		WithValueThreshold(valueThreshold).
-		WithValueLogFileSize(valueLogFileSize).
-		WithNumCompactors(numCompactors).
-		WithMetricsEnabled(false).
-		WithDetectConflicts(true)
-	db, err := badger.Open(opts)
+	db, err := badger.Open(badgerOptions(dir, logger))
 	if err != nil {
 		return nil, fmt.Errorf("badgerstore: open %s: %w", dir, err)
+	}
+	if err := upgradeSchema(db, dir, logger); err != nil {
+		db.Close()
+		return nil, err
 	}
 	s := &Store{
 		db:          db,
@@ -150,6 +141,24 @@ func open(dir string, logger *zap.Logger, sweep bool) (*Store, error) {
 		close(s.sweepDone)
 	}
 	return s, nil
+}
+
+// badgerOptions are the options of every Badger database of a store:
+// synchronous commits and the memory bounds above.
+func badgerOptions(dir string, logger *zap.Logger) badger.Options {
+	return badger.DefaultOptions(dir).
+		WithSyncWrites(true).
+		// Not WithLoggingLevel: it replaces the logger with Badger's own
+		// stderr one. zapLogger does the level filtering instead.
+		WithLogger(zapLogger{logger.Sugar()}).
+		WithMemTableSize(memTableSize).
+		WithNumMemtables(numMemtables).
+		WithBlockCacheSize(blockCacheSize).
+		WithValueThreshold(valueThreshold).
+		WithValueLogFileSize(valueLogFileSize).
+		WithNumCompactors(numCompactors).
+		WithMetricsEnabled(false).
+		WithDetectConflicts(true)
 }
 
 // runGC reclaims value-log space left by overwritten and deleted values,

@@ -228,8 +228,8 @@ func testEvents(t *testing.T, h *harness) {
 		h.update(tenant, func(tx storage.Tx) error {
 			for _, i := range half {
 				err := tx.AppendEvent(storage.Event{
-					Time: base.Add(time.Duration(i) * time.Minute), Type: types[i%3], Actor: "tok",
-					ResourceType: "User", ResourceID: fmt.Sprintf("e%d", i), Before: "b", After: "a", Reason: "r",
+					Time: base.Add(time.Duration(i) * time.Minute), Type: types[i%3], Actor: "tok", ActorName: "Okta SCIM Client",
+					ResourceType: "User", ResourceID: fmt.Sprintf("e%d", i), ResourceName: "alice@example.com", Before: "b", After: "a", Reason: "r",
 				})
 				if err != nil {
 					return err
@@ -247,7 +247,8 @@ func testEvents(t *testing.T, h *harness) {
 			t.Fatalf("event ids not set or not decreasing: %q then %q", all[i-1].ID, all[i].ID)
 		}
 	}
-	if e := all[0]; e.Actor != "tok" || e.ResourceType != "User" || e.Before != "b" || e.After != "a" ||
+	if e := all[0]; e.Actor != "tok" || e.ActorName != "Okta SCIM Client" || e.ResourceType != "User" ||
+		e.ResourceName != "alice@example.com" || e.Before != "b" || e.After != "a" ||
 		e.Reason != "r" || e.Type != types[0] || !e.Time.Equal(base.Add(9*time.Minute)) {
 		t.Fatalf("event fields did not round-trip: %+v", e)
 	}
