@@ -674,7 +674,7 @@ func TestOperatorCLI(t *testing.T) {
 		wantLines(t, cli(t, "users", "set-role", "opco", carol.ID, "admin"), "Role:", "admin", "manual")
 		wantLines(t, cli(t, "users", "deactivate", "opco", carol.ID), "inactive")
 		wantLines(t, cli(t, "users", "activate", "opco", carol.ID), "Status:", "active")
-		wantLines(t, cli(t, "users", "list", "opco", "--source", "manual"), "carol@opco.example")
+		wantLines(t, cli(t, "users", "list", "opco", "--filter", "carol@opco.example", "--source", "manual"), "carol@opco.example")
 		wantLines(t, cli(t, "users", "delete", "opco", carol.ID), "Deleted user "+carol.ID)
 		cliFails(t, "--user-name is required", "users", "create", "opco")
 	})
