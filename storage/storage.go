@@ -44,7 +44,22 @@ const (
 	SourceGoogle = "google" // pulled from Google Workspace's Directory API (package directory)
 	// SourceDirectory is unused: each pull source names itself (SourceGoogle).
 	SourceDirectory = "directory"
+	// SourceManual: created by an operator, or an IdP-managed user
+	// converted when the IdP was disconnected. Its role is User.Role, set
+	// by hand, not derived from groups; no IdP refreshes it.
+	SourceManual = "manual"
 )
+
+// IdPManaged says whether a user (or group) of this source is managed by an
+// IdP (SCIM, a directory pull, just-in-time sign-in), and so locked against
+// manual changes.
+func IdPManaged(source string) bool {
+	switch source {
+	case SourceSCIM, SourceJIT, SourceDirectory, SourceGoogle:
+		return true
+	}
+	return false
+}
 
 // User is one person in a tenant. The typed fields are what the gateway
 // indexes and reads on the hot path; Attributes holds the full SCIM
@@ -62,10 +77,14 @@ type User struct {
 	Source string   `json:"source"`
 	// PasswordHash is a salted hash (never the plaintext) of a password a
 	// SCIM client set. It is never returned over SCIM.
-	PasswordHash string          `json:"passwordHash,omitempty"`
-	Attributes   json.RawMessage `json:"attributes,omitempty"`
-	Created      time.Time       `json:"created"`
-	Modified     time.Time       `json:"modified"`
+	PasswordHash string `json:"passwordHash,omitempty"`
+	// Role is the role pinned by hand on a SourceManual user (one of the
+	// tenant's roles); it wins over groups. Empty: the role follows the
+	// user's groups like any other user's. Ignored for other sources.
+	Role       string          `json:"role,omitempty"`
+	Attributes json.RawMessage `json:"attributes,omitempty"`
+	Created    time.Time       `json:"created"`
+	Modified   time.Time       `json:"modified"`
 	// Version increases by one on every write of the record; the store sets
 	// it. The SCIM layer derives ETags from it.
 	Version int64 `json:"version"`
@@ -127,7 +146,31 @@ type Session struct {
 	NameID       string `json:"nameId,omitempty"`
 	NameIDFormat string `json:"nameIdFormat,omitempty"`
 	SessionIndex string `json:"sessionIndex,omitempty"`
+	// ClientAddr and UserAgent are the client's address and User-Agent at
+	// sign-in, for an operator listing sessions; the signing-in code cuts
+	// them to MaxClientAddrLen and MaxUserAgentLen bytes.
+	ClientAddr string `json:"clientAddr,omitempty"`
+	UserAgent  string `json:"userAgent,omitempty"`
 }
+
+// Bounds of Session.ClientAddr and Session.UserAgent.
+const (
+	MaxClientAddrLen = 64
+	MaxUserAgentLen  = 256
+)
+
+// Mapping is a stored group mapping: the members of the group Group names
+// (by id, externalId or displayName, as a map_group line) get Role. Stored
+// mappings are changed at runtime by an operator; mappings in the
+// configuration win over them for a group both name.
+type Mapping struct {
+	Group    string    `json:"group"`
+	Role     string    `json:"role"`
+	Modified time.Time `json:"modified"`
+}
+
+// MaxMappingGroupLen bounds Mapping.Group.
+const MaxMappingGroupLen = 512
 
 // Event is one audit event. It is written in the same transaction as the
 // change it records.
@@ -179,6 +222,16 @@ const (
 	// EventSyncFailed: a pull from a directory (Google Workspace) failed;
 	// Reason says why. Nothing else was changed by the failed part.
 	EventSyncFailed = "sync.failed"
+
+	// The operator's side (package operator).
+	EventMappingChanged    = "mapping.changed"     // Before/After: "group=role" or ""
+	EventIdPDisconnected   = "idp.disconnected"    // Reason: what was stopped, how many converted
+	EventUserConverted     = "user.converted"      // an IdP-managed user made manual, role pinned
+	EventUserAdopted       = "user.adopted"        // a manual user taken back by a SCIM push
+	EventUserManualCreated = "user.manual_created" // an operator created a manual user
+	EventUserRoleChanged   = "user.role_changed"   // an operator changed a manual user's role
+	EventSessionEnded      = "session.ended"       // an operator ended sessions
+	EventGroupDeclared     = "group.declared"      // an operator declared a claim group ahead of sign-in
 )
 
 // EventTypes lists every audit event type with what it means, in the
@@ -204,6 +257,15 @@ var EventTypes = []struct{ Type, Meaning string }{
 	{EventSignInRefused, "a sign-in was refused (inactive, not provisioned, domain not allowed, replayed or invalid response)"},
 	{EventSignOut, "a user signed out and their session ended"},
 	{EventAccessDenied, "a signed-in user was refused a route (role or group missing), a user who lost access had their sessions ended, or requests were refused before sign-in (ambiguous paths, tunnels)"},
+	{EventSyncFailed, "a pull from Google Workspace failed; nothing was deactivated or deleted by it"},
+	{EventMappingChanged, "an operator set or removed a stored group mapping (before and after)"},
+	{EventIdPDisconnected, "an operator disconnected the tenant's IdP: SCIM token gone, pull stopped, users converted"},
+	{EventUserConverted, "an IdP-managed user became a manual user with their role pinned (disconnect)"},
+	{EventUserAdopted, "a SCIM push took a manual user back (same id; the role follows groups again, before and after)"},
+	{EventUserManualCreated, "an operator created a manual user"},
+	{EventUserRoleChanged, "an operator changed a manual user's role"},
+	{EventSessionEnded, "an operator ended sessions (one, a user's, or the tenant's)"},
+	{EventGroupDeclared, "an operator declared a group by its claim value ahead of its first sign-in"},
 }
 
 // IsEventType says whether t is one of EventTypes.
@@ -275,7 +337,7 @@ type Store interface {
 	//   - bumps: PutUser, DeleteUser, PutGroup, DeleteGroup, an AddMember
 	//     or RemoveMember that changed a membership, PutSCIMToken,
 	//     DeleteSCIMToken, a DeleteSession or DeleteSessionsOf that ended a
-	//     session (and any future write of identity mappings);
+	//     session, PutMapping, a DeleteMapping that deleted one;
 	//   - does not bump: PutSession (a new session or a LastSeen touch),
 	//     PutRecord, DeleteRecord, AppendEvent, and the store's own
 	//     background work (sweeping a deleted group's memberships, pruning
@@ -327,6 +389,9 @@ type ReadTx interface {
 	GetSession(idHash [32]byte) (*Session, error)
 	SessionsOf(userID string) ([]*Session, error)
 
+	// StoredMappings lists the stored group mappings in Group order.
+	StoredMappings() ([]Mapping, error)
+
 	// GetRecord reads a short-lived keyed record (see Tx.PutRecord).
 	GetRecord(kind, key string) ([]byte, error)
 
@@ -369,6 +434,13 @@ type Tx interface {
 	DeleteSession(idHash [32]byte) error
 	// DeleteSessionsOf ends every session of the user and says how many.
 	DeleteSessionsOf(userID string) (int, error)
+
+	// PutMapping creates or replaces the stored mapping of m.Group (the
+	// exact string: callers pick the form they store). It moves Generation.
+	PutMapping(m Mapping) error
+	// DeleteMapping removes the stored mapping of group; deleted is false
+	// when there was none. Deleting one moves Generation.
+	DeleteMapping(group string) (deleted bool, err error)
 
 	// PutRecord stores a short-lived keyed record that disappears after
 	// ttl (ttl <= 0: kept until deleted). Uses: SAML request ids awaiting
@@ -421,4 +493,22 @@ func (s *Session) Expired(now time.Time, idle time.Duration) bool {
 		return true
 	}
 	return idle > 0 && now.Sub(s.LastSeen) > idle
+}
+
+// RecordLastSignIn is the kind of the record (keyed by user id) of a
+// user's last sign-in, written with the session (a record, so it moves no
+// Generation); the value is the time in RFC 3339 with nanoseconds.
+const RecordLastSignIn = "user.lastsignin"
+
+// LastSignIn reads the user's last sign-in record (ok false: none).
+func LastSignIn(tx ReadTx, userID string) (at time.Time, ok bool, err error) {
+	b, err := tx.GetRecord(RecordLastSignIn, userID)
+	if errors.Is(err, ErrNotFound) {
+		return time.Time{}, false, nil
+	}
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	at, perr := time.Parse(time.RFC3339Nano, string(b))
+	return at, perr == nil, nil
 }
