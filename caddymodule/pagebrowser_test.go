@@ -48,6 +48,13 @@ func newPageBrowser(t *testing.T, execPath string, deadline time.Duration) *page
 	return &pageBrowser{t: t, ctx: ctx, shots: shots}
 }
 
+// on is the browser reporting to t (a subtest).
+func (b *pageBrowser) on(t *testing.T) *pageBrowser {
+	c := *b
+	c.t = t
+	return &c
+}
+
 // nav opens u as if typed into the address bar.
 func (b *pageBrowser) nav(u string) {
 	b.t.Helper()
@@ -120,9 +127,22 @@ func (b *pageBrowser) page(site, name, h1 string, words []string, links map[stri
 	if err := chromedp.Do(b.ctx, chromedp.WaitVisible(chromedp.CSS("main h1"))); err != nil {
 		t.Fatalf("%s: %v", name, err)
 	}
-	title, err := chromedp.Run(b.ctx, chromedp.Text(chromedp.CSS("h1")))
-	if err != nil {
-		t.Fatalf("%s: %v", name, err)
+	// A form posted on the same site leaves the old page complete and
+	// in place until the answer arrives: wait for the page's title.
+	var title string
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		var err error
+		title, err = chromedp.Run(b.ctx, chromedp.Text(chromedp.CSS("h1")))
+		if err == nil && title == h1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	text, err := chromedp.Run(b.ctx, chromedp.Text(chromedp.CSS("main")))
 	if err != nil {
