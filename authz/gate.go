@@ -491,11 +491,13 @@ func (g *Gate) writeUnauthenticated(a answer) error {
 // them. Their sessions are ended already.
 func (g *Gate) writeAccountRefusal(a answer, out outcome, e *entry) error {
 	g.decided(DecisionDenied)
-	d := pages.Data{Kind: pages.AccountInactive, Status: http.StatusForbidden, Code: "account_inactive",
-		Message: "Your account has been deactivated. Ask your administrator if you need access."}
+	// The page says what happened and, in its hint, what to do; the JSON
+	// answer has no hint, so its message says both.
+	d := pages.Data{Kind: pages.AccountInactive, Status: http.StatusForbidden, Code: "account_inactive"}
+	message := "Your account has been deactivated. Ask your administrator if you need access."
 	if out == unmapped {
 		d.Kind, d.Code = pages.NoMappedGroup, "no_mapped_group"
-		d.Message = "You are in none of the groups that grant access here. Ask your administrator to add you to one."
+		message = "You are in none of the groups that grant access here. Ask your administrator to add you to one."
 	}
 	if e != nil {
 		d.User, d.Reference = pageUser(&e.identity), e.eventID
@@ -503,7 +505,10 @@ func (g *Gate) writeAccountRefusal(a answer, out outcome, e *entry) error {
 	if g.loginURL != nil {
 		d.SwitchUserURL = g.loginURL(localPath(g.returnPath(a.r)))
 	}
-	return a.refuse(d)
+	return a.refuse(d, struct {
+		Error   string `json:"error"`
+		Message string `json:"message"`
+	}{d.Code, message})
 }
 
 func (g *Gate) writeForbidden(a answer, e *entry) error {

@@ -89,14 +89,16 @@ func setRefusalPlaceholders(repl *caddy.Replacer, d *pages.Data) {
 		signOut = d.SwitchUserURL
 	}
 	set("portcullis.error.sign_out_url", signOut)
-	if u := d.User; u != nil {
-		set("portcullis.user.name", u.Name)
-		set("portcullis.user.email", u.Email)
-		set("portcullis.user.display_name", u.DisplayName)
+	// Every placeholder is set, empty when unknown: respond and templates
+	// leave an unset placeholder as its literal "{portcullis.user.name}".
+	var u pages.User
+	if d.User != nil {
+		u = *d.User
 	}
-	if d.Role != "" {
-		set("portcullis.user.role", d.Role)
-	}
+	set("portcullis.user.name", u.Name)
+	set("portcullis.user.email", u.Email)
+	set("portcullis.user.display_name", u.DisplayName)
+	set("portcullis.user.role", d.Role)
 }
 
 // loadPages loads the templates of each tenant (its own templates

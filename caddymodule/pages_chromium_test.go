@@ -1,15 +1,10 @@
 package caddymodule
 
 import (
-	"context"
 	"fmt"
-	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
-
-	"github.com/chromedp/chromedp"
 
 	"github.com/portcullis/portcullis/devidp"
 	"github.com/portcullis/portcullis/internal/gatewaytest"
@@ -81,111 +76,11 @@ func TestChromiumPages(t *testing.T) {
 	backend := gatewaytest.StartBackend(t, nil)
 	gatewaytest.Load(t, fmt.Sprintf(pagesCaddyfile, filepath.Join(t.TempDir(), "store"), idp.Issuer, port, backend.Addr))
 
-	shots := t.TempDir()
-	if dir := os.Getenv("PORTCULLIS_SCREENSHOTS"); dir != "" {
-		shots = dir
-	}
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(execPath),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.WindowSize(900, 700),
-		chromedp.UserDataDir(t.TempDir()),
-	)
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(allocCtx)
-	defer cancel()
-	ctx, cancelTimeout := context.WithTimeout(ctx, 60*time.Second)
-	defer cancelTimeout()
-
-	// page checks the page the browser is on: its h1, words and links (by
-	// id and the path they lead to), and saves a screenshot.
-	// settle waits until the browser has finished navigating and is on a
-	// page of the gateway's site: after a click the old page (the IdP's
-	// form) may still answer queries, or vanish under them ("Cannot find
-	// context with specified id"), while the redirects run.
-	settle := func(name string) {
-		t.Helper()
-		deadline := time.Now().Add(15 * time.Second)
-		for {
-			state, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.readyState`))
-			var loc string
-			if err == nil {
-				loc, err = chromedp.Run(ctx, chromedp.Location())
-			}
-			if err == nil && state == "complete" && strings.HasPrefix(loc, site+"/") {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: the browser did not settle on the site: state %q at %q (%v)", name, state, loc, err)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
+	b := newPageBrowser(t, execPath, 60*time.Second)
+	nav, signIn := b.nav, b.signIn
 	page := func(name, h1 string, words []string, links map[string]string) {
 		t.Helper()
-		settle(name)
-		if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS("main h1"))); err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		title, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("h1")))
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		text, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("main")))
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
-		if err != nil {
-			t.Fatalf("%s: screenshot: %v", name, err)
-		}
-		file := filepath.Join(shots, name+".png")
-		if err := os.WriteFile(file, png, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("%s: screenshot %s", name, file)
-		if title != h1 {
-			t.Errorf("%s: h1 %q, want %q", name, title, h1)
-		}
-		for _, w := range words {
-			if !strings.Contains(text, w) {
-				t.Errorf("%s: page lacks %q:\n%s", name, w, text)
-			}
-		}
-		for id, want := range links {
-			res, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.ID(id), "href", chromedp.AtLeast(0)))
-			href := res.Value
-			if err != nil || href == "" {
-				t.Errorf("%s: no link #%s (%v)", name, id, err)
-				continue
-			}
-			if !strings.HasPrefix(href, want) {
-				t.Errorf("%s: link #%s to %q, want %q", name, id, href, want)
-			}
-		}
-	}
-	signIn := func(user string) {
-		t.Helper()
-		if err := chromedp.Do(ctx,
-			chromedp.WaitVisible(chromedp.ID("username")),
-			chromedp.SendKeys(chromedp.ID("username"), user),
-			chromedp.SendKeys(chromedp.ID("password"), "pw"),
-			chromedp.Click(chromedp.ID("submit")),
-		); err != nil {
-			t.Fatalf("signing in as %s: %v", user, err)
-		}
-	}
-	nav := func(u string) {
-		t.Helper()
-		if err := chromedp.Do(ctx, chromedp.Navigate(u)); err != nil {
-			t.Fatalf("opening %s: %v", u, err)
-		}
+		b.page(site, name, h1, words, links)
 	}
 
 	// A stale sign-in link (a bookmarked or reloaded callback).
@@ -207,18 +102,16 @@ func TestChromiumPages(t *testing.T) {
 	signIn("ada")
 	page("access_denied", "Access denied", []string{"Ada Lovelace", "ada@acme.test", "admin", "editor", "reference"},
 		map[string]string{"back": "/", "switch-user": "/sso/logout"})
-	if ref, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("reference"))); err != nil || len(ref) != 32 {
+	if ref, err := b.text("#reference"); err != nil || len(ref) != 32 {
 		t.Errorf("access denied: reference %q (%v), want the audit event id", ref, err)
 	}
 
 	// "Sign in as someone else": the gateway and the IdP sign her out and
 	// she lands on the signed-out page, not on the IdP's form.
-	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("switch-user"))); err != nil {
-		t.Fatal(err)
-	}
+	b.click("#switch-user")
 	page("signed_out", "You are signed out", []string{"signed out of this application"},
 		map[string]string{"sign-in": "/sso/login"})
-	if loc, err := chromedp.Run(ctx, chromedp.Location()); err != nil || loc != site+"/sso/signed-out" {
+	if loc := b.location(); loc != site+"/sso/signed-out" {
 		t.Errorf("signed out at %q, want %s/sso/signed-out", loc, site)
 	}
 

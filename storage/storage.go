@@ -219,6 +219,9 @@ const (
 	EventSignOut         = "signout"
 	EventJITUserCreated  = "user.jit_created"
 	EventAccessDenied    = "access.denied"
+	// EventSyncFailed: a pull from a directory (Google Workspace) failed;
+	// Reason says why. Nothing else was changed by the failed part.
+	EventSyncFailed = "sync.failed"
 
 	// The operator's side (package operator).
 	EventMappingChanged    = "mapping.changed"     // Before/After: "group=role" or ""
@@ -229,9 +232,6 @@ const (
 	EventUserRoleChanged   = "user.role_changed"   // an operator changed a manual user's role
 	EventSessionEnded      = "session.ended"       // an operator ended sessions
 	EventGroupDeclared     = "group.declared"      // an operator declared a claim group ahead of sign-in
-	// EventSyncFailed: a pull from a directory (Google Workspace) failed;
-	// Reason says why. Nothing else was changed by the failed part.
-	EventSyncFailed = "sync.failed"
 )
 
 // EventTypes lists every audit event type with what it means, in the
@@ -257,15 +257,15 @@ var EventTypes = []struct{ Type, Meaning string }{
 	{EventSignInRefused, "a sign-in was refused (inactive, not provisioned, domain not allowed, replayed or invalid response)"},
 	{EventSignOut, "a user signed out and their session ended"},
 	{EventAccessDenied, "a signed-in user was refused a route (role or group missing), a user who lost access had their sessions ended, or requests were refused before sign-in (ambiguous paths, tunnels)"},
-	{EventSyncFailed, "a pull from a directory (Google Workspace) failed; nothing else was changed by the failed part"},
-	{EventMappingChanged, "an operator set, changed or removed a stored group mapping (before and after as group=role)"},
-	{EventGroupDeclared, "an operator declared a group by its claim value, so it can be mapped before anyone arrives"},
+	{EventSyncFailed, "a pull from Google Workspace failed; nothing was deactivated or deleted by it"},
+	{EventMappingChanged, "an operator set or removed a stored group mapping (before and after)"},
+	{EventIdPDisconnected, "an operator disconnected the tenant's IdP: SCIM token gone, pull stopped, users converted"},
+	{EventUserConverted, "an IdP-managed user became a manual user with their role pinned (disconnect)"},
+	{EventUserAdopted, "a SCIM push took a manual user back (same id; the role follows groups again, before and after)"},
 	{EventUserManualCreated, "an operator created a manual user"},
 	{EventUserRoleChanged, "an operator changed a manual user's role"},
-	{EventSessionEnded, "an operator ended sessions (one, a user's, or the whole tenant's)"},
-	{EventIdPDisconnected, "an operator disconnected the tenant's IdP: SCIM disabled, any directory pull stopped"},
-	{EventUserConverted, "an IdP-managed user became a manual user when the IdP was disconnected, with their role pinned"},
-	{EventUserAdopted, "a SCIM push took a manual user back (same id), with the role before and after"},
+	{EventSessionEnded, "an operator ended sessions (one, a user's, or the tenant's)"},
+	{EventGroupDeclared, "an operator declared a group by its claim value ahead of its first sign-in"},
 }
 
 // IsEventType says whether t is one of EventTypes.
