@@ -95,11 +95,12 @@ type Identities struct {
 	// nrefs is len(refs), read on the hot path: an entry built before a
 	// gate registered its refs lacks them and is reloaded.
 	nrefs atomic.Int64
-	// mappingRefs[i] is the ref index of Roles.Mappings[i].
-	mappingRefs []int
 	// table caches the resolution of refs to group ids for one store
 	// generation: it changes only when the tenant's data does.
 	table atomic.Pointer[refTable]
+	// roleTable binds config and stored mappings to groups for one store
+	// generation (stored mapping writes move it).
+	roleTable atomic.Pointer[cachedRoleTable]
 
 	audits auditLimiter
 	// refusalBudget bounds the records of anonymous refusals per tenant.
@@ -146,8 +147,10 @@ func NewIdentities(cfg IdentitiesConfig) (*Identities, error) {
 	}
 	ids.roles.Levels = append([]string(nil), cfg.Roles.Levels...)
 	ids.roles.Mappings = append([]GroupMapping(nil), cfg.Roles.Mappings...)
+	// The mappings' references are registered so UnresolvedGroups warns
+	// about them; the role itself is resolved by a RoleTable.
 	for _, m := range ids.roles.Mappings {
-		ids.mappingRefs = append(ids.mappingRefs, ids.refIndexOf(m.Group))
+		ids.refIndexOf(m.Group)
 	}
 	return ids, nil
 }
@@ -415,7 +418,11 @@ func (ids *Identities) load(r *http.Request, key [32]byte, gen uint64) (*entry, 
 		if err != nil {
 			return err
 		}
-		return ids.fill(tx, e, user, table)
+		roles, err := ids.roleTableFor(tx, gen)
+		if err != nil {
+			return err
+		}
+		return ids.fill(tx, e, user, table, roles)
 	})
 	if err != nil {
 		return nil, anonymous, fmt.Errorf("reading the groups of user %s: %w", user.ID, err)
@@ -458,7 +465,7 @@ func (ids *Identities) refTableFor(tx storage.ReadTx, gen uint64, refs []string)
 }
 
 // fill computes the identity of user into e.
-func (ids *Identities) fill(tx storage.ReadTx, e *entry, user *storage.User, table *refTable) error {
+func (ids *Identities) fill(tx storage.ReadTx, e *entry, user *storage.User, table *refTable, roles *RoleTable) error {
 	groupIDs, err := tx.GroupsOf(user.ID)
 	if err != nil {
 		return err
@@ -490,21 +497,8 @@ func (ids *Identities) fill(tx storage.ReadTx, e *entry, user *storage.User, tab
 			}
 		}
 	}
-	level := -1
-	for i, m := range ids.roles.Mappings {
-		if e.inRef[ids.mappingRefs[i]] {
-			if l := ids.roles.level(m.Role); l > level {
-				level = l
-			}
-		}
-	}
-	role := ""
-	if level < 0 && !ids.roles.RequireMappedGroup {
-		level = ids.roles.defaultLevel()
-	}
-	if level >= 0 {
-		role = ids.roles.Levels[level]
-	}
+	rr := roles.Resolve(user, ownIDs)
+	level, role := rr.Level, rr.Role
 
 	e.identity = Identity{
 		Tenant:         ids.tenant,

@@ -297,8 +297,12 @@ func (ids *Identities) sessionState(ctx context.Context, key [32]byte, gen uint6
 		if err != nil {
 			return err
 		}
+		roles, err := ids.roleTableFor(tx, gen)
+		if err != nil {
+			return err
+		}
 		e = &entry{gen: gen, session: *sess}
-		if err := ids.fill(tx, e, user, table); err != nil {
+		if err := ids.fill(tx, e, user, table, roles); err != nil {
 			return err
 		}
 		alive = e.identity.RoleLevel >= 0 || !ids.roles.RequireMappedGroup

@@ -203,3 +203,9 @@ type Overview struct {
 //	(*Service) EndTenantSessions(ctx, actor) (int, error)
 //	(*Service) TokenStatus(ctx) (*TokenStatus, error)                        // ErrNoToken
 //	(*Service) Disconnect(ctx, actor) (converted int, err error)
+
+// Token statuses (TokenStatus.Status).
+const (
+	TokenActive   = "active"
+	TokenDisabled = "disabled"
+)

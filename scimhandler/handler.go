@@ -41,6 +41,15 @@ type Config struct {
 	// Observer, when set, is told about every answered request, refused
 	// token and deprovisioning write (for metrics); see Observer.
 	Observer Observer
+	// Usage, when set, counts the tenant's requests for the token's health
+	// (see UsageTracker), so the operator's side can read it; nil: the
+	// handler keeps its own (Handler.Usage).
+	Usage *UsageTracker
+	// RoleOf, when set, gives the effective role of a user as of tx; the
+	// adoption of a manual user by a SCIM push records it before and
+	// after (see adoptManualUser). Nil: the event says the role now
+	// follows the IdP's groups.
+	RoleOf func(tx storage.ReadTx, u *storage.User) (string, error)
 }
 
 const (
@@ -69,6 +78,9 @@ type Handler struct {
 	observer Observer                   // nil: nothing reported
 	now      func() time.Time           // the clock of the failure limits; tests set it
 
+	usage  *UsageTracker
+	roleOf func(tx storage.ReadTx, u *storage.User) (string, error)
+
 	tokens   tokenCache
 	failures *failureLimiter
 	cursors  pageCursors
@@ -93,6 +105,11 @@ func New(cfg Config) (*Handler, error) {
 		observer:   cfg.Observer,
 		now:        time.Now,
 		failures:   newFailureLimiter(),
+		usage:      cfg.Usage,
+		roleOf:     cfg.RoleOf,
+	}
+	if h.usage == nil {
+		h.usage = NewUsageTracker()
 	}
 	if h.logger == nil {
 		h.logger = zap.NewNop()
@@ -166,9 +183,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 	actor, err := h.authenticate(r)
 	if err != nil {
+		var se *scimError
+		h.usage.count(h.now(), errors.As(err, &se) && (se.status == http.StatusUnauthorized || se.status == http.StatusTooManyRequests))
 		h.fail(sw, r, err)
 		return
 	}
+	h.recordUse(r.Context(), TokenUse{Time: h.now().UTC(), ClientAddr: clip(h.clientAddr(r), storage.MaxClientAddrLen),
+		UserAgent: clip(r.UserAgent(), storage.MaxUserAgentLen), TokenID: actor})
 	if err := h.route(sw, r, actor); err != nil {
 		h.fail(sw, r, err)
 	}

@@ -101,3 +101,25 @@ func retiredDetail(rt retiredToken, disabledNow bool) string {
 		return fmt.Sprintf("this token was rotated on %s; use the current token", when)
 	}
 }
+
+// RetiredTokenInfo is what an operator may see of a retired token: never
+// its hash.
+type RetiredTokenInfo struct {
+	ID      string    `json:"id"`
+	Retired time.Time `json:"retired"`
+	Why     string    `json:"why"` // "rotated" or "disabled"
+}
+
+// RetiredTokens lists the tenant's retired tokens, newest first (at most
+// the last 20 retirements are remembered).
+func RetiredTokens(tx storage.ReadTx) ([]RetiredTokenInfo, error) {
+	list, err := loadRetiredTokens(tx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]RetiredTokenInfo, len(list))
+	for i, r := range list {
+		out[i] = RetiredTokenInfo{ID: r.ID, Retired: r.Retired, Why: r.Why}
+	}
+	return out, nil
+}

@@ -42,7 +42,23 @@ const (
 	SourceSCIM      = "scim"      // pushed by the IdP over SCIM
 	SourceJIT       = "jit"       // created at sign-in from the IdP's claims
 	SourceDirectory = "directory" // pulled from a directory API
+	SourceGoogle    = "google"    // pulled from Google Workspace's Directory API
+	// SourceManual: created by an operator, or an IdP-managed user
+	// converted when the IdP was disconnected. Its role is User.Role, set
+	// by hand, not derived from groups; no IdP refreshes it.
+	SourceManual = "manual"
 )
+
+// IdPManaged says whether a user (or group) of this source is managed by an
+// IdP (SCIM, a directory pull, just-in-time sign-in), and so locked against
+// manual changes.
+func IdPManaged(source string) bool {
+	switch source {
+	case SourceSCIM, SourceJIT, SourceDirectory, SourceGoogle:
+		return true
+	}
+	return false
+}
 
 // User is one person in a tenant. The typed fields are what the gateway
 // indexes and reads on the hot path; Attributes holds the full SCIM
@@ -60,10 +76,14 @@ type User struct {
 	Source string   `json:"source"`
 	// PasswordHash is a salted hash (never the plaintext) of a password a
 	// SCIM client set. It is never returned over SCIM.
-	PasswordHash string          `json:"passwordHash,omitempty"`
-	Attributes   json.RawMessage `json:"attributes,omitempty"`
-	Created      time.Time       `json:"created"`
-	Modified     time.Time       `json:"modified"`
+	PasswordHash string `json:"passwordHash,omitempty"`
+	// Role is the role pinned by hand on a SourceManual user (one of the
+	// tenant's roles); it wins over groups. Empty: the role follows the
+	// user's groups like any other user's. Ignored for other sources.
+	Role       string          `json:"role,omitempty"`
+	Attributes json.RawMessage `json:"attributes,omitempty"`
+	Created    time.Time       `json:"created"`
+	Modified   time.Time       `json:"modified"`
 	// Version increases by one on every write of the record; the store sets
 	// it. The SCIM layer derives ETags from it.
 	Version int64 `json:"version"`
@@ -125,7 +145,31 @@ type Session struct {
 	NameID       string `json:"nameId,omitempty"`
 	NameIDFormat string `json:"nameIdFormat,omitempty"`
 	SessionIndex string `json:"sessionIndex,omitempty"`
+	// ClientAddr and UserAgent are the client's address and User-Agent at
+	// sign-in, for an operator listing sessions; the signing-in code cuts
+	// them to MaxClientAddrLen and MaxUserAgentLen bytes.
+	ClientAddr string `json:"clientAddr,omitempty"`
+	UserAgent  string `json:"userAgent,omitempty"`
 }
+
+// Bounds of Session.ClientAddr and Session.UserAgent.
+const (
+	MaxClientAddrLen = 64
+	MaxUserAgentLen  = 256
+)
+
+// Mapping is a stored group mapping: the members of the group Group names
+// (by id, externalId or displayName, as a map_group line) get Role. Stored
+// mappings are changed at runtime by an operator; mappings in the
+// configuration win over them for a group both name.
+type Mapping struct {
+	Group    string    `json:"group"`
+	Role     string    `json:"role"`
+	Modified time.Time `json:"modified"`
+}
+
+// MaxMappingGroupLen bounds Mapping.Group.
+const MaxMappingGroupLen = 512
 
 // Event is one audit event. It is written in the same transaction as the
 // change it records.
@@ -162,6 +206,16 @@ const (
 	EventSignOut         = "signout"
 	EventJITUserCreated  = "user.jit_created"
 	EventAccessDenied    = "access.denied"
+
+	// The operator's side (package operator).
+	EventMappingChanged    = "mapping.changed"     // Before/After: "group=role" or ""
+	EventIdPDisconnected   = "idp.disconnected"    // Reason: what was stopped, how many converted
+	EventUserConverted     = "user.converted"      // an IdP-managed user made manual, role pinned
+	EventUserAdopted       = "user.adopted"        // a manual user taken back by a SCIM push
+	EventUserManualCreated = "user.manual_created" // an operator created a manual user
+	EventUserRoleChanged   = "user.role_changed"   // an operator changed a manual user's role
+	EventSessionEnded      = "session.ended"       // an operator ended sessions
+	EventGroupDeclared     = "group.declared"      // an operator declared a claim group ahead of sign-in
 )
 
 // EventQuery selects audit events. Events come newest first.
@@ -223,7 +277,7 @@ type Store interface {
 	//   - bumps: PutUser, DeleteUser, PutGroup, DeleteGroup, an AddMember
 	//     or RemoveMember that changed a membership, PutSCIMToken,
 	//     DeleteSCIMToken, a DeleteSession or DeleteSessionsOf that ended a
-	//     session (and any future write of identity mappings);
+	//     session, PutMapping, a DeleteMapping that deleted one;
 	//   - does not bump: PutSession (a new session or a LastSeen touch),
 	//     PutRecord, DeleteRecord, AppendEvent, and the store's own
 	//     background work (sweeping a deleted group's memberships, pruning
@@ -275,6 +329,9 @@ type ReadTx interface {
 	GetSession(idHash [32]byte) (*Session, error)
 	SessionsOf(userID string) ([]*Session, error)
 
+	// StoredMappings lists the stored group mappings in Group order.
+	StoredMappings() ([]Mapping, error)
+
 	// GetRecord reads a short-lived keyed record (see Tx.PutRecord).
 	GetRecord(kind, key string) ([]byte, error)
 
@@ -317,6 +374,13 @@ type Tx interface {
 	DeleteSession(idHash [32]byte) error
 	// DeleteSessionsOf ends every session of the user and says how many.
 	DeleteSessionsOf(userID string) (int, error)
+
+	// PutMapping creates or replaces the stored mapping of m.Group (the
+	// exact string: callers pick the form they store). It moves Generation.
+	PutMapping(m Mapping) error
+	// DeleteMapping removes the stored mapping of group; deleted is false
+	// when there was none. Deleting one moves Generation.
+	DeleteMapping(group string) (deleted bool, err error)
 
 	// PutRecord stores a short-lived keyed record that disappears after
 	// ttl (ttl <= 0: kept until deleted). Uses: SAML request ids awaiting

@@ -28,6 +28,7 @@ import (
 //	kindEvent      event id                             -> Event JSON
 //	kindAnchor     'g' group id | 'm' member id         -> empty
 //	kindCount      'u' | 'g', shard byte                -> int64 (8 bytes)
+//	kindMapping    group reference                      -> Mapping JSON
 //
 // Tombstones of deleted groups whose memberships the sweeper has not yet
 // removed live outside the tenant namespace, so that Open finds every one
@@ -59,6 +60,7 @@ const (
 	kindEvent     = 'v'
 	kindAnchor    = 'a'
 	kindCount     = 'c'
+	kindMapping   = 'M'
 )
 
 // Counts of users and groups are kept in countShards counter keys per kind,

@@ -26,6 +26,8 @@ func sessionOf(userID string, n int) *storage.Session {
 		NameID:       "name-id",
 		NameIDFormat: "format",
 		SessionIndex: "idx",
+		ClientAddr:   "192.0.2.7",
+		UserAgent:    "Mozilla/5.0 (test)",
 	}
 }
 
@@ -78,6 +80,7 @@ func testSessions(t *testing.T, h *harness) {
 		wantErr(t, "GetSession", err, nil)
 		if got.UserID != "u1" || got.Protocol != "oidc" || got.IDTokenHint != "hint" || got.NameID != "name-id" ||
 			got.NameIDFormat != "format" || got.SessionIndex != "idx" ||
+			got.ClientAddr != "192.0.2.7" || got.UserAgent != "Mozilla/5.0 (test)" ||
 			!got.ExpiresAt.Equal(a1.ExpiresAt) || !got.LastSeen.Equal(a1.LastSeen) || !got.Created.Equal(a1.Created) {
 			t.Fatalf("GetSession = %+v, want %+v", got, a1)
 		}

@@ -71,6 +71,7 @@ var suite = []struct {
 	{"TransactionTooBig", testTooBig},
 	{"CancelledContext", testCancelledContext},
 	{"Generation", testGeneration},
+	{"Mappings", testMappings},
 	{"ConcurrentMembershipUpdates", testConcurrentMembers},
 	{"ConcurrentUserNameRace", testConcurrentUserName},
 	{"DeleteRacesWithAdd", testDeleteRacesWithAdd},

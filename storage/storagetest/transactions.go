@@ -26,6 +26,7 @@ func fillTenant(h *harness, tenant string) {
 			tx.PutSCIMToken(&storage.SCIMToken{ID: "tok-" + tenant, Hash: tokHash, Created: time.Now()}),
 			tx.PutSession(sessionOf("u1", 1)),
 			tx.PutRecord("kind", "key", []byte(tenant), 0),
+			tx.PutMapping(storage.Mapping{Group: "Team", Role: tenant}),
 			tx.AppendEvent(storage.Event{Type: storage.EventUserCreated, ResourceID: "u1"}),
 		)
 		if err != nil {
@@ -100,6 +101,8 @@ func checkEmpty(t *testing.T, h *harness, tenant string) {
 		notFound("GetRecord", err)
 		es, err := tx.Events(storage.EventQuery{})
 		empty("Events", len(es), err)
+		ms, err := tx.StoredMappings()
+		empty("StoredMappings", len(ms), err)
 		return nil
 	})
 }
@@ -133,11 +136,15 @@ func testTenantIsolation(t *testing.T, h *harness) {
 		if err != nil || tok.ID != "tok-a" {
 			t.Fatalf("tenant a's token = %+v, %v", tok, err)
 		}
+		if ms, err := tx.StoredMappings(); err != nil || len(ms) != 1 || ms[0].Role != "a" {
+			t.Fatalf("tenant a's mappings = %+v, %v; want its own one", ms, err)
+		}
 		return nil
 	})
 	// Clearing one tenant leaves the other whole.
 	h.update("a:b", func(tx storage.Tx) error {
-		return errors.Join(tx.DeleteGroup("g1"), tx.DeleteSCIMToken(), tx.DeleteRecord("kind", "key"))
+		_, err := tx.DeleteMapping("Team")
+		return errors.Join(err, tx.DeleteGroup("g1"), tx.DeleteSCIMToken(), tx.DeleteRecord("kind", "key"))
 	})
 	h.view("a", func(tx storage.ReadTx) error {
 		if n, err := tx.CountMembers("g1"); err != nil || n != 1 {
@@ -274,6 +281,10 @@ func testGeneration(t *testing.T, h *harness) {
 		{"DeleteSession not there", func(tx storage.Tx) error { return tx.DeleteSession(sessionOf("u3", 3).IDHash) }, false},
 		{"DeleteSessionsOf with sessions", func(tx storage.Tx) error { _, err := tx.DeleteSessionsOf("u2"); return err }, true},
 		{"DeleteSessionsOf without", func(tx storage.Tx) error { _, err := tx.DeleteSessionsOf("u2"); return err }, false},
+		{"PutMapping create", func(tx storage.Tx) error { return tx.PutMapping(storage.Mapping{Group: "g1", Role: "editor"}) }, true},
+		{"PutMapping replace", func(tx storage.Tx) error { return tx.PutMapping(storage.Mapping{Group: "g1", Role: "admin"}) }, true},
+		{"DeleteMapping there", func(tx storage.Tx) error { _, err := tx.DeleteMapping("g1"); return err }, true},
+		{"DeleteMapping not there", func(tx storage.Tx) error { _, err := tx.DeleteMapping("g1"); return err }, false},
 		{"PutRecord", func(tx storage.Tx) error { return tx.PutRecord("flow", "k", []byte("v"), time.Minute) }, false},
 		{"DeleteRecord", func(tx storage.Tx) error { return tx.DeleteRecord("flow", "k") }, false},
 		{"AppendEvent", func(tx storage.Tx) error { return tx.AppendEvent(storage.Event{Type: storage.EventSignIn}) }, false},

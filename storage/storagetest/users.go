@@ -24,6 +24,7 @@ func testUserCRUD(t *testing.T, h *harness) {
 		Active:       true,
 		Source:       storage.SourceSCIM,
 		PasswordHash: "salted-hash",
+		Role:         "editor",
 		Attributes:   json.RawMessage(`{"name":{"givenName":"Alice"}}`),
 		Created:      created,
 		Modified:     created,
@@ -37,7 +38,7 @@ func testUserCRUD(t *testing.T, h *harness) {
 	wantErr(t, "GetUser", err, nil)
 	if got.UserName != "Alice" || got.ExternalID != "ext-1" || got.DisplayName != "Alice A." ||
 		!slices.Equal(got.Emails, u.Emails) || !got.Active || got.Source != storage.SourceSCIM ||
-		got.PasswordHash != "salted-hash" || got.Version != 1 || !got.Created.Equal(created) ||
+		got.PasswordHash != "salted-hash" || got.Role != "editor" || got.Version != 1 || !got.Created.Equal(created) ||
 		!got.Modified.Equal(created) {
 		t.Fatalf("GetUser = %+v, want the stored fields of %+v", got, u)
 	}
