@@ -155,9 +155,11 @@ type Session struct {
 // TokenStatus is the SCIM token's health; never the token.
 type TokenStatus struct {
 	// Status: "active", "disabled" (SCIM disabled or disconnected).
-	Status   string     `json:"status"`
-	Created  time.Time  `json:"created"`
-	Rotated  *time.Time `json:"rotated,omitempty"`
+	Status  string     `json:"status"`
+	Created time.Time  `json:"created"`
+	Rotated *time.Time `json:"rotated,omitempty"`
+	// Disabled is when the token was disabled (Status "disabled").
+	Disabled *time.Time `json:"disabled,omitempty"`
 	LastUsed *Use       `json:"lastUsed,omitempty"`
 	// Requests and failures (refused tokens) in the last 24 hours.
 	Requests24h int `json:"requests24h"`

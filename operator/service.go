@@ -114,8 +114,6 @@ func (s *Service) roleTable(tx storage.ReadTx, gen uint64) (*authz.RoleTable, er
 	return t, nil
 }
 
-var errNotYet = errors.New("operator: not yet implemented")
-
 // Overview is the tenant at a glance.
 func (s *Service) Overview(ctx context.Context) (*Overview, error) {
 	o := &Overview{Tenant: s.tenant}

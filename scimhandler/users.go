@@ -149,7 +149,16 @@ func (h *Handler) createUser(req *request) error {
 		Modified:    now,
 	}
 	var stored *storage.User
+	adopted := false
 	err = h.update(req.ctx, func(tx storage.Tx) error {
+		adopted = false
+		if manual, err := manualUserNamed(tx, u.UserName); err != nil {
+			return err
+		} else if manual != nil {
+			adopted = true
+			stored, err = h.adoptManualUser(tx, req.actor, manual, u)
+			return err
+		}
 		if err := checkUserNameFree(tx, u.UserName, u.ID); err != nil {
 			return err
 		}
@@ -170,8 +179,12 @@ func (h *Handler) createUser(req *request) error {
 	if err != nil {
 		return err
 	}
-	h.logger.Info("scim user created", zap.String("id", stored.ID))
-	doc, err := renderUser(nil, stored, req.base, renderOpts{}) // a new user is in no group
+	if adopted {
+		h.logger.Info("scim push adopted a manual user", zap.String("id", stored.ID))
+	} else {
+		h.logger.Info("scim user created", zap.String("id", stored.ID))
+	}
+	doc, err := renderUser(nil, stored, req.base, renderOpts{}) // groups are not rendered on create
 	if err != nil {
 		return err
 	}
@@ -236,6 +249,17 @@ func (h *Handler) replaceUser(req *request, id string) error {
 // refuses the user's next request. An unchanged user is not written (a
 // password, which is discarded, is no change).
 func (h *Handler) saveUser(tx storage.Tx, actor string, before, next *storage.User) (*storage.User, error) {
+	if before.Source == storage.SourceManual {
+		// The IdP found the manual user (by a userName filter, or by the
+		// id it knew before a disconnect) and writes it: it adopts it.
+		next.PasswordHash, next.Modified = "", time.Now().UTC()
+		if !strings.EqualFold(before.UserName, next.UserName) {
+			if err := checkUserNameFree(tx, next.UserName, next.ID); err != nil {
+				return nil, err
+			}
+		}
+		return h.adoptManualUser(tx, actor, before, next)
+	}
 	if userUnchanged(before, next) {
 		return before, nil
 	}

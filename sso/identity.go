@@ -54,6 +54,10 @@ type refusal struct {
 	title, message string
 }
 
+// lastSignInKept is how long a user's last sign-in record is kept (as long
+// as audit events are by default).
+const lastSignInKept = storage.DefaultEventMaxAge
+
 func (e *refusal) Error() string { return "sign-in refused: " + e.reason }
 
 // completeSignIn matches id to a user (or creates one just in time), checks
@@ -67,6 +71,7 @@ func (s *Service) completeSignIn(r *http.Request, id *identity) (string, *storag
 	}
 	plaintext, hash := storage.NewSecret()
 	oldHash, hadOld := s.currentSessionHash(r)
+	clientAddr, userAgent := s.signInClient(r)
 
 	var user *storage.User
 	ctx, cancel := auditContext(r)
@@ -149,8 +154,15 @@ func (s *Service) completeSignIn(r *http.Request, id *identity) (string, *storag
 			NameID:       id.nameID,
 			NameIDFormat: id.nameIDFormat,
 			SessionIndex: id.sessionIndex,
+			ClientAddr:   clientAddr,
+			UserAgent:    userAgent,
 		}
 		if err := tx.PutSession(sess); err != nil {
+			return err
+		}
+		// The last sign-in, for the operator's user list: a record, so it
+		// moves no Generation (caches of other sessions stay warm).
+		if err := tx.PutRecord(storage.RecordLastSignIn, u.ID, []byte(now.UTC().Format(time.RFC3339Nano)), lastSignInKept); err != nil {
 			return err
 		}
 		if err := linkSubject(tx, id, u.ID); err != nil {

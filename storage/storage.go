@@ -434,3 +434,21 @@ func (s *Session) Expired(now time.Time, idle time.Duration) bool {
 	}
 	return idle > 0 && now.Sub(s.LastSeen) > idle
 }
+
+// RecordLastSignIn is the kind of the record (keyed by user id) of a
+// user's last sign-in, written with the session (a record, so it moves no
+// Generation); the value is the time in RFC 3339 with nanoseconds.
+const RecordLastSignIn = "user.lastsignin"
+
+// LastSignIn reads the user's last sign-in record (ok false: none).
+func LastSignIn(tx ReadTx, userID string) (at time.Time, ok bool, err error) {
+	b, err := tx.GetRecord(RecordLastSignIn, userID)
+	if errors.Is(err, ErrNotFound) {
+		return time.Time{}, false, nil
+	}
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	at, perr := time.Parse(time.RFC3339Nano, string(b))
+	return at, perr == nil, nil
+}
