@@ -169,10 +169,19 @@ func TestChromiumConsole(t *testing.T) {
 	// shot checks the page's h1 and words and saves a full-page screenshot.
 	shot := func(name, h1 string, words ...string) string {
 		t.Helper()
-		run(name, chromedp.WaitVisible(chromedp.CSS("main h1")))
-		title, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("main h1")))
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
+		// Wait for the page with this heading: a form posted to its own
+		// URL (the rotation) leaves the old page answering for a moment.
+		var title string
+		for deadline := time.Now().Add(15 * time.Second); ; {
+			var err error
+			title, err = chromedp.Run(ctx, chromedp.Evaluate[string](`(document.readyState === "complete" && document.querySelector("main h1")?.textContent) || ""`))
+			if err == nil && title == h1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
 		text, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body")))
 		if err != nil {
