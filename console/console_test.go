@@ -204,6 +204,7 @@ func TestPagesHeaders(t *testing.T) {
 		{"no identity", "/portcullis/", "", 403},
 		{"bad export format", "/portcullis/acme/events/export?format=xml", "root", 400},
 		{"bad time filter", "/portcullis/acme/events?since=yesterday", "root", 400},
+		{"time filter out of range", "/portcullis/acme/events?since=2999-01-01T00:00", "root", 400},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := f.do(request{method: "GET", path: tc.path, user: tc.user})
@@ -212,6 +213,62 @@ func TestPagesHeaders(t *testing.T) {
 			}
 			if w.Header().Get("Content-Security-Policy") != consoleCSP || w.Header().Get("X-Frame-Options") != "DENY" {
 				t.Errorf("headers %v", w.Header())
+			}
+		})
+	}
+}
+
+// TestEventsExport: the events page and its CSV and JSON Lines downloads
+// show the same filtered events, streamed from the store.
+func TestEventsExport(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	for range 3 {
+		if _, err := scimhandler.IssueToken(ctx, f.store, "acme", "=cmd|calc"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := scimhandler.DisableToken(ctx, f.store, "acme", "root"); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, path string
+		lines      int      // body lines (CSV: with the header)
+		want       []string // in the body
+		absent     []string
+	}{
+		{"page", "/portcullis/acme/events", -1, []string{"token.created", "token.rotated", "token.disabled"}, nil},
+		{"page by type", "/portcullis/acme/events?type=token.disabled", -1, []string{"token.disabled"}, []string{">token.rotated<"}},
+		{"csv", "/portcullis/acme/events/export?format=csv", 5, []string{"id,time,type,actor", "'=cmd|calc"}, nil},
+		{"csv by type", "/portcullis/acme/events/export?format=csv&type=token.rotated", 3, []string{"token.rotated"}, []string{"token.created", "token.disabled"}},
+		{"jsonl", "/portcullis/acme/events/export?format=jsonl", 4, []string{`"type":"token.disabled"`}, nil},
+		{"jsonl in the future", "/portcullis/acme/events/export?format=jsonl&since=2199-01-01T00:00", 0, nil, []string{"token"}},
+		{"jsonl until the start", "/portcullis/acme/events/export?format=jsonl&until=2000-01-01T00:00", 0, nil, []string{"token"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			w := f.do(request{method: "GET", path: tc.path, user: "root"})
+			if w.Code != http.StatusOK {
+				t.Fatalf("status %d\n%s", w.Code, w.Body)
+			}
+			body := w.Body.String()
+			if tc.lines >= 0 {
+				if n := strings.Count(body, "\n"); n != tc.lines {
+					t.Errorf("%d lines, want %d:\n%s", n, tc.lines, body)
+				}
+				if cd := w.Header().Get("Content-Disposition"); !strings.HasPrefix(cd, "attachment; filename=\"portcullis-acme-events-") {
+					t.Errorf("Content-Disposition %q", cd)
+				}
+			}
+			for _, s := range tc.want {
+				if !strings.Contains(body, s) {
+					t.Errorf("body lacks %q:\n%s", s, body)
+				}
+			}
+			for _, s := range tc.absent {
+				if strings.Contains(body, s) {
+					t.Errorf("body has %q:\n%s", s, body)
+				}
 			}
 		})
 	}

@@ -71,6 +71,11 @@ func parseLocal(s string) (time.Time, error) {
 	}
 	for _, layout := range localLayouts {
 		if t, err := time.Parse(layout, s); err == nil {
+			// The store orders events by nanoseconds since 1970 in an
+			// int64, which ends in 2262.
+			if t.Year() < 1970 || t.Year() > 2200 {
+				return time.Time{}, errors.New("out of range")
+			}
 			return t.UTC(), nil
 		}
 	}
@@ -91,7 +96,7 @@ func (f eventFilter) values() url.Values {
 type eventsView struct {
 	eventFilter
 	Types                  []string
-	Events                 []storage.Event
+	Events                 []eventRow
 	First, Next            string
 	ExportCSV, ExportJSONL string
 }
@@ -104,10 +109,14 @@ func (h *Handler) serveEvents(w http.ResponseWriter, r *http.Request, c *call) {
 		return
 	}
 	v := eventsView{eventFilter: f, Types: eventTypes}
+	var events []storage.Event
 	next, err := h.eventPage(r.Context(), c, f, func(e storage.Event) bool {
-		v.Events = append(v.Events, e)
-		return len(v.Events) < eventsPage
+		events = append(events, e)
+		return len(events) < eventsPage
 	})
+	if err == nil {
+		v.Events, err = h.nameEvents(r.Context(), c, events)
+	}
 	if err != nil {
 		h.opFail(w, r, c, "reading the audit events", err)
 		return
@@ -237,4 +246,57 @@ func cell(s string) string {
 		return "'" + s
 	}
 	return s
+}
+
+// eventRow is an event with the names of the users and groups it
+// mentions by id, where they still exist.
+type eventRow struct {
+	storage.Event
+	ActorName    string
+	ResourceName string
+	ResourceURL  string // the user's console page
+}
+
+// nameEvents looks up, in one snapshot, the users and groups a page of
+// events names by id, so a person reads "bob", not a UUID.
+func (h *Handler) nameEvents(ctx context.Context, c *call, events []storage.Event) ([]eventRow, error) {
+	rows := make([]eventRow, len(events))
+	users := map[string]string{}
+	groups := map[string]string{}
+	err := c.tenant.Store.View(ctx, c.tenant.Name, func(tx storage.ReadTx) error {
+		user := func(id string) string {
+			if id == "" {
+				return ""
+			}
+			name, ok := users[id]
+			if !ok {
+				if u, err := tx.GetUser(id); err == nil {
+					name = u.UserName
+				}
+				users[id] = name
+			}
+			return name
+		}
+		for i, e := range events {
+			rows[i] = eventRow{Event: e, ActorName: user(e.Actor)}
+			switch strings.ToLower(e.ResourceType) {
+			case "user":
+				rows[i].ResourceName = user(e.ResourceID)
+				if rows[i].ResourceName != "" {
+					rows[i].ResourceURL = h.tenantURL(c.tenant, "/users/"+url.PathEscape(e.ResourceID))
+				}
+			case "group":
+				name, ok := groups[e.ResourceID]
+				if !ok {
+					if g, err := tx.GetGroup(e.ResourceID); err == nil {
+						name = g.DisplayName
+					}
+					groups[e.ResourceID] = name
+				}
+				rows[i].ResourceName = name
+			}
+		}
+		return nil
+	})
+	return rows, err
 }
