@@ -325,4 +325,16 @@ func TestChromiumConsole(t *testing.T) {
 	if got := role(); got != "editor" {
 		t.Errorf("bob's role after the disconnect: %q, want editor (pinned)", got)
 	}
+	// Bob is now managed here: his role is set by hand.
+	run("bob's page after", chromedp.Click(chromedp.Search(`//a[text()="bob"]`)))
+	settle("bob after", "/portcullis/acme/users/")
+	shot("console_user_manual", "Bob Builder", "managed here", "Save role")
+	run("bob to admin",
+		chromedp.SetValue(chromedp.ID("manual-role"), "admin"),
+		chromedp.Click(chromedp.ID("save-role")),
+	)
+	run("flash", chromedp.WaitVisible(chromedp.ID("flash")))
+	if got := role(); got != "admin" {
+		t.Errorf("bob's role after setting it by hand: %q, want admin", got)
+	}
 }

@@ -13,6 +13,7 @@
 //	GET  P/{t}/users?q=&source=&cursor=     users: search, source, role, status, last sign-in
 //	GET  P/{t}/users/{id}                   one user: role reason, groups, sessions
 //	POST P/{t}/users/{id}/sessions/end      end one session (session=<id>) or all (all=1)
+//	POST P/{t}/users/{id}/update            a manual user's role (role=) or status (active=true|false)
 //	GET  P/{t}/groups                       every group with a level dropdown
 //	POST P/{t}/groups/mapping               set (role=<level>) or clear (role="") a stored mapping
 //	POST P/{t}/groups/declare               declare a claim group ahead of its first sign-in
@@ -54,6 +55,7 @@ type Operator interface {
 	Overview(ctx context.Context) (*operator.Overview, error)
 	ListUsers(ctx context.Context, q operator.UserQuery) ([]operator.User, string, error)
 	User(ctx context.Context, id string) (*operator.UserDetail, error)
+	UpdateUser(ctx context.Context, actor, id string, c operator.UserChange) (*operator.UserDetail, error)
 	ListGroups(ctx context.Context) ([]operator.Group, error)
 	DeclareGroup(ctx context.Context, actor, claimValue string) (*operator.Group, error)
 	Mappings(ctx context.Context) (*operator.Mappings, error)
@@ -154,6 +156,7 @@ func (h *Handler) routes() {
 	t("GET /users", h.serveUsers)
 	t("GET /users/{id}", h.serveUser)
 	t("POST /users/{id}/sessions/end", h.endSessions)
+	t("POST /users/{id}/update", h.updateUser)
 	t("GET /groups", h.serveGroups)
 	t("POST /groups/mapping", h.setMapping)
 	t("POST /groups/declare", h.declareGroup)

@@ -233,6 +233,7 @@ var flashes = map[string]string{
 	"unmapped":   "Mapping removed: the group now grants the default level, from each member's next request.",
 	"declared":   "Group declared. Map it below; its members get that level from their first sign-in.",
 	"session":    "Session ended. That browser has to sign in again.",
+	"user":       "User changed. It applies on their next request.",
 	"sessions":   "All of this user's sessions were ended.",
 	"disabled":   "SCIM is disabled: the IdP's pushes now get 401.",
 	"disconnect": "The identity provider is disconnected. Its users are now managed here, with the roles they had.",

@@ -82,6 +82,7 @@ func (h *Handler) serveUsers(w http.ResponseWriter, r *http.Request, c *call) {
 type userView struct {
 	U        *operator.UserDetail
 	Sessions []operator.Session
+	Roles    []string // for a manual user's role
 }
 
 // serveUser shows one user: profile, role and why, sessions.
@@ -97,11 +98,20 @@ func (h *Handler) serveUser(w http.ResponseWriter, r *http.Request, c *call) {
 		h.opFail(w, r, c, "listing the user's sessions", err)
 		return
 	}
+	var roles []string
+	if u.Source == "manual" {
+		m, err := c.op.Mappings(r.Context())
+		if err != nil {
+			h.opFail(w, r, c, "reading the roles", err)
+			return
+		}
+		roles = m.Roles
+	}
 	title := u.UserName
 	if u.DisplayName != "" {
 		title = u.DisplayName
 	}
-	h.render(w, r, http.StatusOK, "user", view{Title: title, Section: "users", Tenant: c.tenant, Data: userView{U: u, Sessions: sessions}})
+	h.render(w, r, http.StatusOK, "user", view{Title: title, Section: "users", Tenant: c.tenant, Data: userView{U: u, Sessions: sessions, Roles: roles}})
 }
 
 // endSessions ends one session of the user (session=<handle>) or all of
@@ -127,4 +137,29 @@ func (h *Handler) endSessions(w http.ResponseWriter, r *http.Request, c *call) {
 		return
 	}
 	redirectDone(w, r, back, "session")
+}
+
+// updateUser changes a manual user's role (role=<level>) or status
+// (active=true|false); an IdP-managed user is refused with the reason.
+func (h *Handler) updateUser(w http.ResponseWriter, r *http.Request, c *call) {
+	id := r.PathValue("id")
+	var change operator.UserChange
+	if role := r.PostForm.Get("role"); role != "" {
+		change.Role = &role
+	}
+	switch r.PostForm.Get("active") {
+	case "true":
+		change.Active = &[]bool{true}[0]
+	case "false":
+		change.Active = &[]bool{false}[0]
+	}
+	if change.Role == nil && change.Active == nil {
+		h.fail(w, r, c.tenant, http.StatusBadRequest, "Nothing to change.")
+		return
+	}
+	if _, err := c.op.UpdateUser(r.Context(), c.actor, id, change); err != nil {
+		h.opFail(w, r, c, "changing the user", err)
+		return
+	}
+	redirectDone(w, r, h.tenantURL(c.tenant, "/users/"+url.PathEscape(id)), "user")
 }
