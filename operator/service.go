@@ -49,6 +49,8 @@ type Service struct {
 
 	// table caches the role table of one store generation.
 	table atomic.Pointer[generationTable]
+	// search is the in-memory index of filtered listings (userindex.go).
+	search userSearch
 }
 
 type generationTable struct {

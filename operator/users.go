@@ -26,8 +26,9 @@ const (
 
 // ListUsers returns one page of users in id order, and the cursor of the
 // next page ("" when this is the last). A page reads only its own users
-// (ScanUsers from the cursor); a filter scans on from the cursor, at most
-// maxScanPerPage users per page.
+// (ScanUsers from the cursor). A filtered page (text or source) goes
+// through the in-memory search index (userindex.go) when there is one,
+// else scans on from the cursor, at most maxScanPerPage users per page.
 func (s *Service) ListUsers(ctx context.Context, q UserQuery) ([]User, string, error) {
 	limit := q.Limit
 	if limit <= 0 {
@@ -38,11 +39,19 @@ func (s *Service) ListUsers(ctx context.Context, q UserQuery) ([]User, string, e
 		return nil, "", fmt.Errorf("%w: filter or cursor too long", ErrInvalid)
 	}
 	filter := strings.ToLower(strings.TrimSpace(q.Filter))
+	filtered := filter != "" || q.Source != ""
+	var idx *userIndex
+	if filtered {
+		idx = s.searchIndex(s.store.Generation(s.tenant))
+	}
 	var out []User
 	next := ""
 	err := s.view(ctx, func(tx storage.ReadTx, t *authz.RoleTable) error {
 		out, next = out[:0], ""
 		pc := newPageCache(tx)
+		if idx != nil {
+			return s.indexedPage(tx, t, pc, idx, q.Cursor, filter, q.Source, limit, &out, &next)
+		}
 		scanned := 0
 		return tx.ScanUsers(q.Cursor, func(u *storage.User) (bool, error) {
 			if len(out) == limit {
@@ -50,7 +59,7 @@ func (s *Service) ListUsers(ctx context.Context, q UserQuery) ([]User, string, e
 				return false, nil
 			}
 			scanned++
-			if filter != "" && scanned > maxScanPerPage {
+			if filtered && scanned > maxScanPerPage {
 				next = u.ID
 				return false, nil
 			}
@@ -69,6 +78,63 @@ func (s *Service) ListUsers(ctx context.Context, q UserQuery) ([]User, string, e
 		return nil, "", err
 	}
 	return out, next, nil
+}
+
+// indexedPage fills a filtered page from the search index: its candidates
+// are read again in tx and checked, so a stale index never shows a user
+// who no longer matches. On the first page, the store's exact userName and
+// email indexes add a user created since the index was built.
+func (s *Service) indexedPage(tx storage.ReadTx, t *authz.RoleTable, pc *pageCache, idx *userIndex,
+	cursor, filter, source string, limit int, out *[]User, next *string) error {
+	ids, more := idx.candidates(cursor, filter, source, limit)
+	seen := map[string]bool{}
+	add := func(u *storage.User) error {
+		if seen[u.ID] || (source != "" && u.Source != source) || !matches(u, filter) {
+			return nil
+		}
+		seen[u.ID] = true
+		v, err := s.userView(tx, t, pc, u)
+		if err == nil {
+			*out = append(*out, v)
+		}
+		return err
+	}
+	for _, id := range ids {
+		u, err := tx.GetUser(id)
+		if errors.Is(err, storage.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if err := add(u); err != nil {
+			return err
+		}
+	}
+	if more && len(ids) > 0 {
+		*next = ids[len(ids)-1]
+	}
+	if cursor == "" && filter != "" && len(*out) < limit && idx.gen != s.store.Generation(s.tenant) {
+		if u, err := tx.UserByUserName(filter); err == nil {
+			if err := add(u); err != nil {
+				return err
+			}
+		} else if !errors.Is(err, storage.ErrNotFound) {
+			return err
+		}
+		if strings.Contains(filter, "@") {
+			byEmail, err := tx.UsersByEmail(filter)
+			if err != nil && !errors.Is(err, storage.ErrNotFound) {
+				return err
+			}
+			for _, u := range byEmail {
+				if err := add(u); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // matches: a case-insensitive substring of userName or displayName, or a

@@ -26,9 +26,15 @@ func TestIdPManagedUsersAreLocked(t *testing.T) {
 	} {
 		id := e.user("u-"+tc.source, tc.source)
 		for what, call := range map[string]func() error{
-			"set role":   func() error { _, err := e.svc.UpdateUser(ctx, "admin", id, operator.UserChange{Role: &role}); return err },
-			"deactivate": func() error { _, err := e.svc.UpdateUser(ctx, "admin", id, operator.UserChange{Active: &off}); return err },
-			"delete":     func() error { return e.svc.DeleteUser(ctx, "admin", id) },
+			"set role": func() error {
+				_, err := e.svc.UpdateUser(ctx, "admin", id, operator.UserChange{Role: &role})
+				return err
+			},
+			"deactivate": func() error {
+				_, err := e.svc.UpdateUser(ctx, "admin", id, operator.UserChange{Active: &off})
+				return err
+			},
+			"delete": func() error { return e.svc.DeleteUser(ctx, "admin", id) },
 		} {
 			err := call()
 			var me *operator.ManagedError
