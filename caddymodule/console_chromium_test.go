@@ -314,7 +314,7 @@ func TestChromiumConsole(t *testing.T) {
 	run("confirm disconnect", chromedp.Click(chromedp.ID("confirm")))
 	settle("disconnected", "/portcullis/acme/")
 	run("flash", chromedp.WaitVisible(chromedp.ID("flash")))
-	shot("console_disconnected", "acme", "disconnected", "No identity provider is connected")
+	shot("console_disconnected", "acme", "disconnected", "No identity provider pushes users")
 	if st := scimStatus(second); st != http.StatusUnauthorized {
 		t.Errorf("SCIM after the disconnect: %d, want 401", st)
 	}
