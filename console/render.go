@@ -146,7 +146,7 @@ func health(t *operator.TokenStatus) string {
 	if t.LastUsed == nil {
 		return "The token has not been used yet: no SCIM request has reached the gateway with it. Run your IdP's Test Connection and reload this page."
 	}
-	who := "A SCIM client"
+	who := "a SCIM client"
 	if t.LastUsed.Client != "" {
 		who = t.LastUsed.Client
 	}
