@@ -40,6 +40,10 @@ func init() {
 	httpcaddyfile.RegisterDirectiveOrder("identity_jwks", httpcaddyfile.Before, "header")
 	httpcaddyfile.RegisterHandlerDirective("identity", parseHandler[Identity])
 	httpcaddyfile.RegisterDirectiveOrder("identity", httpcaddyfile.Before, "header")
+
+	// The operator's console answers requests itself, behind identity.
+	httpcaddyfile.RegisterDirective("portcullis_console", parseConsoleDirective)
+	httpcaddyfile.RegisterDirectiveOrder("portcullis_console", httpcaddyfile.Before, "reverse_proxy")
 }
 
 // parseGlobalOption sets up the portcullis app from the global options

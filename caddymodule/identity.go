@@ -203,6 +203,8 @@ func (h *Identity) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyh
 					repl.Set(p.Name, p.Value)
 				}
 			}
+			// Handlers in Caddy (the console) read who is signed in too.
+			r = r.WithContext(authz.ContextWithIdentity(r.Context(), id))
 		}
 		return next.ServeHTTP(w, r)
 	})
