@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -75,14 +76,19 @@ func (c *Console) Provision(ctx caddy.Context) error {
 		if err != nil {
 			return err
 		}
-		svc, err := consoleOperator(rt)
-		if err != nil {
-			return fmt.Errorf("portcullis_console: %v", err)
-		}
+		// The app's own operator service of the tenant (built at Start,
+		// with the SCIM usage tracker the token health reads), the same
+		// one the admin API uses.
+		tenant := name
 		cfg.Tenants = append(cfg.Tenants, console.Tenant{
-			Name:     name,
-			Store:    rt.store,
-			Operator: func(context.Context) (console.Operator, error) { return svc, nil },
+			Name:  name,
+			Store: rt.store,
+			Operator: func(context.Context) (console.Operator, error) {
+				if s, ok := app.Operator(tenant); ok {
+					return s, nil
+				}
+				return nil, errors.New("the portcullis app has not started yet")
+			},
 		})
 	}
 	c.handler, err = console.New(cfg)
@@ -90,15 +96,6 @@ func (c *Console) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("portcullis_console: %v", err)
 	}
 	return nil
-}
-
-// consoleOperator is the tenant's operator service as the console uses it.
-func consoleOperator(rt *tenantRuntime) (*operator.Service, error) {
-	cfg := operator.Config{Tenant: rt.cfg.Name, Store: rt.store, Roles: rt.cfg.roles(), Logger: rt.logger}
-	if rt.signIn != nil {
-		cfg.IdleTimeout = rt.signIn.IdleTimeout()
-	}
-	return operator.New(cfg)
 }
 
 // ServeHTTP serves the console; it is terminal.
