@@ -63,6 +63,15 @@ func (s *Store) SetEventRetention(tenant string, r storage.EventRetention) error
 // MaxEvents, a batch per transaction.
 func (s *Store) holdCap(ctx context.Context, tenant string) error {
 	limit := s.retention(tenant).MaxEvents
+	// One read outside any transaction first: on most appends the tenant
+	// is under its cap, and this costs a round trip, not a transaction.
+	var count int64
+	if err := s.pool.QueryRow(ctx, `SELECT coalesce(sum(n), 0) FROM event_counts WHERE tenant = $1`, tenant).Scan(&count); err != nil {
+		return err
+	}
+	if count <= int64(limit) {
+		return nil
+	}
 	for {
 		deleted, err := s.pruneOnce(ctx, tenant, func(count int64) int64 {
 			if count <= int64(limit) {

@@ -49,11 +49,11 @@ var _ storage.Tx = (*tx)(nil)
 // maxWrites bounds the writes of one transaction. PostgreSQL itself has no
 // practical limit, but a transaction that runs for minutes on a shared
 // database holds its locks and serializable state, and keeps VACUUM from
-// cleaning up after everyone else, for as long. The bound is twice what
-// Badger takes (~52,000 keys), so whatever commits on Badger commits here;
-// a cascading delete (DeleteUser, DeleteGroup) counts as one write however
-// many rows it removes.
-const maxWrites = 100_000
+// cleaning up after everyone else, for as long. The bound is above what
+// Badger takes (~52,000 keys, fewer writes), so whatever commits on Badger
+// commits here; a cascading delete (DeleteUser, DeleteGroup) counts as one
+// write however many rows it removes.
+const maxWrites = 60_000
 
 // eventCountShards spreads each tenant's event count over rows, so that
 // concurrent appenders rarely update the same one (see retention.go).
