@@ -19,7 +19,7 @@ import (
 //
 // Each tenant has a version in tenant_versions, bumped in the same
 // transaction as the change (tx.finish), which also queues
-// pg_notify('portcullis_changes', '<version> <tenant>'): PostgreSQL
+// pg_notify(channel, '<version> <tenant>'): PostgreSQL
 // delivers it to every listening session when, and only if, the
 // transaction commits. Each replica holds one dedicated connection that
 // LISTENs and raises its in-memory version of the tenant (noteVersion;
@@ -37,6 +37,7 @@ import (
 type changeFeed struct {
 	pollInterval time.Duration
 	listenConfig *pgx.ConnConfig
+	channel      string // see channelFor
 
 	listening atomic.Bool
 	listenPID atomic.Uint32 // backend pid of the listening connection
@@ -133,7 +134,7 @@ func (s *Store) listen(ctx context.Context) error {
 	defer conn.Close(context.Background())
 	s.feed.connects.Add(1)
 	s.feed.listenPID.Store(conn.PgConn().PID())
-	if _, err := conn.Exec(ctx, "LISTEN "+notifyChannel); err != nil {
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{s.feed.channel}.Sanitize()); err != nil {
 		return err
 	}
 	// After LISTEN: a change committed from here on is notified, and one
@@ -162,7 +163,7 @@ func (s *Store) listen(ctx context.Context) error {
 			}
 			continue
 		}
-		if n.Channel != notifyChannel {
+		if n.Channel != s.feed.channel {
 			continue
 		}
 		tenant, v, err := parseNotification(n.Payload)

@@ -2,7 +2,9 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/url"
 	"slices"
 	"testing"
 	"time"
@@ -175,4 +177,46 @@ func TestChangeFeedFallback(t *testing.T) {
 		t.Fatalf("B polled %d times after listening again", got-polls)
 	}
 	t.Logf("notifications back: A acknowledged -> B's Generation moved in %v", d)
+}
+
+// TestChangeFeedPerSchema: two installations in two schemas of one
+// database (search_path in the URL) keep their change feeds apart.
+func TestChangeFeedPerSchema(t *testing.T) {
+	db := newDatabase(t)
+	conn := connect(t, db)
+	if _, err := conn.Exec(context.Background(), "CREATE SCHEMA one; CREATE SCHEMA two"); err != nil {
+		t.Fatal(err)
+	}
+	inSchema := func(schema string) string {
+		cfg, err := url.Parse(db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q := cfg.Query()
+		q.Set("search_path", schema)
+		cfg.RawQuery = q.Encode()
+		return cfg.String()
+	}
+	a := openStore(t, inSchema("one"), Options{})
+	sameSchema := openStore(t, inSchema("one"), Options{PollInterval: time.Hour})
+	otherSchema := openStore(t, inSchema("two"), Options{PollInterval: time.Hour})
+	for _, s := range []*Store{sameSchema, otherSchema} {
+		if _, ok := waitFor(10*time.Second, func() bool { return s.Feed().Listening }); !ok {
+			t.Fatal("a store never started listening")
+		}
+	}
+	v := putUser(t, a, "u1")
+	if _, ok := waitFor(10*time.Second, func() bool { return sameSchema.Generation("acme") >= v }); !ok {
+		t.Fatal("the store on the same schema never saw the write")
+	}
+	time.Sleep(50 * time.Millisecond)
+	if g := otherSchema.Generation("acme"); g != 0 {
+		t.Fatalf("the store on another schema has Generation %d, want 0", g)
+	}
+	if err := otherSchema.View(context.Background(), "acme", func(tx storage.ReadTx) error {
+		_, err := tx.GetUser("u1")
+		return err
+	}); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("the other schema sees the user: %v", err)
+	}
 }

@@ -81,6 +81,7 @@ type Store struct {
 	feed       changeFeed
 
 	maxAttempts int
+	retries     atomic.Uint64 // attempts that failed to serialise and ran again
 
 	ctx       context.Context // cancelled by Close: ends background work
 	cancel    context.CancelFunc
@@ -144,6 +145,12 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		cancel:      cancel,
 	}
 	s.feed.pollInterval = poll
+	var schema string
+	if err := pool.QueryRow(ctx, "SELECT current_schema()").Scan(&schema); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	s.feed.channel = channelFor(schema)
 	s.feed.listenConfig = cfg.ConnConfig.Copy()
 	if err := s.resync(ctx, pool); err != nil {
 		s.Close()
@@ -263,6 +270,7 @@ func (s *Store) Update(ctx context.Context, tenant string, fn func(storage.Tx) e
 		if attempt >= s.maxAttempts {
 			return storage.ErrConflict
 		}
+		s.retries.Add(1)
 		window := baseBackoff << min(attempt-1, 10)
 		if window > maxBackoff {
 			window = maxBackoff
@@ -291,7 +299,7 @@ func (s *Store) attempt(ctx context.Context, tenant string, retention storage.Ev
 		return nil, fmt.Errorf("postgres: begin: %w", err)
 	}
 	defer pt.Rollback(context.Background())
-	t := &tx{ctx: ctx, tx: pt, tenant: tenant, writable: true, retention: retention}
+	t := &tx{ctx: ctx, tx: pt, tenant: tenant, channel: s.feed.channel, writable: true, retention: retention}
 	if err := fn(t); err != nil {
 		if t.failed != nil && retryable(t.failed) {
 			return nil, t.failed

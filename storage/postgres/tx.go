@@ -23,6 +23,7 @@ type tx struct {
 	ctx       context.Context
 	tx        pgx.Tx
 	tenant    string
+	channel   string // the change feed's channel (channelFor)
 	writable  bool
 	retention storage.EventRetention
 
@@ -59,8 +60,13 @@ const maxWrites = 60_000
 // concurrent appenders rarely update the same one (see retention.go).
 const eventCountShards = 16
 
-// notifyChannel is the LISTEN/NOTIFY channel of change versions.
-const notifyChannel = "portcullis_changes"
+// channelFor is the LISTEN/NOTIFY channel of change versions of the
+// schema the store's tables are in: two installations in two schemas of
+// one database must not take each other's versions for their own.
+func channelFor(schema string) string {
+	h := sha256.Sum256([]byte(schema))
+	return fmt.Sprintf("portcullis_changes_%x", h[:8])
+}
 
 // ---- low-level helpers ----
 
@@ -195,7 +201,7 @@ func (t *tx) finish() error {
 				ON CONFLICT (tenant) DO UPDATE SET version = tv.version + 1
 				RETURNING version)
 			SELECT version, pg_notify($2, version::text || ' ' || $1)::text FROM v`,
-			[]any{t.tenant, notifyChannel}, &t.version, &notified)
+			[]any{t.tenant, t.channel}, &t.version, &notified)
 		if err != nil {
 			return err
 		}
