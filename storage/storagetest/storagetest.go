@@ -50,6 +50,7 @@ var suite = []struct {
 	{"UserNameUniqueness", testUserNameUniqueness},
 	{"UserIndexes", testUserIndexes},
 	{"UserLongIndexValues", testUserLongIndexValues},
+	{"HostileLookups", testHostileLookups},
 	{"GroupCreateReplaceDelete", testGroupCRUD},
 	{"GroupIndexes", testGroupIndexes},
 	{"Memberships", testMemberships},

@@ -1,0 +1,238 @@
+package postgres
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/portcullis/portcullis/storage"
+)
+
+// tx implements storage.Tx (and so storage.ReadTx) on one PostgreSQL
+// transaction of one tenant. Each method is one statement (a round trip)
+// where it can be: several changes are joined with data-modifying CTEs.
+type tx struct {
+	ctx       context.Context
+	tx        pgx.Tx
+	tenant    string
+	channel   string // the change feed's channel (channelFor)
+	writable  bool
+	retention storage.EventRetention
+
+	// failed is the first database error: PostgreSQL aborts the
+	// transaction at it, so every later call returns it too, and Update
+	// retries (serialization failure) or returns it even if fn did not.
+	failed error
+	// writes counts the writes fn asked for; past maxWrites they are
+	// refused with storage.ErrTooBig and tooBig is set.
+	writes int
+	tooBig bool
+	// observed is set by every write a cache keyed on Generation relies
+	// on (see storage.Store.Generation): finish bumps the version.
+	observed bool
+	// appended counts the events appended, for the tenant's event count.
+	appended int
+	// version is the tenant's change version this transaction committed
+	// (0: it did not bump it).
+	version int64
+}
+
+var _ storage.Tx = (*tx)(nil)
+
+// maxWrites bounds the writes of one transaction. PostgreSQL itself has no
+// practical limit, but a transaction that runs for minutes on a shared
+// database holds its locks and serializable state, and keeps VACUUM from
+// cleaning up after everyone else, for as long. The bound is above what
+// Badger takes (~52,000 keys, fewer writes), so whatever commits on Badger
+// commits here; a cascading delete (DeleteUser, DeleteGroup) counts as one
+// write however many rows it removes.
+const maxWrites = 60_000
+
+// eventCountShards spreads each tenant's event count over rows, so that
+// concurrent appenders rarely update the same one (see retention.go).
+const eventCountShards = 16
+
+// channelFor is the LISTEN/NOTIFY channel of change versions of the
+// schema the store's tables are in: two installations in two schemas of
+// one database must not take each other's versions for their own.
+func channelFor(schema string) string {
+	h := sha256.Sum256([]byte(schema))
+	return fmt.Sprintf("portcullis_changes_%x", h[:8])
+}
+
+// ---- low-level helpers ----
+
+// fail records err as the transaction's failure (the first one wins) and
+// returns what the caller should see: ErrUniqueness for a unique
+// violation, the error itself otherwise.
+func (t *tx) fail(err error) error {
+	if err == nil {
+		return nil
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "23505" {
+		err = fmt.Errorf("%w (%s)", storage.ErrUniqueness, pe.ConstraintName)
+	} else if ctxErr := t.ctx.Err(); ctxErr != nil {
+		err = ctxErr
+	} else if !retryable(err) {
+		err = fmt.Errorf("postgres: %w", err)
+	}
+	if t.failed == nil {
+		t.failed = err
+	}
+	return err
+}
+
+// write counts one write, refusing it past maxWrites.
+func (t *tx) write() error {
+	if !t.writable {
+		return errors.New("postgres: write in a read-only transaction")
+	}
+	if t.failed != nil {
+		return t.failed
+	}
+	t.writes++
+	if t.writes > maxWrites {
+		t.tooBig = true
+		return storage.ErrTooBig
+	}
+	return nil
+}
+
+func (t *tx) exec(sql string, args ...any) (pgconn.CommandTag, error) {
+	if t.failed != nil {
+		return pgconn.CommandTag{}, t.failed
+	}
+	tag, err := t.tx.Exec(t.ctx, sql, args...)
+	return tag, t.fail(err)
+}
+
+// scanOne runs a query of one row; found is false when there is none.
+func (t *tx) scanOne(sql string, args []any, dest ...any) (found bool, err error) {
+	if t.failed != nil {
+		return false, t.failed
+	}
+	err = t.tx.QueryRow(t.ctx, sql, args...).Scan(dest...)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, t.fail(err)
+	}
+	return true, nil
+}
+
+// docs runs a query whose rows are one JSON document each and decodes them.
+func docs[T any](t *tx, sql string, args ...any) ([]*T, error) {
+	if t.failed != nil {
+		return nil, t.failed
+	}
+	rows, err := t.tx.Query(t.ctx, sql, args...)
+	if err != nil {
+		return nil, t.fail(err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*T, error) {
+		var b []byte
+		if err := row.Scan(&b); err != nil {
+			return nil, err
+		}
+		v := new(T)
+		if err := json.Unmarshal(b, v); err != nil {
+			return nil, fmt.Errorf("postgres: a stored record does not decode: %w", err)
+		}
+		return v, nil
+	})
+	if err != nil {
+		return nil, t.fail(err)
+	}
+	return out, nil
+}
+
+// strs runs a query whose rows are one string each.
+func (t *tx) strs(sql string, args ...any) ([]string, error) {
+	if t.failed != nil {
+		return nil, t.failed
+	}
+	rows, err := t.tx.Query(t.ctx, sql, args...)
+	if err != nil {
+		return nil, t.fail(err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, t.fail(err)
+	}
+	return out, nil
+}
+
+func encode(v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: encode: %w", err)
+	}
+	return b, nil
+}
+
+// finish runs before the commit: it adds the appended events to the
+// tenant's count and, if the transaction wrote something caches rely on,
+// bumps the tenant's change version and queues the notification that
+// PostgreSQL delivers to the other replicas when (and only if) the
+// transaction commits.
+func (t *tx) finish() error {
+	if t.appended > 0 {
+		_, err := t.exec(`INSERT INTO event_counts AS c (tenant, shard, n) VALUES ($1, $2, $3)
+			ON CONFLICT (tenant, shard) DO UPDATE SET n = c.n + excluded.n`,
+			t.tenant, rand.IntN(eventCountShards), t.appended)
+		if err != nil {
+			return err
+		}
+	}
+	if t.observed {
+		var notified string
+		_, err := t.scanOne(`WITH v AS (
+				INSERT INTO tenant_versions AS tv (tenant, version) VALUES ($1, 1)
+				ON CONFLICT (tenant) DO UPDATE SET version = tv.version + 1
+				RETURNING version)
+			SELECT version, pg_notify($2, version::text || ' ' || $1)::text FROM v`,
+			[]any{t.tenant, t.channel}, &t.version, &notified)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ---- keys ----
+
+// fold is the case folding of case-insensitive lookups (Badger's too).
+func fold(s string) string { return strings.ToLower(s) }
+
+// key is the indexed form of a looked-up value: its SHA-256.
+func key(s string) []byte {
+	h := sha256.Sum256([]byte(s))
+	return h[:]
+}
+
+// optKey is key(s), or NULL for "" (not indexed).
+func optKey(s string) []byte {
+	if s == "" {
+		return nil
+	}
+	return key(s)
+}
+
+// validText says whether s can be stored as PostgreSQL text: UTF-8 with no
+// NUL byte. Ids, tenants and record kinds are; a lookup of anything else
+// finds nothing rather than failing the transaction.
+func validText(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
+}
+
+func validID(id string) bool { return id != "" && len(id) <= maxIDLen && validText(id) }
