@@ -101,6 +101,7 @@ func buildPortcullisCommand(cmd *cobra.Command) {
 	ef.String("format", eventFormatJSONL, "Output format: jsonl or csv")
 	cmd.AddCommand(events)
 	addBackupCommands(cmd)
+	addSyncCommands(cmd)
 }
 
 // maxCLIPages bounds --all, so a store that keeps answering a cursor can
