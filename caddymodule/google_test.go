@@ -387,9 +387,9 @@ func TestGoogleCaddyfile(t *testing.T) {
 		name, block, want, wantErr string
 	}{
 		{
-			name: "every option",
+			name:  "every option",
 			block: "domain example.com\n credentials_file {env.KEY}\n admin_email it-admin@example.com\n interval 2h\n users all\n activity_poll 30s\n api_endpoint http://127.0.0.1:1/",
-			want: `{"domain":"example.com","credentials_file":"{env.KEY}","admin_email":"it-admin@example.com","interval":7200000000000,"users":"all","activity_poll":30000000000,"api_endpoint":"http://127.0.0.1:1/"}`,
+			want:  `{"domain":"example.com","credentials_file":"{env.KEY}","admin_email":"it-admin@example.com","interval":7200000000000,"users":"all","activity_poll":30000000000,"api_endpoint":"http://127.0.0.1:1/"}`,
 		},
 		{
 			name:  "customer, poll off",
