@@ -288,6 +288,12 @@ func TestGoogleSyncGateway(t *testing.T) {
 	if !g.reachesApp(t, bobBrowser) {
 		t.Fatal("a failed sync ended bob's session")
 	}
+	a := call(t, http.MethodGet, "http://"+g.admin+"/portcullis/tenants/acme/events?type=sync.failed", "", nil)
+	expect(t, a, http.StatusOK, "events of type sync.failed")
+	var failed eventsPage
+	if a.json(t, &failed); failed.count("sync.failed", directory.Actor) != 1 {
+		t.Fatalf("sync.failed events: %s", a.body)
+	}
 	fake.ClearFaults()
 
 	// Sync now through the CLI: bob, in no mapped group, is deactivated.
@@ -309,7 +315,7 @@ func TestGoogleSyncGateway(t *testing.T) {
 	if err == nil || !strings.Contains(stderr, "not pulled from Google Workspace") {
 		t.Fatalf("caddy portcullis sync of a tenant without google: %v\n%s", err, stderr)
 	}
-	a := call(t, http.MethodGet, g.syncURL("globex"), "", nil)
+	a = call(t, http.MethodGet, g.syncURL("globex"), "", nil)
 	expect(t, a, http.StatusNotFound, "GET sync of a tenant without google")
 	a = call(t, http.MethodDelete, g.syncURL("acme"), "", nil)
 	expect(t, a, http.StatusMethodNotAllowed, "DELETE sync")

@@ -204,6 +204,7 @@ var EventTypes = []struct{ Type, Meaning string }{
 	{EventSignInRefused, "a sign-in was refused (inactive, not provisioned, domain not allowed, replayed or invalid response)"},
 	{EventSignOut, "a user signed out and their session ended"},
 	{EventAccessDenied, "a signed-in user was refused a route (role or group missing), a user who lost access had their sessions ended, or requests were refused before sign-in (ambiguous paths, tunnels)"},
+	{EventSyncFailed, "a pull from Google Workspace failed (the reason says why); it deactivated and deleted nothing. What a sync changes shows as the user and group events above, with actor google"},
 }
 
 // IsEventType says whether t is one of EventTypes.
