@@ -145,6 +145,9 @@ func (t *Tenant) directoryConfig(rt *tenantRuntime, repl *caddy.Replacer) (direc
 	if googleRetryForTests != nil {
 		cfg.Retry = *googleRetryForTests
 	}
+	if g.CredentialsFile == "" {
+		return cfg, fmt.Errorf("credentials_file (the service account's JSON key file) is required")
+	}
 	path := expand(g.CredentialsFile)
 	if path == "" {
 		return cfg, fmt.Errorf("credentials_file %q expands to nothing (is the environment variable set?)", g.CredentialsFile)

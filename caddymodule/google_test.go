@@ -385,6 +385,13 @@ func TestGoogleConfigRefused(t *testing.T) {
 			}
 		})
 	}
+
+	// JSON config skips the Caddyfile's checks; the app makes its own.
+	err := caddy.Load([]byte(`{"admin":{"disabled":true},"apps":{"portcullis":{"storage":{"backend":"badger","dir":"`+storeDir+`"},"tenants":[{"name":"acme","google":{"domain":"example.com","admin_email":"a@example.com","users":"all"}}]}}}`), true)
+	if err == nil || !strings.Contains(err.Error(), "tenant acme: google: credentials_file (the service account's JSON key file) is required") {
+		_ = caddy.Stop()
+		t.Fatalf("google without credentials_file in JSON: %v", err)
+	}
 }
 
 // TestGoogleCaddyfile checks the google block's syntax.
