@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -195,19 +196,44 @@ func (rt *tenantRuntime) prepareGoogle() error {
 	return nil
 }
 
+// runningSyncers are the started syncers by tenant. On a reload Caddy
+// starts the new config before it cleans up the old one, so the new
+// config's syncer stops its predecessor before starting: two syncs of one
+// tenant never run side by side, each planning writes the other makes.
+var runningSyncers struct {
+	sync.Mutex
+	byTenant map[string]*directory.Syncer
+}
+
 // startGoogle starts the schedule: the first full sync runs in the
 // background, so it never delays Caddy's start.
 func (rt *tenantRuntime) startGoogle() {
-	if rt.syncer != nil {
-		rt.syncer.Start()
+	if rt.syncer == nil {
+		return
 	}
+	runningSyncers.Lock()
+	defer runningSyncers.Unlock()
+	if runningSyncers.byTenant == nil {
+		runningSyncers.byTenant = make(map[string]*directory.Syncer)
+	}
+	if prev := runningSyncers.byTenant[rt.cfg.Name]; prev != nil && prev != rt.syncer {
+		prev.Stop() // cancels a running sync: its remaining calls return at once
+	}
+	runningSyncers.byTenant[rt.cfg.Name] = rt.syncer
+	rt.syncer.Start()
 }
 
 // stopGoogle stops the schedule and a running sync, and waits for them
 // (a sync stopped midway changes nothing more: each page commits whole).
 func (rt *tenantRuntime) stopGoogle() {
-	if rt.syncer != nil {
-		rt.syncer.Stop()
+	if rt.syncer == nil {
+		return
+	}
+	rt.syncer.Stop()
+	runningSyncers.Lock()
+	defer runningSyncers.Unlock()
+	if runningSyncers.byTenant[rt.cfg.Name] == rt.syncer {
+		delete(runningSyncers.byTenant, rt.cfg.Name)
 	}
 }
 

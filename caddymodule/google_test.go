@@ -443,3 +443,45 @@ func TestGoogleCaddyfile(t *testing.T) {
 		})
 	}
 }
+
+// TestGoogleSyncReload checks that a reload hands the tenant's sync over:
+// the new config's syncer stops the old one before it starts, so two syncs
+// of one tenant never run side by side.
+func TestGoogleSyncReload(t *testing.T) {
+	shortGoogleRetry(t)
+	fake, keyFile := startGoogleFake(t, "it-admin@example.com")
+	staff := fake.AddGroup(googlefake.Group{Email: "staff@example.com", Name: "Staff"})
+	fake.AddUserMember(staff, fake.AddUser(googlefake.User{PrimaryEmail: "alice@example.com", GivenName: "Alice"}))
+	loaded := time.Now().UTC().Add(-time.Second)
+	g := startGoogleGateway(t, fake, keyFile)
+	g.waitSync(t, loaded)
+	old := runningApp().googleSyncer("acme")
+
+	a := call(t, http.MethodGet, "http://"+g.admin+"/config/", "", nil)
+	expect(t, a, http.StatusOK, "GET /config/")
+	req, err := http.NewRequest(http.MethodPost, "http://"+g.admin+"/load", strings.NewReader(string(a.body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Cache-Control", "must-revalidate") // reload even though unchanged
+	reloaded := time.Now().UTC()
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("reload: %d", resp.StatusCode)
+	}
+	current := runningApp().googleSyncer("acme")
+	runningSyncers.Lock()
+	registered := runningSyncers.byTenant["acme"]
+	runningSyncers.Unlock()
+	if current == nil || current == old || registered != current {
+		t.Fatalf("after the reload: old %p, current %p, registered %p", old, current, registered)
+	}
+	if st := g.waitSync(t, reloaded); st.Result != directory.ResultOK || st.Counts.UsersCreated != 0 {
+		t.Fatalf("the sync at the reload: %+v", st)
+	}
+}
