@@ -61,8 +61,12 @@ func (s *SCIM) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := app.tenantRuntime("scim", s.Tenant); err != nil {
+	rt, err := app.tenantRuntime("scim", s.Tenant)
+	if err != nil {
 		return err
+	}
+	if rt.cfg.Google != nil {
+		return errPulledFromGoogle(s.Tenant)
 	}
 	// scimhandler names the tenant in its log entries itself.
 	h, err := scimhandler.New(scimhandler.Config{
