@@ -199,19 +199,21 @@ func (t *tx) addMemberCountShard(key []byte, d int64) error {
 }
 
 // sumMemberCounts adds up the member counter shards of groupID: its raw
-// membership keys.
+// membership keys. It gets each shard rather than scanning the prefix: a
+// scan steps over every older version of a shard still in the memtables
+// and young tables (each add rewrites one), a Get stops at the newest.
 func (t *tx) sumMemberCounts(groupID string) (int, error) {
 	var total int64
-	err := t.iterate(t.k.memberCounts(groupID), "", func(_ []byte, item *badger.Item) (bool, error) {
-		return true, item.Value(func(b []byte) error {
-			if len(b) != 8 {
-				return errors.New("badgerstore: member counter is corrupt")
-			}
-			total += int64(binary.BigEndian.Uint64(b))
-			return nil
-		})
-	})
-	return int(total), err
+	key := append(t.k.memberCounts(groupID), 0)
+	for shard := range byte(memberCountShards) {
+		key[len(key)-1] = shard
+		n, err := t.readCounter(key)
+		if err != nil {
+			return 0, err
+		}
+		total += n
+	}
+	return int(total), nil
 }
 
 // sumCounts adds up the counter shards of kind.
