@@ -56,6 +56,7 @@ var suite = []struct {
 	{"DeleteUserRemovesMembershipsAndSessions", testDeleteUserCascade},
 	{"DeleteGroupRemovesMemberships", testDeleteGroupCascade},
 	{"DeleteLargeGroup", testDeleteLargeGroup},
+	{"MemberCounts", testMemberCounts},
 	{"ScanAndCountUsers", testScanUsers},
 	{"ScanAndCountGroups", testScanGroups},
 	{"SCIMToken", testSCIMToken},
