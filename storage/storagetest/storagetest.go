@@ -57,6 +57,7 @@ var suite = []struct {
 	{"DeleteUserRemovesMembershipsAndSessions", testDeleteUserCascade},
 	{"DeleteGroupRemovesMemberships", testDeleteGroupCascade},
 	{"DeleteLargeGroup", testDeleteLargeGroup},
+	{"MemberCounts", testMemberCounts},
 	{"ScanAndCountUsers", testScanUsers},
 	{"ScanAndCountGroups", testScanGroups},
 	{"SCIMToken", testSCIMToken},
