@@ -245,8 +245,8 @@ func TestGlobalOption(t *testing.T) {
 		},
 		{
 			name:    "unknown backend",
-			options: "portcullis {\n storage postgres db\n}",
-			wantErr: "portcullis.storage.postgres",
+			options: "portcullis {\n storage mysql db\n}",
+			wantErr: "portcullis.storage.mysql",
 		},
 		{
 			name:    "badger with two dirs",

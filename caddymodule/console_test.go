@@ -54,7 +54,7 @@ func TestConsoleDirective(t *testing.T) {
 func TestConsoleDirectiveOrder(t *testing.T) {
 	raw := gatewaytest.Adapt(t, ":8080 {\n portcullis_console /portcullis {\n tenants acme\n }\n identity acme {\n require admin\n }\n}\n")
 	s := string(raw)
-	i, c := strings.Index(s, `"handler":"identity"`), strings.Index(s, `"handler":"portcullis_console"`)
+	i, c := strings.Index(s, `"handler":"portcullis_identity"`), strings.Index(s, `"handler":"portcullis_console"`)
 	if i < 0 || c < 0 || c < i {
 		t.Fatalf("identity at %d, console at %d in\n%s", i, c, s)
 	}
