@@ -285,6 +285,13 @@ func (s *Service) userDetail(tx storage.ReadTx, t *authz.RoleTable, id string) (
 	if err != nil {
 		return nil, err
 	}
+	groupIDs, err := tx.GroupsOf(u.ID)
+	if err != nil {
+		return nil, err
+	}
+	if reason.Routes, err = s.routeAccess(tx, u, groupIDs, rr); err != nil {
+		return nil, err
+	}
 	return &UserDetail{User: v, RoleReason: reason}, nil
 }
 
