@@ -24,6 +24,12 @@ func TestConsoleDirective(t *testing.T) {
 			site: "handle /portcullis/* {\n portcullis_console {\n tenants acme\n }\n}",
 			want: `{"handler":"portcullis_console","tenants":["acme"]}`,
 		},
+		{
+			name: "logout_url",
+			site: "handle /portcullis/* {\n portcullis_console {\n tenants acme\n logout_url /auth/logout\n }\n}",
+			want: `{"handler":"portcullis_console","logout_url":"/auth/logout","tenants":["acme"]}`,
+		},
+		{name: "logout_url twice", site: "portcullis_console /ops {\n tenants acme\n logout_url /a\n logout_url /b\n}", wantErr: "logout_url takes one path"},
 		{name: "no tenants", site: "portcullis_console /ops", wantErr: "needs the tenants it manages"},
 		{name: "empty tenants", site: "portcullis_console /ops {\n tenants\n}", wantErr: "at least one tenant"},
 		{name: "tenant as argument", site: "portcullis_console acme", wantErr: "is not a path prefix"},

@@ -80,6 +80,7 @@ func (s *SCIM) Provision(ctx caddy.Context) error {
 		Observer:     newSCIMObserver(s.Tenant),
 		Usage:        app.scimUsage(s.Tenant),                   // read by the operator (operators.go)
 		RoleOf:       scimRoleOf(app.tenants[s.Tenant].roles()), // audits an adoption's role change
+		UserWritten:  app.noteUserWritten(s.Tenant),             // the operator's search lists it at once
 	})
 	if err != nil {
 		return fmt.Errorf("scim %s: %v", s.Tenant, err)
