@@ -76,6 +76,7 @@ var suite = []struct {
 	{"ConcurrentMembershipUpdates", testConcurrentMembers},
 	{"ConcurrentUserNameRace", testConcurrentUserName},
 	{"DeleteRacesWithAdd", testDeleteRacesWithAdd},
+	{"ConcurrentCreateOnce", testConcurrentCreateOnce},
 	{"DurableAcrossReopen", testDurability},
 }
 
