@@ -64,3 +64,26 @@ func testConcurrentCreateOnce(t *testing.T, h *harness) {
 		}
 	}
 }
+
+// testLease: a store that gives leases (storage.Leaser) gives a free one,
+// closes Lost on Release, and gives it again after.
+func testLease(t *testing.T, h *harness) {
+	leaser, ok := h.s.(storage.Leaser)
+	if !ok {
+		t.Skip("the store gives no leases")
+	}
+	for range 2 {
+		l, held, err := leaser.TryLease(t.Context(), "storagetest")
+		if err != nil || !held {
+			t.Fatalf("TryLease of a free lease = %v, %v", held, err)
+		}
+		select {
+		case <-l.Lost():
+			t.Fatal("a held lease is already lost")
+		default:
+		}
+		l.Release()
+		l.Release()
+		<-l.Lost()
+	}
+}

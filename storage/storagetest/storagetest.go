@@ -77,6 +77,7 @@ var suite = []struct {
 	{"ConcurrentUserNameRace", testConcurrentUserName},
 	{"DeleteRacesWithAdd", testDeleteRacesWithAdd},
 	{"ConcurrentCreateOnce", testConcurrentCreateOnce},
+	{"Lease", testLease},
 	{"DurableAcrossReopen", testDurability},
 }
 
