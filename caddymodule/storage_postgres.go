@@ -33,9 +33,13 @@ type PostgresStorage struct {
 	// StatementTimeout makes the server cancel a statement running longer
 	// (0: the server's setting).
 	StatementTimeout caddy.Duration `json:"statement_timeout,omitempty"`
+	// KeyEncryptionKey seals the generated keys at rest (storagekek.go):
+	// 32 bytes in hex or base64, typically {env.PORTCULLIS_KEY}. Required.
+	KeyEncryptionKey string `json:"key_encryption_key,omitempty"`
 
 	url string // URL with placeholders replaced
 	key string
+	kek []byte
 }
 
 // openTimeout bounds connecting and migrating at provisioning: a config
@@ -68,8 +72,11 @@ func (p *PostgresStorage) Provision(caddy.Context) error {
 	// the hash tells apart configs that differ in anything else.
 	sum := sha256.Sum256(fmt.Appendf(nil, "%s\x00%d\x00%d", p.url, p.PoolSize, p.StatementTimeout))
 	p.key = fmt.Sprintf("postgres:%s@%s:%d/%s#%x", cfg.User, cfg.Host, cfg.Port, cfg.Database, sum[:6])
-	return nil
+	p.kek, err = provisionKEK(p.KeyEncryptionKey, "postgres", true)
+	return err
 }
+
+func (p *PostgresStorage) keyEncryptionKey() []byte { return p.kek }
 
 // StoreKey implements StoreOpener.
 func (p *PostgresStorage) StoreKey() string { return p.key }
@@ -91,6 +98,7 @@ func (p *PostgresStorage) OpenStore(logger *zap.Logger) (storage.Store, error) {
 //	storage postgres <url> {
 //		pool_size <n>
 //		statement_timeout <duration>
+//		key_encryption_key <key>
 //	}
 func (p *PostgresStorage) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // backend name
@@ -121,8 +129,12 @@ func (p *PostgresStorage) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("statement_timeout must be a positive duration, found %q", d.Val())
 			}
 			p.StatementTimeout = caddy.Duration(dur)
+		case "key_encryption_key":
+			if err := unmarshalKEK(d, &p.KeyEncryptionKey); err != nil {
+				return err
+			}
 		default:
-			return d.Errf("unrecognized storage postgres option %q (expected pool_size or statement_timeout)", d.Val())
+			return d.Errf("unrecognized storage postgres option %q (expected pool_size, statement_timeout or key_encryption_key)", d.Val())
 		}
 		if d.NextArg() {
 			return d.ArgErr()

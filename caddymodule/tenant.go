@@ -375,12 +375,14 @@ type tenantRuntime struct {
 
 	signerMu sync.Mutex
 	signer   *authz.AssertionSigner
+	// kek seals the generated keys at rest (nil: plaintext).
+	kek []byte
 }
 
 // newTenantRuntime builds a tenant's services without reaching the store
 // or the IdP (see App.Provision); start does that.
-func newTenantRuntime(t *Tenant, store storage.Store, logger *zap.Logger, cookies *gatewayCookies) (*tenantRuntime, error) {
-	rt := &tenantRuntime{cfg: t, store: store, logger: logger}
+func newTenantRuntime(t *Tenant, store storage.Store, kek []byte, logger *zap.Logger, cookies *gatewayCookies) (*tenantRuntime, error) {
+	rt := &tenantRuntime{cfg: t, store: store, kek: kek, logger: logger}
 	if t.ExternalURL != "" {
 		rt.externalURL, _ = parseExternalURL(t.ExternalURL) // checked by Tenant.check
 	}
@@ -395,6 +397,7 @@ func newTenantRuntime(t *Tenant, store storage.Store, logger *zap.Logger, cookie
 		return nil, err
 	}
 	cfg.Pages, cfg.OnRefusal = t.pages, handRefusalToCaddy
+	cfg.KeyEncryptionKey = kek
 	svc, err := sso.Prepare(cfg, store, logger)
 	if err != nil {
 		return nil, fmt.Errorf("tenant %s: sign-in: %v", t.Name, err)
@@ -469,10 +472,11 @@ func (rt *tenantRuntime) assertionSigner(ctx context.Context) (*authz.AssertionS
 		return rt.signer, nil
 	}
 	cfg := authz.AssertionConfig{
-		Store:  rt.store,
-		Tenant: rt.cfg.Name,
-		Issuer: rt.assertionIssuer(),
-		Logger: rt.logger,
+		Store:            rt.store,
+		Tenant:           rt.cfg.Name,
+		Issuer:           rt.assertionIssuer(),
+		KeyEncryptionKey: rt.kek,
+		Logger:           rt.logger,
 	}
 	if a := rt.cfg.Assertion; a != nil {
 		cfg.TTL = time.Duration(a.TTL)

@@ -77,6 +77,8 @@ var suite = []struct {
 	{"ConcurrentMembershipUpdates", testConcurrentMembers},
 	{"ConcurrentUserNameRace", testConcurrentUserName},
 	{"DeleteRacesWithAdd", testDeleteRacesWithAdd},
+	{"ConcurrentCreateOnce", testConcurrentCreateOnce},
+	{"Lease", testLease},
 	{"DurableAcrossReopen", testDurability},
 }
 
