@@ -397,6 +397,8 @@ func newTenantRuntime(t *Tenant, store storage.Store, logger *zap.Logger, cookie
 		Roles:    t.roles(),
 		Logger:   logger,
 		Observer: newIdentitiesObserver(t.Name),
+
+		StaleIfError: staleIfErrorOf(store),
 	})
 	if err != nil {
 		_ = svc.Close()

@@ -43,6 +43,11 @@ type changeFeed struct {
 	listenPID atomic.Uint32 // backend pid of the listening connection
 	polls     atomic.Uint64
 	connects  atomic.Uint64
+	// resyncedAt is when every tenant's version was last read (Open, a
+	// poll, or the listener's resynchronisation); notifiedAt when the
+	// last notification arrived (unix nanoseconds, 0: never).
+	resyncedAt atomic.Int64
+	notifiedAt atomic.Int64
 }
 
 // FeedState describes the change feed, for tests and metrics.
@@ -55,6 +60,11 @@ type FeedState struct {
 	// Connects counts the notification connection's (re)connections;
 	// Polls counts the polls made while it was down.
 	Connects, Polls uint64
+	// CurrentAsOf: see ChangesCurrentAsOf.
+	CurrentAsOf time.Time
+	// LastNotification is when the last change notification arrived
+	// (zero: none since Open).
+	LastNotification time.Time
 }
 
 // Feed reports the state of the change feed.
@@ -64,7 +74,28 @@ func (s *Store) Feed() FeedState {
 		ListenPID: s.feed.listenPID.Load(),
 		Connects:  s.feed.connects.Load(),
 		Polls:     s.feed.polls.Load(),
+
+		CurrentAsOf:      s.ChangesCurrentAsOf(),
+		LastNotification: unixNanoTime(s.feed.notifiedAt.Load()),
 	}
+}
+
+// ChangesCurrentAsOf implements storage.ChangeFreshness: now while the
+// notification connection is listening, else when every version was last
+// read. (A listening connection that died silently is noticed within two
+// poll intervals, see listen.)
+func (s *Store) ChangesCurrentAsOf() time.Time {
+	if s.feed.listening.Load() {
+		return time.Now()
+	}
+	return unixNanoTime(s.feed.resyncedAt.Load())
+}
+
+func unixNanoTime(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
 }
 
 // querier is what resync needs of a connection or the pool.
@@ -87,7 +118,11 @@ func (s *Store) resync(ctx context.Context, q querier) error {
 		}
 		s.noteVersion(tenant, uint64(v))
 	}
-	return rows.Err()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	s.feed.resyncedAt.Store(time.Now().UnixNano())
+	return nil
 }
 
 // parseNotification reads "<version> <tenant>".
@@ -171,6 +206,7 @@ func (s *Store) listen(ctx context.Context) error {
 			s.logger.Warn("ignoring a change notification", zap.Error(err))
 			continue
 		}
+		s.feed.notifiedAt.Store(time.Now().UnixNano())
 		s.noteVersion(tenant, v)
 	}
 }
