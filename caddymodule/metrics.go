@@ -96,7 +96,7 @@ func newGatewayMetrics() *gatewayMetrics {
 
 func (m *gatewayMetrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.scimRequests, m.scimTokenFailures, m.scimRateLimited, m.signIns,
-		m.gateDecisions, m.cacheHits, m.cacheLoads, m.liveRevoked, m.revocation}
+		m.gateDecisions, m.cacheHits, m.cacheLoads, m.liveRevoked, m.revocation, theChangeFeedCollector}
 }
 
 // registerMetrics registers the process's collectors on the registry of

@@ -43,10 +43,12 @@ type changeFeed struct {
 	listenPID atomic.Uint32 // backend pid of the listening connection
 	polls     atomic.Uint64
 	connects  atomic.Uint64
-	// resyncedAt is when every tenant's version was last read (Open, a
-	// poll, or the listener's resynchronisation); notifiedAt when the
-	// last notification arrived (unix nanoseconds, 0: never).
-	resyncedAt atomic.Int64
+	// currentAt is the last time the versions were known current: every
+	// version read (Open, a poll, the listener's resynchronisation), or
+	// the listening connection shown alive (a notification, a ping).
+	// notifiedAt is when the last notification arrived. Unix nanoseconds,
+	// 0: never.
+	currentAt  atomic.Int64
 	notifiedAt atomic.Int64
 }
 
@@ -82,13 +84,14 @@ func (s *Store) Feed() FeedState {
 
 // ChangesCurrentAsOf implements storage.ChangeFreshness: now while the
 // notification connection is listening, else when every version was last
-// read. (A listening connection that died silently is noticed within two
-// poll intervals, see listen.)
+// known current: the last poll, or the last sign of life of the listening
+// connection before it went down. (A listening connection that died
+// silently is noticed within two poll intervals, see listen.)
 func (s *Store) ChangesCurrentAsOf() time.Time {
 	if s.feed.listening.Load() {
 		return time.Now()
 	}
-	return unixNanoTime(s.feed.resyncedAt.Load())
+	return unixNanoTime(s.feed.currentAt.Load())
 }
 
 func unixNanoTime(n int64) time.Time {
@@ -121,7 +124,7 @@ func (s *Store) resync(ctx context.Context, q querier) error {
 	if err := rows.Err(); err != nil {
 		return err
 	}
-	s.feed.resyncedAt.Store(time.Now().UnixNano())
+	s.feed.currentAt.Store(time.Now().UnixNano())
 	return nil
 }
 
@@ -159,7 +162,13 @@ func (s *Store) runListener() {
 // until the connection fails.
 func (s *Store) listen(ctx context.Context) error {
 	cfg := s.feed.listenConfig.Copy()
-	cfg.RuntimeParams["application_name"] = "portcullis-changefeed"
+	// Named after the URL's application_name when it has one, so an
+	// operator (or a test) tells the replicas' listeners apart.
+	name := cfg.RuntimeParams["application_name"]
+	if name == "" {
+		name = "portcullis"
+	}
+	cfg.RuntimeParams["application_name"] = name + "-changefeed"
 	connectCtx, cancel := context.WithTimeout(ctx, s.feed.pollInterval+5*time.Second)
 	conn, err := pgx.ConnectConfig(connectCtx, cfg)
 	cancel()
@@ -196,6 +205,7 @@ func (s *Store) listen(ctx context.Context) error {
 			if err != nil {
 				return fmt.Errorf("ping: %w", err)
 			}
+			s.feed.currentAt.Store(time.Now().UnixNano())
 			continue
 		}
 		if n.Channel != s.feed.channel {
@@ -206,7 +216,9 @@ func (s *Store) listen(ctx context.Context) error {
 			s.logger.Warn("ignoring a change notification", zap.Error(err))
 			continue
 		}
-		s.feed.notifiedAt.Store(time.Now().UnixNano())
+		now := time.Now().UnixNano()
+		s.feed.notifiedAt.Store(now)
+		s.feed.currentAt.Store(now)
 		s.noteVersion(tenant, v)
 	}
 }
