@@ -488,17 +488,21 @@ func TestReplicaKilledDuringSCIMLoad(t *testing.T) {
 }
 
 // scimLoadUntilKill POSTs distinct users through the gateways in turn
-// (loadWorkers workers, bounded as in TestAcknowledgedWritesSurviveKill)
-// and calls kill once ackedBeforeKill of them were acknowledged. It
-// returns every acknowledged user (id -> userName) and how many workers
-// the kill cut off.
+// (loadWorkers workers, bounded as in TestAcknowledgedWritesSurviveKill),
+// calls kill once ackedBeforeKill of them were acknowledged, and goes on
+// through the gateways still answering (as a load balancer would) for
+// ackedAfterKill more. It returns every acknowledged user (id -> userName)
+// and how many requests the kill cut off.
 func scimLoadUntilKill(t *testing.T, gws []gateway, token string, kill func()) (map[string]string, int64) {
 	t.Helper()
+	const ackedAfterKill = 60
 	var (
 		mu      sync.Mutex
 		acked   = map[string]string{}
 		nAcked  atomic.Int64
 		cutOff  atomic.Int64
+		stop    atomic.Bool
+		dead    = make([]atomic.Bool, len(gws))
 		wg      sync.WaitGroup
 		started = time.Now()
 	)
@@ -507,15 +511,22 @@ func scimLoadUntilKill(t *testing.T, gws []gateway, token string, kill func()) (
 		go func() {
 			defer wg.Done()
 			for i := range maxPostsPerWorker {
-				if time.Since(started) > loadTimeout {
+				if stop.Load() || time.Since(started) > loadTimeout {
 					return
 				}
-				g := gws[(w+i)%len(gws)]
-				userName := fmt.Sprintf("load-%d-%d", w, i)
-				a, err := tryCall(http.MethodPost, g.scimBase("acme")+"/Users", token, newUser(userName))
-				if err != nil {
-					cutOff.Add(1) // this gateway is gone; stop the worker
+				n := (w + i) % len(gws)
+				for k := 0; dead[n].Load() && k < len(gws); k++ {
+					n = (n + 1) % len(gws)
+				}
+				if dead[n].Load() {
 					return
+				}
+				userName := fmt.Sprintf("load-%d-%d", w, i)
+				a, err := tryCall(http.MethodPost, gws[n].scimBase("acme")+"/Users", token, newUser(userName))
+				if err != nil {
+					cutOff.Add(1) // this gateway is gone: the balancer drops it
+					dead[n].Store(true)
+					continue
 				}
 				if a.status != http.StatusCreated {
 					t.Errorf("POST %s: status %d: %s", userName, a.status, a.body)
@@ -537,11 +548,15 @@ func scimLoadUntilKill(t *testing.T, gws []gateway, token string, kill func()) (
 		time.Sleep(5 * time.Millisecond)
 	}
 	kill()
+	for nAcked.Load() < ackedBeforeKill+ackedAfterKill && time.Since(started) < loadTimeout {
+		time.Sleep(5 * time.Millisecond)
+	}
+	stop.Store(true)
 	wg.Wait()
 	if t.Failed() {
 		t.FailNow()
 	}
-	if len(acked) < ackedBeforeKill {
+	if len(acked) < ackedBeforeKill+ackedAfterKill {
 		t.Fatalf("only %d POSTs acknowledged within %v", len(acked), loadTimeout)
 	}
 	return acked, cutOff.Load()
