@@ -29,7 +29,7 @@ func unavailable(ctx context.Context, err error) error {
 	if !connectionFailure(err) {
 		return err
 	}
-	return fmt.Errorf("%w: %v", storage.ErrUnavailable, err)
+	return fmt.Errorf("%w: %w", storage.ErrUnavailable, err)
 }
 
 // connectionFailure says whether err is a failure to reach or keep the
