@@ -232,4 +232,3 @@ func TestDatabaseOutage(t *testing.T) {
 	}
 	expect(t, call(t, http.MethodPost, users, rs.scimToken, newUser("during-outage@acme.example")), http.StatusCreated, "the same POST once the database is back")
 }
-
