@@ -69,6 +69,10 @@ type IdentitiesConfig struct {
 	// served while the store is unreachable (see staleiferror.go); 0:
 	// never.
 	StaleIfError time.Duration
+	// Freshness reports how far behind the store's change feed is (nil:
+	// Store's own, if it implements storage.ChangeFreshness, else the
+	// store is always current).
+	Freshness storage.ChangeFreshness
 }
 
 // DefaultCacheSize is the number of sessions cached unless configured.
@@ -152,7 +156,10 @@ func NewIdentities(cfg IdentitiesConfig) (*Identities, error) {
 	if ids.now == nil {
 		ids.now = time.Now
 	}
-	ids.freshness, _ = cfg.Store.(storage.ChangeFreshness)
+	ids.freshness = cfg.Freshness
+	if ids.freshness == nil {
+		ids.freshness, _ = cfg.Store.(storage.ChangeFreshness)
+	}
 	if ids.max <= 0 {
 		ids.max = DefaultCacheSize
 	}

@@ -29,19 +29,20 @@ import (
 // request gets when the store is unreachable.
 const RetryAfterUnavailable = 5
 
-// feedAge is how long ago the store last knew its generations were
-// current (0 for a store that is always current).
+// feedAge is how far the store's generations may be behind (0 for a
+// store that is always current). Real time, not ids.now: it is the
+// store's feed, not a session, that ages.
 func (ids *Identities) feedAge() time.Duration {
 	if ids.freshness == nil {
 		return 0
 	}
-	return max(0, ids.now().Sub(ids.freshness.ChangesCurrentAsOf()))
+	return ids.freshness.ChangesBehind()
 }
 
 // trustsCache says whether a cached entry may be served without going to
 // the store.
 func (ids *Identities) trustsCache() bool {
-	return ids.freshness == nil || ids.feedAge() <= ids.staleIfError
+	return ids.feedAge() <= ids.staleIfError
 }
 
 // servesStale says whether the entry e may stand in for a reload that

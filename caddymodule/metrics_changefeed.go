@@ -50,12 +50,9 @@ func (c *changeFeedCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	f := st.Feed()
 	now := time.Now()
-	listening, lag := 0.0, now.Sub(f.CurrentAsOf).Seconds()
+	listening, lag := 0.0, f.Behind.Seconds()
 	if f.Listening {
-		listening, lag = 1, 0
-	}
-	if f.CurrentAsOf.IsZero() {
-		lag = 0 // never current yet: Open had not finished
+		listening = 1
 	}
 	ch <- prometheus.MustNewConstMetric(c.listening, prometheus.GaugeValue, listening)
 	ch <- prometheus.MustNewConstMetric(c.lag, prometheus.GaugeValue, max(lag, 0))

@@ -22,17 +22,6 @@ func (h *storeHandle) staleIfError() time.Duration {
 	return 0
 }
 
-// ChangesCurrentAsOf implements storage.ChangeFreshness for the store
-// behind the handle: an in-process store, or one not open yet, is current.
-func (h *storeHandle) ChangesCurrentAsOf() time.Time {
-	if f, ok := h.current().(storage.ChangeFreshness); ok {
-		return f.ChangesCurrentAsOf()
-	}
-	return time.Now()
-}
-
-var _ storage.ChangeFreshness = (*storeHandle)(nil)
-
 // staleIfErrorOf is the stale_if_error window of the store the app hands
 // its services (0 for any other store).
 func staleIfErrorOf(store storage.Store) time.Duration {
@@ -40,4 +29,27 @@ func staleIfErrorOf(store storage.Store) time.Duration {
 		return w.staleIfError()
 	}
 	return 0
+}
+
+// handleFreshness reports the change feed of the store behind a handle,
+// once the handle opened it.
+type handleFreshness struct{ h *storeHandle }
+
+// ChangesBehind implements storage.ChangeFreshness.
+func (f handleFreshness) ChangesBehind() time.Duration {
+	if fr, ok := f.h.current().(storage.ChangeFreshness); ok {
+		return fr.ChangesBehind()
+	}
+	return 0 // not open yet: the load that follows opens it or fails
+}
+
+// freshnessOf is the change feed of the store the app hands its services,
+// for a backend shared between processes (nil for Badger, which is always
+// current).
+func freshnessOf(store storage.Store) storage.ChangeFreshness {
+	h, ok := store.(*storeHandle)
+	if !ok || h.staleIfError() == 0 {
+		return nil
+	}
+	return handleFreshness{h}
 }

@@ -399,6 +399,7 @@ func newTenantRuntime(t *Tenant, store storage.Store, logger *zap.Logger, cookie
 		Observer: newIdentitiesObserver(t.Name),
 
 		StaleIfError: staleIfErrorOf(store),
+		Freshness:    freshnessOf(store),
 	})
 	if err != nil {
 		_ = svc.Close()

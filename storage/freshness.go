@@ -10,13 +10,13 @@ import "time"
 // A cache that trusts Generation to tell it when it is stale can only do
 // so while the feed is current: when the store cannot reach its database,
 // Generation stops moving, and a cache that kept serving would serve a
-// deactivated user forever. Such a cache asks ChangesCurrentAsOf and stops
-// trusting its entries once that time is older than it tolerates
-// (authz's StaleIfError).
+// deactivated user forever. Such a cache asks ChangesBehind and stops
+// trusting its entries once it exceeds what it tolerates (authz's
+// StaleIfError).
 type ChangeFreshness interface {
-	// ChangesCurrentAsOf is the last time this process knew its
-	// Generation of every tenant was current: now while change
-	// notifications are flowing, else the time of the last successful
-	// poll or resynchronisation.
-	ChangesCurrentAsOf() time.Time
+	// ChangesBehind is how far this process's Generation of every
+	// tenant may be behind the database: 0 while change notifications
+	// are flowing, else the time since the last successful poll or the
+	// last sign of life of the notification connection.
+	ChangesBehind() time.Duration
 }

@@ -62,8 +62,8 @@ type FeedState struct {
 	// Connects counts the notification connection's (re)connections;
 	// Polls counts the polls made while it was down.
 	Connects, Polls uint64
-	// CurrentAsOf: see ChangesCurrentAsOf.
-	CurrentAsOf time.Time
+	// Behind: see ChangesBehind.
+	Behind time.Duration
 	// LastNotification is when the last change notification arrived
 	// (zero: none since Open).
 	LastNotification time.Time
@@ -77,21 +77,25 @@ func (s *Store) Feed() FeedState {
 		Connects:  s.feed.connects.Load(),
 		Polls:     s.feed.polls.Load(),
 
-		CurrentAsOf:      s.ChangesCurrentAsOf(),
+		Behind:           s.ChangesBehind(),
 		LastNotification: unixNanoTime(s.feed.notifiedAt.Load()),
 	}
 }
 
-// ChangesCurrentAsOf implements storage.ChangeFreshness: now while the
-// notification connection is listening, else when every version was last
-// known current: the last poll, or the last sign of life of the listening
-// connection before it went down. (A listening connection that died
-// silently is noticed within two poll intervals, see listen.)
-func (s *Store) ChangesCurrentAsOf() time.Time {
+// ChangesBehind implements storage.ChangeFreshness: 0 while the
+// notification connection is listening, else the time since the versions
+// were last known current: the last poll, or the last sign of life of the
+// listening connection before it went down. (A listening connection that
+// died silently is noticed within two poll intervals, see listen.)
+func (s *Store) ChangesBehind() time.Duration {
 	if s.feed.listening.Load() {
-		return time.Now()
+		return 0
 	}
-	return unixNanoTime(s.feed.currentAt.Load())
+	at := s.feed.currentAt.Load()
+	if at == 0 {
+		return 0 // Open read every version before starting the feed
+	}
+	return max(0, time.Since(time.Unix(0, at)))
 }
 
 func unixNanoTime(n int64) time.Time {
