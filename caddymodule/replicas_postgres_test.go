@@ -369,6 +369,18 @@ func TestReplicasShareOneDatabase(t *testing.T) {
 		t.FailNow()
 	}
 
+	t.Run("a sign-in started on B completes on A", func(t *testing.T) {
+		// B seals the sign-in flow into a cookie with the tenant's flow
+		// key; the IdP sends the browser back to the external address,
+		// A, which must open it: the key is shared through the database.
+		// (The cookie jar, like a browser, keeps cookies per host, not
+		// per port, as behind one balancer address.)
+		cookie := rs.signIn(t, b)
+		if st, _ := visit(t, a, "/app/home", cookie); st != http.StatusOK {
+			t.Fatalf("A answered the session whose sign-in began on B with %d", st)
+		}
+	})
+
 	t.Run("a session made on A is honoured by B", func(t *testing.T) {
 		cookie := rs.signIn(t, a)
 		if st, _ := visit(t, b, "/app/home", cookie); st != http.StatusOK {
