@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/portcullis/portcullis/storage"
+	"github.com/portcullis/portcullis/storage/keyring"
 )
 
 // The signing key lives in the tenant's store as a keyed record, so every
@@ -46,8 +47,12 @@ type AssertionConfig struct {
 	Issuer string
 	// TTL is the lifetime of an assertion (default DefaultAssertionTTL,
 	// at most 10 minutes).
-	TTL    time.Duration
-	Logger *zap.Logger
+	TTL time.Duration
+	// KeyEncryptionKey, when set (32 bytes), seals the signing key at
+	// rest in the store (see package keyring); a key stored in plaintext
+	// is sealed on the first start with it. Nil keeps it in plaintext.
+	KeyEncryptionKey []byte
+	Logger           *zap.Logger
 }
 
 // AssertionSigner signs identity assertions (JWT, ES256) for one tenant and
@@ -62,7 +67,8 @@ type AssertionSigner struct {
 
 // NewAssertionSigner loads the tenant's signing key from the store, or
 // generates and stores one the first time. Concurrent first starts agree on
-// one key: the read and the write are one serialisable transaction.
+// one key (keyring.LoadOrCreate: the read and the write are one
+// serialisable transaction, and the loser reads the winner's key).
 func NewAssertionSigner(ctx context.Context, cfg AssertionConfig) (*AssertionSigner, error) {
 	if cfg.Store == nil || cfg.Tenant == "" || cfg.Issuer == "" {
 		return nil, errors.New("authz: an assertion signer needs a store, a tenant and an issuer")
@@ -74,32 +80,21 @@ func NewAssertionSigner(ctx context.Context, cfg AssertionConfig) (*AssertionSig
 	if ttl < 0 || ttl > maxAssertionTTL {
 		return nil, fmt.Errorf("authz: assertion lifetime %s is outside (0, %s]", ttl, maxAssertionTTL)
 	}
-	var der []byte
-	created := false
-	err := cfg.Store.Update(ctx, cfg.Tenant, func(tx storage.Tx) error {
-		created = false
-		stored, err := tx.GetRecord(assertionKeyKind, assertionKeyName)
-		if err == nil {
-			der = stored
-			return nil
-		}
-		if !errors.Is(err, storage.ErrNotFound) {
-			return err
-		}
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			return err
-		}
-		der, err = x509.MarshalPKCS8PrivateKey(key)
-		if err != nil {
-			return err
-		}
-		created = true
-		return tx.PutRecord(assertionKeyKind, assertionKeyName, der, 0)
+	got, err := keyring.LoadOrCreate(ctx, cfg.Store, keyring.Spec{
+		Slot: keyring.Slot{Tenant: cfg.Tenant, Kind: assertionKeyKind, Key: assertionKeyName},
+		KEK:  cfg.KeyEncryptionKey,
+		Create: func() ([]byte, error) {
+			key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+			if err != nil {
+				return nil, err
+			}
+			return x509.MarshalPKCS8PrivateKey(key)
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("authz: loading the assertion key of tenant %q: %w", cfg.Tenant, err)
 	}
+	der, created := got.Value, got.Created
 	parsed, err := x509.ParsePKCS8PrivateKey(der)
 	if err != nil {
 		return nil, fmt.Errorf("authz: the stored assertion key of tenant %q is unreadable: %w", cfg.Tenant, err)

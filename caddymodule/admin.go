@@ -105,6 +105,8 @@ func serveAdmin(w http.ResponseWriter, r *http.Request) error {
 			return methodNotAllowed(w, http.MethodGet)
 		}
 		return listEvents(w, r, app, tenant)
+	case "sync":
+		return serveSync(w, r, app, tenant) // syncapi.go
 	}
 	return apiError(http.StatusNotFound, "no such portcullis admin route: %s", r.URL.Path)
 }

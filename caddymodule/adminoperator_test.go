@@ -252,6 +252,11 @@ func TestOperatorAPI(t *testing.T) {
 			d.RoleReason.Group == nil || d.RoleReason.Group.DisplayName != "IT Admins" || d.RoleReason.Text == "" {
 			t.Fatalf("bob's role reason: %s", a.body)
 		}
+		wantRoutes(t, d, map[string]bool{"require editor": true, "require viewer": true})
+		a = call(t, http.MethodGet, g.api("opco/users/"+aliceID), "", nil)
+		expect(t, a, http.StatusOK, "alice")
+		a.json(t, &d)
+		wantRoutes(t, d, map[string]bool{"require editor": false, "require viewer": true})
 	})
 
 	alice := g.signIn(t, "alice")
@@ -660,7 +665,8 @@ func TestOperatorCLI(t *testing.T) {
 			t.Fatalf("users list --json --filter nobody: %v %+v", err, page)
 		}
 
-		wantLines(t, cli(t, "users", "show", "opco", aliceID), "alice@opco.example", "Source:", "scim", "Why:", "Engineering")
+		wantLines(t, cli(t, "users", "show", "opco", aliceID), "alice@opco.example", "Source:", "scim", "Why:", "Engineering",
+			"Routes:", "allowed require viewer", "refused require editor (require editor: role viewer is below editor)")
 
 		cliFails(t, "HTTP 409", "users", "set-role", "opco", aliceID, "admin")
 		cliFails(t, "SCIM", "users", "deactivate", "opco", aliceID)
@@ -725,4 +731,17 @@ func TestOperatorCLI(t *testing.T) {
 		expect(t, call(t, http.MethodPost, g.scimBase("opcosync")+"/Users", syncToken, newUser("tim")), http.StatusUnauthorized, "SCIM push after disconnect")
 		expect(t, call(t, http.MethodGet, g.scimBase("opco")+"/Users", g.token, nil), http.StatusOK, "the other tenant's SCIM after disconnect")
 	})
+}
+
+// wantRoutes checks the routes of a user's role reason: every identity
+// route of the config, and whether the user gets through it.
+func wantRoutes(t *testing.T, d operator.UserDetail, want map[string]bool) {
+	t.Helper()
+	got := map[string]bool{}
+	for _, ra := range d.RoleReason.Routes {
+		got[ra.Route] = ra.Allowed
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("%s's routes %+v, want %v", d.UserName, d.RoleReason.Routes, want)
+	}
 }

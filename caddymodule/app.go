@@ -137,7 +137,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	a.runtimes = make(map[string]*tenantRuntime, len(a.Tenants))
 	cookies := new(gatewayCookies)
 	for _, t := range a.Tenants {
-		rt, err := newTenantRuntime(t, a.store, a.logger, cookies)
+		rt, err := newTenantRuntime(t, a.store, storageKEK(mod), a.logger, cookies)
 		if err != nil {
 			return err
 		}

@@ -163,6 +163,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 //		audit_retention <duration>      # default 400d; "d" counts days
 //		audit_max_events <count>        # default 1000000
 //		templates <dir>                 # page templates (pages.Load); default the global templates
+//		google { ... }                  # pull users and groups from Google Workspace: see parseGoogle
 //	}]
 //
 // The audit log is bounded: events older than audit_retention are never
@@ -195,6 +196,8 @@ func parseTenant(d *caddyfile.Dispenser) (*Tenant, error) {
 			t.OIDC, err = parseOIDC(d, t.Name)
 		case "saml":
 			t.SAML, err = parseSAML(d, t.Name)
+		case "google":
+			t.Google, err = parseGoogle(d, t.Name)
 		case "allowed_domains":
 			for d.NextArg() {
 				// Accept "a.com, b.com" as well as "a.com b.com".

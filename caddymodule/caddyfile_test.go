@@ -47,6 +47,11 @@ func TestGlobalOption(t *testing.T) {
 			want:    `{"storage":{"backend":"badger"}}`,
 		},
 		{
+			name:    "badger with a key encryption key",
+			options: "portcullis {\n storage badger ./data {\n key_encryption_key {env.PORTCULLIS_KEY}\n }\n}",
+			want:    `{"storage":{"backend":"badger","dir":"./data","key_encryption_key":"{env.PORTCULLIS_KEY}"}}`,
+		},
+		{
 			name:    "tenant with empty block",
 			options: "portcullis {\n tenant acme {\n }\n}",
 			want:    `{"tenants":[{"name":"acme"}]}`,
@@ -245,13 +250,18 @@ func TestGlobalOption(t *testing.T) {
 		},
 		{
 			name:    "unknown backend",
-			options: "portcullis {\n storage postgres db\n}",
-			wantErr: "portcullis.storage.postgres",
+			options: "portcullis {\n storage mysql db\n}",
+			wantErr: "portcullis.storage.mysql",
 		},
 		{
 			name:    "badger with two dirs",
 			options: "portcullis {\n storage badger a b\n}",
 			wantErr: "wrong argument count",
+		},
+		{
+			name:    "badger unknown option",
+			options: "portcullis {\n storage badger a {\n compression on\n }\n}",
+			wantErr: `unrecognized storage badger option "compression"`,
 		},
 		{
 			name:    "storage twice",

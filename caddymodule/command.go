@@ -102,6 +102,7 @@ func buildPortcullisCommand(cmd *cobra.Command) {
 	cmd.AddCommand(events)
 	addBackupCommands(cmd)
 	addOperatorCommands(cmd, token) // operatorcommand.go
+	addSyncCommands(cmd)
 }
 
 // maxCLIPages bounds --all, so a store that keeps answering a cursor can

@@ -40,6 +40,9 @@ type Console struct {
 	Prefix string `json:"prefix,omitempty"`
 	// Tenants are the configured tenants it manages.
 	Tenants []string `json:"tenants"`
+	// LogoutURL is the signed-in operator's sign-out link (default
+	// /sso/logout: the sso handler's logout at its default prefix).
+	LogoutURL string `json:"logout_url,omitempty"`
 
 	handler *console.Handler
 }
@@ -66,7 +69,7 @@ func (c *Console) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("portcullis_console: prefix: %v", err)
 	}
-	cfg := console.Config{Prefix: cleaned, Logger: ctx.Logger()}
+	cfg := console.Config{Prefix: cleaned, LogoutURL: c.LogoutURL, Logger: ctx.Logger()}
 	for _, name := range c.Tenants {
 		app, err := portcullisApp(ctx, "portcullis_console", name)
 		if err != nil {
@@ -133,8 +136,16 @@ func (c *Console) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if len(c.Tenants) == 0 {
 				return d.Err("portcullis_console: tenants needs at least one tenant")
 			}
+		case "logout_url":
+			if !d.NextArg() || c.LogoutURL != "" {
+				return d.Err("portcullis_console: logout_url takes one path, once")
+			}
+			c.LogoutURL = d.Val()
+			if d.NextArg() {
+				return d.ArgErr()
+			}
 		default:
-			return d.Errf("portcullis_console: unrecognized option %q (expected tenants)", d.Val())
+			return d.Errf("portcullis_console: unrecognized option %q (expected tenants or logout_url)", d.Val())
 		}
 	}
 	if len(c.Tenants) == 0 {

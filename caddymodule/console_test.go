@@ -24,6 +24,12 @@ func TestConsoleDirective(t *testing.T) {
 			site: "handle /portcullis/* {\n portcullis_console {\n tenants acme\n }\n}",
 			want: `{"handler":"portcullis_console","tenants":["acme"]}`,
 		},
+		{
+			name: "logout_url",
+			site: "handle /portcullis/* {\n portcullis_console {\n tenants acme\n logout_url /auth/logout\n }\n}",
+			want: `{"handler":"portcullis_console","logout_url":"/auth/logout","tenants":["acme"]}`,
+		},
+		{name: "logout_url twice", site: "portcullis_console /ops {\n tenants acme\n logout_url /a\n logout_url /b\n}", wantErr: "logout_url takes one path"},
 		{name: "no tenants", site: "portcullis_console /ops", wantErr: "needs the tenants it manages"},
 		{name: "empty tenants", site: "portcullis_console /ops {\n tenants\n}", wantErr: "at least one tenant"},
 		{name: "tenant as argument", site: "portcullis_console acme", wantErr: "is not a path prefix"},
@@ -54,7 +60,7 @@ func TestConsoleDirective(t *testing.T) {
 func TestConsoleDirectiveOrder(t *testing.T) {
 	raw := gatewaytest.Adapt(t, ":8080 {\n portcullis_console /portcullis {\n tenants acme\n }\n identity acme {\n require admin\n }\n}\n")
 	s := string(raw)
-	i, c := strings.Index(s, `"handler":"identity"`), strings.Index(s, `"handler":"portcullis_console"`)
+	i, c := strings.Index(s, `"handler":"portcullis_identity"`), strings.Index(s, `"handler":"portcullis_console"`)
 	if i < 0 || c < 0 || c < i {
 		t.Fatalf("identity at %d, console at %d in\n%s", i, c, s)
 	}

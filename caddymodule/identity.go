@@ -8,6 +8,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/portcullis/portcullis/authz"
+	"github.com/portcullis/portcullis/operator"
 	"github.com/portcullis/portcullis/sso"
 )
 
@@ -156,6 +157,7 @@ func (h *Identity) Provision(ctx caddy.Context) error {
 		Route:           h.Route,
 	}
 	cfg.ObserveDecision = gateObserver(h.Tenant, routeLabel(h.Route, cfg.Policy))
+	app.endpoints.addRoute(h.Tenant, operator.RoutePolicy{Route: routeLabel(h.Route, cfg.Policy), Policy: cfg.Policy})
 	// Built now to check the route's settings (roles, groups, path
 	// parameters) even when the route's real gate waits for the signer.
 	gate, err := authz.NewGate(cfg)

@@ -13,9 +13,12 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/portcullis/portcullis/devidp"
+	"github.com/portcullis/portcullis/directory"
 	"github.com/portcullis/portcullis/internal/gatewaytest"
+	"github.com/portcullis/portcullis/internal/googlefake"
 )
 
 // idpGuides is what each guide for IdP admins in docs/idp/ must hold: its
@@ -154,14 +157,15 @@ type guideFakes struct {
 }
 
 var (
-	globalOpen     = regexp.MustCompile(`(?m)\A\{\n`)
-	adminLine      = regexp.MustCompile(`(?m)^\s*admin\s.*\n`)
-	storageLine    = regexp.MustCompile(`(?m)^(\s*storage badger)(\s+\S+)?\s*$`)
-	issuerLine     = regexp.MustCompile(`(?m)^(\s*issuer)\s+\S+\s*$`)
-	metadataURL    = regexp.MustCompile(`(?m)^(\s*idp_metadata_url)\s+\S+\s*$`)
-	metadataFile   = regexp.MustCompile(`(?m)^(\s*idp_metadata_file)\s+\S+\s*$`)
-	siteAddress    = regexp.MustCompile(`(?m)^([^\s{#][^\s{]*) \{$`)
-	envPlaceholder = regexp.MustCompile(`\{env\.([A-Za-z0-9_]+)\}`)
+	globalOpen      = regexp.MustCompile(`(?m)\A\{\n`)
+	adminLine       = regexp.MustCompile(`(?m)^\s*admin\s.*\n`)
+	storageLine     = regexp.MustCompile(`(?m)^(\s*storage badger)(\s+\S+)?\s*$`)
+	issuerLine      = regexp.MustCompile(`(?m)^(\s*issuer)\s+\S+\s*$`)
+	metadataURL     = regexp.MustCompile(`(?m)^(\s*idp_metadata_url)\s+\S+\s*$`)
+	metadataFile    = regexp.MustCompile(`(?m)^(\s*idp_metadata_file)\s+\S+\s*$`)
+	siteAddress     = regexp.MustCompile(`(?m)^([^\s{#][^\s{]*) \{$`)
+	envPlaceholder  = regexp.MustCompile(`\{env\.([A-Za-z0-9_]+)\}`)
+	credentialsLine = regexp.MustCompile(`(?m)^(\s*)credentials_file\s+\S+\s*$`)
 )
 
 // runGuideBlock loads the block with what only a test changes (free ports of
@@ -189,6 +193,9 @@ func runGuideBlock(t *testing.T, block string, tenant *Tenant, fakes guideFakes)
 	cf = strings.ReplaceAll(cf, external, g.site)
 	app := gatewaytest.StartBackend(t, nil)
 	cf = strings.ReplaceAll(cf, "reverse_proxy 127.0.0.1:9001", "reverse_proxy "+app.Addr)
+	if tenant.Google != nil {
+		cf = pointGuideAtGoogleFake(t, cf, tenant)
+	}
 	for _, m := range envPlaceholder.FindAllStringSubmatch(cf, -1) {
 		t.Setenv(m[1], "guide-test-"+m[1])
 	}
@@ -206,6 +213,9 @@ func runGuideBlock(t *testing.T, block string, tenant *Tenant, fakes guideFakes)
 		cf = metadataFile.ReplaceAllString(cf, fmt.Sprintf("${1} %q", file))
 	}
 	gatewaytest.Load(t, cf)
+	if tenant.Google != nil {
+		waitGuideSync(t, g, tenant.Name)
+	}
 
 	var token string
 	if strings.Contains(block, "scim "+tenant.Name) {
@@ -218,6 +228,49 @@ func runGuideBlock(t *testing.T, block string, tenant *Tenant, fakes guideFakes)
 		checkGuideOIDC(t, g, tenant, fakes.oidc.Issuer)
 		checkGuideOIDCSignIn(t, g, tenant, token, fakes.oidc)
 	}
+}
+
+// pointGuideAtGoogleFake runs a fake Google Workspace for a block with a
+// google block, holding guidePerson in the group the block maps last, and
+// points the block's credentials_file at the fake's service account key
+// and its API at the fake (api_endpoint, the one line a test adds).
+func pointGuideAtGoogleFake(t *testing.T, cf string, tenant *Tenant) string {
+	t.Helper()
+	if !credentialsLine.MatchString(cf) {
+		t.Fatal("the google block names no credentials_file")
+	}
+	fake, err := googlefake.New(tenant.Google.Domain, tenant.Google.AdminEmail)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(fake.Close)
+	person := fake.AddUser(googlefake.User{PrimaryEmail: guidePerson.Email, GivenName: "Alice", FamilyName: "Liddell"})
+	if n := len(tenant.GroupMappings); n > 0 {
+		group := fake.AddGroup(googlefake.Group{Email: "mapped-group@" + tenant.Google.Domain, Name: tenant.GroupMappings[n-1].Group})
+		fake.AddUserMember(group, person)
+	}
+	key := gatewaytest.WriteFile(t, t.TempDir(), "google-sa.json", string(fake.Account.JSON))
+	return credentialsLine.ReplaceAllString(cf, fmt.Sprintf("${1}credentials_file %q\n${1}api_endpoint %s", key, fake.URL()))
+}
+
+// waitGuideSync waits for the sync the gateway runs at start to succeed.
+func waitGuideSync(t *testing.T, g gateway, tenant string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		a := call(t, http.MethodGet, "http://"+g.admin+"/portcullis/tenants/"+tenant+"/sync", "", nil)
+		expect(t, a, http.StatusOK, "sync status")
+		var st directory.Status
+		a.json(t, &st)
+		switch {
+		case st.Result == directory.ResultOK && !st.Running:
+			return
+		case st.Result == directory.ResultFailed:
+			t.Fatalf("the sync at start failed: %s", st.LastError)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal("the sync at start did not end within 30s")
 }
 
 // guidePerson is who signs in through each guide's OIDC block.
@@ -249,6 +302,9 @@ func checkGuideOIDCSignIn(t *testing.T, g gateway, tenant *Tenant, token string,
 			groups = []string{group}
 		}
 		idp.SetGroups(guidePerson.Subject, groups)
+	case tenant.Google != nil:
+		// The sync imported her and her group (pointGuideAtGoogleFake).
+		idp.SetGroups(guidePerson.Subject, nil)
 	case token != "":
 		// The IdP pushes her and her group, as the guide's SCIM section sets up.
 		idp.SetGroups(guidePerson.Subject, nil)

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/portcullis/portcullis/authz"
+	"github.com/portcullis/portcullis/directory"
 	"github.com/portcullis/portcullis/scimhandler"
 )
 
@@ -33,6 +34,9 @@ type gatewayMetrics struct {
 	cacheLoads        *prometheus.CounterVec   // tenant
 	liveRevoked       *prometheus.CounterVec   // tenant
 	revocation        *prometheus.HistogramVec // tenant, ended_by
+	googleSyncs       *prometheus.CounterVec   // tenant, result
+	googleDeactivated *prometheus.CounterVec   // tenant
+	googleAPICalls    *prometheus.CounterVec   // tenant
 
 	clock *revocationClock
 }
@@ -86,17 +90,27 @@ func newGatewayMetrics() *gatewayMetrics {
 		revocation: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: metricsNamespace,
 			Name:      "deprovision_to_session_end_seconds",
-			Help: "Seconds from the commit of a SCIM write that deactivated or deleted a user to the first moment the gateway " +
+			Help: "Seconds from the commit of a SCIM write or Google sync that deactivated or deleted a user to the first moment the gateway " +
 				"ended that user's access: a live request ended (ended_by=live_request) or a request with the user's session refused (ended_by=next_request).",
 			Buckets: revocationBuckets,
 		}, []string{"tenant", "ended_by"}),
+		googleSyncs: counter("google_syncs_total",
+			"Full syncs from Google Workspace finished, by tenant and result (ok, failed).",
+			"tenant", "result"),
+		googleDeactivated: counter("google_users_deactivated_total",
+			"Users deactivated (sessions ended) by the Google Workspace sync: full syncs and activity polls.",
+			"tenant"),
+		googleAPICalls: counter("google_api_calls_total",
+			"Requests full syncs made to Google's Directory and Reports APIs, retries included (token requests and activity polls not counted).",
+			"tenant"),
 		clock: newRevocationClock(),
 	}
 }
 
 func (m *gatewayMetrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.scimRequests, m.scimTokenFailures, m.scimRateLimited, m.signIns,
-		m.gateDecisions, m.cacheHits, m.cacheLoads, m.liveRevoked, m.revocation, theChangeFeedCollector}
+		m.gateDecisions, m.cacheHits, m.cacheLoads, m.liveRevoked, m.revocation,
+		m.googleSyncs, m.googleDeactivated, m.googleAPICalls, theChangeFeedCollector}
 }
 
 // registerMetrics registers the process's collectors on the registry of
@@ -166,6 +180,42 @@ func (o *scimObserver) UserDeprovisioned(userID string, committed time.Time) {
 	o.clock.start(o.tenant, userID, committed)
 }
 
+// googleSyncObserver counts one tenant's Google Workspace sync and starts
+// the deprovisioning clocks of the users it deactivates.
+type googleSyncObserver struct {
+	tenant      string
+	ok, failed  prometheus.Counter
+	deactivated prometheus.Counter
+	apiCalls    prometheus.Counter
+	clock       *revocationClock
+}
+
+func newGoogleSyncObserver(tenant string) *googleSyncObserver {
+	m := theMetrics()
+	return &googleSyncObserver{
+		tenant:      tenant,
+		ok:          m.googleSyncs.WithLabelValues(tenant, directory.ResultOK),
+		failed:      m.googleSyncs.WithLabelValues(tenant, directory.ResultFailed),
+		deactivated: m.googleDeactivated.WithLabelValues(tenant),
+		apiCalls:    m.googleAPICalls.WithLabelValues(tenant),
+		clock:       m.clock,
+	}
+}
+
+func (o *googleSyncObserver) UserDeprovisioned(userID string, committed time.Time) {
+	o.deactivated.Inc()
+	o.clock.start(o.tenant, userID, committed)
+}
+
+func (o *googleSyncObserver) SyncFinished(st directory.Status) {
+	if st.Result == directory.ResultOK {
+		o.ok.Inc()
+	} else {
+		o.failed.Inc()
+	}
+	o.apiCalls.Add(float64(st.Counts.APICalls))
+}
+
 // signInObserver counts one tenant's sign-ins.
 func signInObserver(tenant string) func(protocol, result string) {
 	signIns := theMetrics().signIns.MustCurryWith(prometheus.Labels{"tenant": tenant})
@@ -229,6 +279,7 @@ func (o *identitiesObserver) LiveRequestEnded(userID string) {
 var (
 	_ scimhandler.Observer     = (*scimObserver)(nil)
 	_ authz.IdentitiesObserver = (*identitiesObserver)(nil)
+	_ directory.Observer       = (*googleSyncObserver)(nil)
 )
 
 // routeLabel is an identity route's label value: its configured name, or

@@ -350,6 +350,17 @@ func printUser(c *cobra.Command, body []byte) error {
 		fmt.Fprintf(tw, "Status:\t%s\n", status(u.Active))
 		fmt.Fprintf(tw, "Role:\t%s\n", dash(u.Role))
 		fmt.Fprintf(tw, "Why:\t%s\n", dash(u.RoleReason.Text))
+		for i, ra := range u.RoleReason.Routes {
+			label := ""
+			if i == 0 {
+				label = "Routes:"
+			}
+			verdict := "allowed"
+			if !ra.Allowed {
+				verdict = "refused"
+			}
+			fmt.Fprintf(tw, "%s\t%s %s (%s: %s)\n", label, verdict, ra.Route, ra.Policy, ra.Why)
+		}
 		var groups []string
 		for _, g := range u.Groups {
 			groups = append(groups, g.DisplayName)

@@ -40,6 +40,10 @@ func (a *App) operatorConfig(t *Tenant) operator.Config {
 		Usage:  a.scimUsage(t.Name),
 		Logger: a.logger,
 	}
+	if a.endpoints != nil {
+		endpoints, tenant := a.endpoints, t.Name
+		cfg.Routes = func() []operator.RoutePolicy { return endpoints.routesOf(tenant) }
+	}
 	if rt := a.runtimes[t.Name]; rt != nil && rt.signIn != nil {
 		cfg.IdleTimeout = rt.signIn.IdleTimeout()
 	}
@@ -78,5 +82,17 @@ func scimRoleOf(roles authz.Roles) func(tx storage.ReadTx, u *storage.User) (str
 		}
 		r, err := t.ResolveUser(tx, u)
 		return r.Role, err
+	}
+}
+
+// noteUserWritten hands a user the tenant's SCIM endpoint wrote to the
+// tenant's operator search index (operator Service.NoteUser), so the
+// admin API and the console list it at once. The services are built in
+// Start, after the handlers are provisioned: the lookup is at each write.
+func (a *App) noteUserWritten(tenant string) func(u *storage.User) {
+	return func(u *storage.User) {
+		if svc, ok := a.Operator(tenant); ok {
+			svc.NoteUser(u)
+		}
 	}
 }

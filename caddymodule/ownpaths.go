@@ -5,6 +5,8 @@ import (
 	"sync"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/portcullis/portcullis/operator"
 )
 
 // An identity route never guards its own tenant's sign-in or SCIM paths.
@@ -26,6 +28,8 @@ type tenantEndpoints struct {
 	mu   sync.RWMutex
 	sso  map[string][]*SSO
 	scim map[string][]*SCIM
+	// routes are the identity routes (routepolicies.go).
+	routes map[string][]operator.RoutePolicy
 }
 
 func (e *tenantEndpoints) addSSO(tenant string, h *SSO) {

@@ -106,6 +106,7 @@ type replicaSet struct {
 	secret    string
 	backend   *gatewaytest.Backend
 	scimToken string
+	kek       string // every replica's key_encryption_key (hex)
 }
 
 // replicaCaddyfile is one replica's config: the tenant is the same on
@@ -119,6 +120,7 @@ func (rs *replicaSet) replicaCaddyfile(admin string, port int, storageOptions st
 	default_bind 127.0.0.1
 	portcullis {
 		storage postgres "{env.PORTCULLIS_DATABASE_URL}" {
+			key_encryption_key {env.PORTCULLIS_KEY}
 			poll_interval %s
 			%s
 		}
@@ -161,6 +163,9 @@ func (rs *replicaSet) replicaCaddyfile(admin string, port int, storageOptions st
 func newReplicaSet(t *testing.T, dbURL string, externalPort int) *replicaSet {
 	t.Helper()
 	rs := &replicaSet{dbURL: dbURL, external: fmt.Sprintf("http://127.0.0.1:%d", externalPort)}
+	var kek [32]byte
+	_, _ = rand.Read(kek[:])
+	rs.kek = hex.EncodeToString(kek[:])
 	var err error
 	rs.oidc, err = devidp.Start(devidp.Config{Addr: "127.0.0.1:0", Users: []devidp.User{
 		{Subject: "alice", PreferredUsername: "alice@acme.example", Email: "alice@acme.example", EmailVerified: true, Name: "Alice Liddell"},
@@ -189,6 +194,7 @@ func (rs *replicaSet) startReplica(t *testing.T, name string, port int, dbURL, s
 	// The child process reads them when its config loads.
 	t.Setenv("PORTCULLIS_DATABASE_URL", withParam(t, dbURL, "application_name", name))
 	t.Setenv("ACME_OIDC_SECRET", rs.secret)
+	t.Setenv("PORTCULLIS_KEY", rs.kek)
 	r.proc = gatewaytest.StartProcess(t, r.configFile, r.gw.admin)
 	if err := r.proc.WaitHTTP(r.gw.scimBase("acme") + "/Users"); err != nil {
 		t.Fatal(err)

@@ -61,8 +61,12 @@ func (s *SCIM) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := app.tenantRuntime("scim", s.Tenant); err != nil {
+	rt, err := app.tenantRuntime("scim", s.Tenant)
+	if err != nil {
 		return err
+	}
+	if rt.cfg.Google != nil {
+		return errPulledFromGoogle(s.Tenant)
 	}
 	// scimhandler names the tenant in its log entries itself.
 	h, err := scimhandler.New(scimhandler.Config{
@@ -76,6 +80,7 @@ func (s *SCIM) Provision(ctx caddy.Context) error {
 		Observer:     newSCIMObserver(s.Tenant),
 		Usage:        app.scimUsage(s.Tenant),                   // read by the operator (operators.go)
 		RoleOf:       scimRoleOf(app.tenants[s.Tenant].roles()), // audits an adoption's role change
+		UserWritten:  app.noteUserWritten(s.Tenant),             // the operator's search lists it at once
 	})
 	if err != nil {
 		return fmt.Errorf("scim %s: %v", s.Tenant, err)

@@ -80,8 +80,13 @@ type BadgerStorage struct {
 	// working directory. Default: "portcullis" under Caddy's data
 	// directory (e.g. ~/.local/share/caddy/portcullis).
 	Dir string `json:"dir,omitempty"`
+	// KeyEncryptionKey, optional, seals the generated keys at rest
+	// (storagekek.go): 32 bytes in hex or base64, typically
+	// {env.PORTCULLIS_KEY}.
+	KeyEncryptionKey string `json:"key_encryption_key,omitempty"`
 
 	absDir string
+	kek    []byte
 }
 
 // CaddyModule returns the Caddy module information.
@@ -104,8 +109,11 @@ func (b *BadgerStorage) Provision(caddy.Context) error {
 		return fmt.Errorf("badger storage directory %q: %w", dir, err)
 	}
 	b.absDir = abs
-	return nil
+	b.kek, err = provisionKEK(b.KeyEncryptionKey, "badger", false)
+	return err
 }
+
+func (b *BadgerStorage) keyEncryptionKey() []byte { return b.kek }
 
 // defaultBadgerDir is where the store lives when the config names none.
 func defaultBadgerDir() string {
@@ -126,7 +134,9 @@ func (b *BadgerStorage) OpenStore(logger *zap.Logger) (storage.Store, error) {
 
 // UnmarshalCaddyfile sets up the backend from Caddyfile tokens. Syntax:
 //
-//	storage badger [<dir>]
+//	storage badger [<dir>] {
+//		key_encryption_key <key>
+//	}
 func (b *BadgerStorage) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // backend name
 	if d.NextArg() {
@@ -135,8 +145,16 @@ func (b *BadgerStorage) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.ArgErr()
 	}
-	if d.NextBlock(d.Nesting()) {
-		return d.Errf("storage badger takes no block, found %q", d.Val())
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		if d.Val() != "key_encryption_key" {
+			return d.Errf("unrecognized storage badger option %q (expected key_encryption_key)", d.Val())
+		}
+		if err := unmarshalKEK(d, &b.KeyEncryptionKey); err != nil {
+			return err
+		}
+		if d.NextArg() {
+			return d.ArgErr()
+		}
 	}
 	return nil
 }

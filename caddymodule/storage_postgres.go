@@ -41,9 +41,13 @@ type PostgresStorage struct {
 	// became unreachable keep being served (0: DefaultStaleIfError);
 	// after it, their requests are refused until the database is back.
 	StaleIfError caddy.Duration `json:"stale_if_error,omitempty"`
+	// KeyEncryptionKey seals the generated keys at rest (storagekek.go):
+	// 32 bytes in hex or base64, typically {env.PORTCULLIS_KEY}. Required.
+	KeyEncryptionKey string `json:"key_encryption_key,omitempty"`
 
 	url string // URL with placeholders replaced
 	key string
+	kek []byte
 }
 
 // openTimeout bounds connecting and migrating at provisioning: a config
@@ -76,8 +80,11 @@ func (p *PostgresStorage) Provision(caddy.Context) error {
 	// the hash tells apart configs that differ in anything else.
 	sum := sha256.Sum256(fmt.Appendf(nil, "%s\x00%d\x00%d\x00%d", p.url, p.PoolSize, p.StatementTimeout, p.PollInterval))
 	p.key = fmt.Sprintf("postgres:%s@%s:%d/%s#%x", cfg.User, cfg.Host, cfg.Port, cfg.Database, sum[:6])
-	return nil
+	p.kek, err = provisionKEK(p.KeyEncryptionKey, "postgres", true)
+	return err
 }
+
+func (p *PostgresStorage) keyEncryptionKey() []byte { return p.kek }
 
 // StoreKey implements StoreOpener.
 func (p *PostgresStorage) StoreKey() string { return p.key }
@@ -102,6 +109,7 @@ func (p *PostgresStorage) OpenStore(logger *zap.Logger) (storage.Store, error) {
 //		statement_timeout <duration>
 //		poll_interval <duration>
 //		stale_if_error <duration>
+//		key_encryption_key <key>
 //	}
 func (p *PostgresStorage) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // backend name
@@ -152,8 +160,12 @@ func (p *PostgresStorage) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			// 0 written out means "never serve stale": keep it apart
 			// from the unset default.
 			p.StaleIfError = caddy.Duration(max(dur, 1))
+		case "key_encryption_key":
+			if err := unmarshalKEK(d, &p.KeyEncryptionKey); err != nil {
+				return err
+			}
 		default:
-			return d.Errf("unrecognized storage postgres option %q (expected pool_size, statement_timeout, poll_interval or stale_if_error)", d.Val())
+			return d.Errf("unrecognized storage postgres option %q (expected pool_size, statement_timeout, poll_interval, stale_if_error or key_encryption_key)", d.Val())
 		}
 		if d.NextArg() {
 			return d.ArgErr()

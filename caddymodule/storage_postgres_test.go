@@ -44,6 +44,13 @@ func TestPostgresStorageCaddyfile(t *testing.T) {
 		{name: "bad pool size", storage: "storage postgres u {\n pool_size 0\n }", wantErr: "pool_size must be a positive number"},
 		{name: "bad timeout", storage: "storage postgres u {\n statement_timeout soon\n }", wantErr: "statement_timeout must be a positive duration"},
 		{name: "unknown option", storage: "storage postgres u {\n sslmode disable\n }", wantErr: `unrecognized storage postgres option "sslmode"`},
+		{
+			name:    "key encryption key",
+			storage: "storage postgres u {\n key_encryption_key {env.PORTCULLIS_KEY}\n }",
+			want:    `{"storage":{"backend":"postgres","key_encryption_key":"{env.PORTCULLIS_KEY}","url":"u"}}`,
+		},
+		{name: "key encryption key twice", storage: "storage postgres u {\n key_encryption_key a\n key_encryption_key b\n }", wantErr: "key_encryption_key is set twice"},
+		{name: "key encryption key without value", storage: "storage postgres u {\n key_encryption_key\n }", wantErr: "key_encryption_key needs a value"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -69,6 +76,9 @@ func TestPostgresStorageCaddyfile(t *testing.T) {
 // without the password.
 func TestPostgresStorageProvision(t *testing.T) {
 	t.Setenv("PORTCULLIS_TEST_PG_URL", "postgres://gw:s3cret@db.internal:5433/portcullis")
+	t.Setenv("PORTCULLIS_TEST_KEK", "2b7e151628aed2a6abf7158809cf4f3c762e7160f38b4da56a784d9045190cfe")
+	t.Setenv("PORTCULLIS_TEST_BAD_KEK", "s3cret-but-short")
+	const kek = "{env.PORTCULLIS_TEST_KEK}"
 	tests := []struct {
 		name    string
 		p       PostgresStorage
@@ -77,11 +87,15 @@ func TestPostgresStorageProvision(t *testing.T) {
 	}{
 		{
 			name:    "env placeholder",
-			p:       PostgresStorage{URL: "{env.PORTCULLIS_TEST_PG_URL}", StatementTimeout: caddy.Duration(time.Second)},
+			p:       PostgresStorage{URL: "{env.PORTCULLIS_TEST_PG_URL}", StatementTimeout: caddy.Duration(time.Second), KeyEncryptionKey: kek},
 			wantKey: "postgres:gw@db.internal:5433/portcullis#",
 		},
-		{name: "unset variable", p: PostgresStorage{URL: "{env.PORTCULLIS_TEST_PG_UNSET}"}, wantErr: "no database URL"},
-		{name: "unparsable", p: PostgresStorage{URL: "postgres://gw:s3cret@db.internal:notaport/x"}, wantErr: "does not parse"},
+		// A shared database keeps the generated keys sealed: no KEK, no start.
+		{name: "no key encryption key", p: PostgresStorage{URL: "{env.PORTCULLIS_TEST_PG_URL}"}, wantErr: "key_encryption_key is required"},
+		{name: "unset key encryption key", p: PostgresStorage{URL: "{env.PORTCULLIS_TEST_PG_URL}", KeyEncryptionKey: "{env.PORTCULLIS_TEST_UNSET_KEK}"}, wantErr: "key encryption key is empty"},
+		{name: "short key encryption key", p: PostgresStorage{URL: "{env.PORTCULLIS_TEST_PG_URL}", KeyEncryptionKey: "{env.PORTCULLIS_TEST_BAD_KEK}"}, wantErr: "must be 32 random bytes"},
+		{name: "unset variable", p: PostgresStorage{URL: "{env.PORTCULLIS_TEST_PG_UNSET}", KeyEncryptionKey: kek}, wantErr: "no database URL"},
+		{name: "unparsable", p: PostgresStorage{URL: "postgres://gw:s3cret@db.internal:notaport/x", KeyEncryptionKey: kek}, wantErr: "does not parse"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/portcullis/portcullis/authz"
+	"github.com/portcullis/portcullis/directory"
 	"github.com/portcullis/portcullis/pages"
 	"github.com/portcullis/portcullis/sso"
 	"github.com/portcullis/portcullis/storage"
@@ -35,6 +36,10 @@ type Tenant struct {
 	// AllowedDomains, when set, refuses every sign-in whose email domain
 	// is not one of these (exact match, case-insensitive).
 	AllowedDomains []string `json:"allowed_domains,omitempty"`
+
+	// Google pulls the tenant's users and groups from Google Workspace
+	// (google.go); such a tenant gets no SCIM endpoint.
+	Google *TenantGoogle `json:"google,omitempty"`
 
 	// Provisioning is "scim" (default: only users the IdP pushed may sign
 	// in) or "jit" (users are created at sign-in from the IdP's claims,
@@ -366,17 +371,23 @@ type tenantRuntime struct {
 
 	signIn     *sso.Service      // nil: the tenant has no sign-in
 	identities *authz.Identities // nil with signIn
+	syncer     *directory.Syncer // nil: not pulled from Google (google.go)
 
 	signerMu sync.Mutex
 	signer   *authz.AssertionSigner
+	// kek seals the generated keys at rest (nil: plaintext).
+	kek []byte
 }
 
 // newTenantRuntime builds a tenant's services without reaching the store
 // or the IdP (see App.Provision); start does that.
-func newTenantRuntime(t *Tenant, store storage.Store, logger *zap.Logger, cookies *gatewayCookies) (*tenantRuntime, error) {
-	rt := &tenantRuntime{cfg: t, store: store, logger: logger}
+func newTenantRuntime(t *Tenant, store storage.Store, kek []byte, logger *zap.Logger, cookies *gatewayCookies) (*tenantRuntime, error) {
+	rt := &tenantRuntime{cfg: t, store: store, kek: kek, logger: logger}
 	if t.ExternalURL != "" {
 		rt.externalURL, _ = parseExternalURL(t.ExternalURL) // checked by Tenant.check
+	}
+	if err := rt.prepareGoogle(); err != nil {
+		return nil, err
 	}
 	if !t.signsIn() {
 		return rt, nil
@@ -386,6 +397,7 @@ func newTenantRuntime(t *Tenant, store storage.Store, logger *zap.Logger, cookie
 		return nil, err
 	}
 	cfg.Pages, cfg.OnRefusal = t.pages, handRefusalToCaddy
+	cfg.KeyEncryptionKey = kek
 	svc, err := sso.Prepare(cfg, store, logger)
 	if err != nil {
 		return nil, fmt.Errorf("tenant %s: sign-in: %v", t.Name, err)
@@ -427,11 +439,13 @@ func (rt *tenantRuntime) start() error {
 			return fmt.Errorf("tenant %s: assertion: %v", rt.cfg.Name, err)
 		}
 	}
+	rt.startGoogle()
 	return nil
 }
 
 // close stops the tenant's background work (SAML metadata refresh).
 func (rt *tenantRuntime) close() error {
+	rt.stopGoogle()
 	if rt.signIn != nil {
 		return rt.signIn.Close()
 	}
@@ -461,10 +475,11 @@ func (rt *tenantRuntime) assertionSigner(ctx context.Context) (*authz.AssertionS
 		return rt.signer, nil
 	}
 	cfg := authz.AssertionConfig{
-		Store:  rt.store,
-		Tenant: rt.cfg.Name,
-		Issuer: rt.assertionIssuer(),
-		Logger: rt.logger,
+		Store:            rt.store,
+		Tenant:           rt.cfg.Name,
+		Issuer:           rt.assertionIssuer(),
+		KeyEncryptionKey: rt.kek,
+		Logger:           rt.logger,
 	}
 	if a := rt.cfg.Assertion; a != nil {
 		cfg.TTL = time.Duration(a.TTL)

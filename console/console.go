@@ -14,6 +14,9 @@
 //	GET  P/{t}/users/{id}                   one user: role reason, groups, sessions
 //	POST P/{t}/users/{id}/sessions/end      end one session (session=<id>) or all (all=1)
 //	POST P/{t}/users/{id}/update            a manual user's role (role=) or status (active=true|false)
+//	POST P/{t}/users/new                    create a manual user (userName, email, displayName, role)
+//	GET  P/{t}/users/{id}/delete            confirmation; POST deletes the manual user
+//	GET  P/{t}/sessions/end                 confirmation; POST ends every session of the tenant
 //	GET  P/{t}/groups                       every group with a level dropdown
 //	POST P/{t}/groups/mapping               set (role=<level>) or clear (role="") a stored mapping
 //	POST P/{t}/groups/declare               declare a claim group ahead of its first sign-in
@@ -64,6 +67,9 @@ type Operator interface {
 	Sessions(ctx context.Context, userID string) ([]operator.Session, error)
 	EndSession(ctx context.Context, actor, userID, sessionID string) error
 	EndUserSessions(ctx context.Context, actor, userID string) (int, error)
+	EndTenantSessions(ctx context.Context, actor string) (int, error)
+	CreateManualUser(ctx context.Context, actor string, nu operator.NewUser) (*operator.UserDetail, error)
+	DeleteUser(ctx context.Context, actor, id string) error
 	TokenStatus(ctx context.Context) (*operator.TokenStatus, error)
 	Disconnect(ctx context.Context, actor string) (int, error)
 }
@@ -90,7 +96,10 @@ type Config struct {
 	// CSRFKey signs the forms' CSRF tokens; nil: a random key (forms
 	// rendered before a restart or reload then need a reload).
 	CSRFKey []byte
-	Logger  *zap.Logger
+	// LogoutURL is the sign-out link of the signed-in operator (default
+	// /sso/logout, the sso handler's logout at its default prefix).
+	LogoutURL string
+	Logger    *zap.Logger
 }
 
 // Handler serves the console.
@@ -99,6 +108,7 @@ type Handler struct {
 	tenants map[string]*Tenant
 	order   []string
 	csrf    *csrfGuard
+	logout  string
 	logger  *zap.Logger
 	mux     *http.ServeMux
 }
@@ -112,7 +122,13 @@ func New(cfg Config) (*Handler, error) {
 	if len(cfg.Tenants) == 0 {
 		return nil, errors.New("console: no tenants to manage")
 	}
-	h := &Handler{prefix: prefix, tenants: make(map[string]*Tenant), logger: cfg.Logger}
+	h := &Handler{prefix: prefix, tenants: make(map[string]*Tenant), logger: cfg.Logger, logout: cfg.LogoutURL}
+	if h.logout == "" {
+		h.logout = "/sso/logout"
+	}
+	if !strings.HasPrefix(h.logout, "/") || strings.HasPrefix(h.logout, "//") || strings.ContainsAny(h.logout, "\\ \t\r\n") {
+		return nil, fmt.Errorf("console: logout URL %q must be a path on this site such as /sso/logout", cfg.LogoutURL)
+	}
 	if h.logger == nil {
 		h.logger = zap.NewNop()
 	}
@@ -157,6 +173,11 @@ func (h *Handler) routes() {
 	t("GET /users/{id}", h.serveUser)
 	t("POST /users/{id}/sessions/end", h.endSessions)
 	t("POST /users/{id}/update", h.updateUser)
+	t("POST /users/new", h.createUser)
+	t("GET /users/{id}/delete", h.confirmDeleteUser)
+	t("POST /users/{id}/delete", h.deleteUser)
+	t("GET /sessions/end", h.confirmEndTenantSessions)
+	t("POST /sessions/end", h.endTenantSessions)
 	t("GET /groups", h.serveGroups)
 	t("POST /groups/mapping", h.setMapping)
 	t("POST /groups/declare", h.declareGroup)

@@ -176,6 +176,7 @@ type view struct {
 	Tenants  []string
 	Tenant   *Tenant
 	Operator string
+	Logout   string // the operator's sign-out link
 	CSRF     string
 	Flash    string
 	Status   int
@@ -193,6 +194,7 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, pag
 		v.CSRF = h.csrf.token(w, r, id.UserName)
 	}
 	v.Prefix = h.prefix
+	v.Logout = h.logout
 	v.Tenants = h.order
 	v.CSS = template.CSS(styleCSS)
 	v.Status = status
@@ -236,6 +238,9 @@ var flashes = map[string]string{
 	"user":       "User changed. It applies on their next request.",
 	"sessions":   "All of this user's sessions were ended.",
 	"disabled":   "SCIM is disabled: the IdP's pushes now get 401.",
+	"created":    "User created. They sign in through the tenant's IdP and get the role set here.",
+	"deleted":    "User deleted. Their sessions ended.",
+	"signedout":  "Every session of this tenant was ended: everyone has to sign in again.",
 	"disconnect": "The identity provider is disconnected. Its users are now managed here, with the roles they had.",
 }
 

@@ -24,6 +24,7 @@ type usersView struct {
 	Sources       []option
 	Users         []operator.User
 	First, Next   string
+	Roles         []string // for the new user form
 }
 
 // serveUsers lists users: a search, a source filter and cursor paging.
@@ -49,6 +50,12 @@ func (h *Handler) serveUsers(w http.ResponseWriter, r *http.Request, c *call) {
 		return
 	}
 	v.Users = users
+	m, err := c.op.Mappings(r.Context())
+	if err != nil {
+		h.opFail(w, r, c, "reading the roles", err)
+		return
+	}
+	v.Roles = m.Roles
 	base := url.Values{}
 	if v.Query != "" {
 		base.Set("q", v.Query)

@@ -88,6 +88,9 @@ type RoleReason struct {
 	MappingFrom string      `json:"mappingFrom,omitempty"`
 	// Text says it in a sentence, for the console and the CLI.
 	Text string `json:"text"`
+	// Routes are the tenant's identity routes and whether the user gets
+	// through each (only when the service knows the routes: Config.Routes).
+	Routes []RouteAccess `json:"routes,omitempty"`
 }
 
 // UserDetail is one user with the reason for their role.

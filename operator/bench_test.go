@@ -87,6 +87,40 @@ func BenchmarkListUsers100k(b *testing.B) {
 			}
 		})
 	}
+	// 1,000 manual users written since the index was built, noted as the
+	// operator and SCIM writes are: listings merge them until a rebuild.
+	var written []*storage.User
+	e.update(func(tx storage.Tx) error {
+		for i := range 1000 {
+			u := &storage.User{ID: storage.NewID(), UserName: fmt.Sprintf("new%04d@acme.test", i), Active: true, Source: storage.SourceManual}
+			if err := tx.PutUser(u); err != nil {
+				return err
+			}
+			written = append(written, u)
+		}
+		return nil
+	})
+	for _, u := range written {
+		e.svc.NoteUser(u)
+	}
+	for _, bc := range []struct {
+		name string
+		q    operator.UserQuery
+		want int
+	}{
+		{"AfterWrites/SourceManual", operator.UserQuery{Source: storage.SourceManual}, 50},
+		{"AfterWrites/SearchNew", operator.UserQuery{Filter: "new099"}, 10},
+		{"AfterWrites/SearchOneByName", operator.UserQuery{Filter: "Person 077777"}, 1},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			for b.Loop() {
+				users, _, err := e.svc.ListUsers(ctx, bc.q)
+				if err != nil || len(users) != bc.want {
+					b.Fatalf("%d users, %v; want %d", len(users), err, bc.want)
+				}
+			}
+		})
+	}
 	b.Run("Groups", func(b *testing.B) {
 		for b.Loop() {
 			groups, err := e.svc.ListGroups(ctx)

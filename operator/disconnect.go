@@ -35,8 +35,9 @@ func (s *Service) Disconnect(ctx context.Context, actor string) (int, error) {
 	for {
 		var n int
 		var last string
+		var written []*storage.User
 		err := s.update(ctx, func(tx storage.Tx) error {
-			n, last = 0, ""
+			n, last, written = 0, "", written[:0]
 			// A table per batch: its snapshot sees the batches before.
 			t, err := authz.BuildRoleTable(tx, s.roles)
 			if err != nil {
@@ -69,6 +70,7 @@ func (s *Service) Disconnect(ctx context.Context, actor string) (int, error) {
 				if err := tx.PutUser(&next); err != nil {
 					return err
 				}
+				written = append(written, &next)
 				err = tx.AppendEvent(storage.Event{Type: storage.EventUserConverted, Actor: actor, ResourceType: "User",
 					ResourceID: u.ID,
 					Before:     fmt.Sprintf("%s source=%s role=%s (from %s)", u.UserName, u.Source, rr.Role, rr.From),
@@ -85,6 +87,9 @@ func (s *Service) Disconnect(ctx context.Context, actor string) (int, error) {
 			return converted, err
 		}
 		converted += n
+		for _, u := range written {
+			s.NoteUser(u) // listed as manual at once
+		}
 		if last == "" {
 			break
 		}

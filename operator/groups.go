@@ -19,8 +19,9 @@ func (s *Service) ListGroups(ctx context.Context) ([]Group, error) {
 	var out []Group
 	err := s.view(ctx, func(tx storage.ReadTx, t *authz.RoleTable) error {
 		out = out[:0]
+		dflt := s.defaultRole() // the same for every unmapped group
 		return tx.ScanGroups("", func(g *storage.Group) (bool, error) {
-			v, err := s.groupView(tx, t, g)
+			v, err := groupView(tx, t, g, dflt)
 			if err != nil {
 				return false, err
 			}
@@ -31,7 +32,9 @@ func (s *Service) ListGroups(ctx context.Context) ([]Group, error) {
 	return out, err
 }
 
-func (s *Service) groupView(tx storage.ReadTx, t *authz.RoleTable, g *storage.Group) (Group, error) {
+// groupView is g as the groups page shows it; dflt is s.defaultRole(),
+// the level of a group no mapping names.
+func groupView(tx storage.ReadTx, t *authz.RoleTable, g *storage.Group, dflt string) (Group, error) {
 	n, err := tx.CountMembers(g.ID)
 	if err != nil {
 		return Group{}, err
@@ -43,7 +46,7 @@ func (s *Service) groupView(tx storage.ReadTx, t *authz.RoleTable, g *storage.Gr
 	if grant, ok := t.Grant(g.ID); ok {
 		v.Level, v.LevelFrom = grant.Role, grant.From
 	} else {
-		v.Level, v.LevelFrom = s.defaultRole(), "default"
+		v.Level, v.LevelFrom = dflt, "default"
 	}
 	return v, nil
 }
@@ -97,7 +100,7 @@ func (s *Service) DeclareGroup(ctx context.Context, actor, claimValue string) (*
 		if err != nil {
 			return err
 		}
-		v, err := s.groupView(tx, t, stored)
+		v, err := groupView(tx, t, stored, s.defaultRole())
 		out = &v
 		return err
 	})

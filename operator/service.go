@@ -31,7 +31,12 @@ type Config struct {
 	// IdleTimeout is the sessions' idle limit (sso's); sessions idle for
 	// longer are not listed. 0: none.
 	IdleTimeout time.Duration
-	Logger      *zap.Logger
+	// Routes, when set, lists the routes the tenant's identity handlers
+	// guard, read at each user detail (the config may reload); a user's
+	// role reason then says which of them the user gets through. Nil: no
+	// routes are reported.
+	Routes func() []RoutePolicy
+	Logger *zap.Logger
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -44,6 +49,7 @@ type Service struct {
 	usage    *scimhandler.UsageTracker
 	stopPull func(ctx context.Context) error
 	idle     time.Duration
+	routes   func() []RoutePolicy
 	logger   *zap.Logger
 	now      func() time.Time
 
@@ -73,6 +79,7 @@ func New(cfg Config) (*Service, error) {
 		usage:    cfg.Usage,
 		stopPull: cfg.StopPull,
 		idle:     cfg.IdleTimeout,
+		routes:   cfg.Routes,
 		logger:   cfg.Logger,
 		now:      cfg.Now,
 	}

@@ -41,8 +41,9 @@ func (s *Service) ListUsers(ctx context.Context, q UserQuery) ([]User, string, e
 	filter := strings.ToLower(strings.TrimSpace(q.Filter))
 	filtered := filter != "" || q.Source != ""
 	var idx *userIndex
+	var recent []indexEntry
 	if filtered {
-		idx = s.searchIndex(s.store.Generation(s.tenant))
+		idx, recent = s.searchIndex(s.store.Generation(s.tenant))
 	}
 	var out []User
 	next := ""
@@ -50,7 +51,7 @@ func (s *Service) ListUsers(ctx context.Context, q UserQuery) ([]User, string, e
 		out, next = out[:0], ""
 		pc := newPageCache(tx)
 		if idx != nil {
-			return s.indexedPage(tx, t, pc, idx, q.Cursor, filter, q.Source, limit, &out, &next)
+			return s.indexedPage(tx, t, pc, idx, recent, q.Cursor, filter, q.Source, limit, &out, &next)
 		}
 		scanned := 0
 		return tx.ScanUsers(q.Cursor, func(u *storage.User) (bool, error) {
@@ -84,9 +85,9 @@ func (s *Service) ListUsers(ctx context.Context, q UserQuery) ([]User, string, e
 // are read again in tx and checked, so a stale index never shows a user
 // who no longer matches. On the first page, the store's exact userName and
 // email indexes add a user created since the index was built.
-func (s *Service) indexedPage(tx storage.ReadTx, t *authz.RoleTable, pc *pageCache, idx *userIndex,
+func (s *Service) indexedPage(tx storage.ReadTx, t *authz.RoleTable, pc *pageCache, idx *userIndex, recent []indexEntry,
 	cursor, filter, source string, limit int, out *[]User, next *string) error {
-	ids, more := idx.candidates(cursor, filter, source, limit)
+	ids, more := idx.candidates(recent, cursor, filter, source, limit)
 	seen := map[string]bool{}
 	add := func(u *storage.User) error {
 		if seen[u.ID] || (source != "" && u.Source != source) || !matches(u, filter) {
@@ -284,6 +285,13 @@ func (s *Service) userDetail(tx storage.ReadTx, t *authz.RoleTable, id string) (
 	if err != nil {
 		return nil, err
 	}
+	groupIDs, err := tx.GroupsOf(u.ID)
+	if err != nil {
+		return nil, err
+	}
+	if reason.Routes, err = s.routeAccess(tx, u, groupIDs, rr); err != nil {
+		return nil, err
+	}
 	return &UserDetail{User: v, RoleReason: reason}, nil
 }
 
@@ -416,7 +424,9 @@ func (s *Service) CreateManualUser(ctx context.Context, actor string, nu NewUser
 		u.Emails = []string{nu.Email}
 	}
 	var d *UserDetail
+	var written *storage.User
 	err = s.update(ctx, func(tx storage.Tx) error {
+		written = nil
 		if other, err := tx.UserByUserName(u.UserName); err == nil {
 			return fmt.Errorf("%w: userName %q is taken by another user (%s, %s)", ErrConflict, u.UserName, other.ID, other.Source)
 		} else if !errors.Is(err, storage.ErrNotFound) {
@@ -429,12 +439,14 @@ func (s *Service) CreateManualUser(ctx context.Context, actor string, nu NewUser
 			}
 			return err
 		}
+		written = &rec
 		return tx.AppendEvent(storage.Event{Type: storage.EventUserManualCreated, Actor: actor, ResourceType: "User",
 			ResourceID: u.ID, After: fmt.Sprintf("%s role=%s", u.UserName, role)})
 	})
 	if err != nil {
 		return nil, err
 	}
+	s.NoteUser(written)
 	d, err = s.User(ctx, u.ID)
 	return d, err
 }
@@ -449,7 +461,9 @@ func (s *Service) UpdateUser(ctx context.Context, actor, id string, c UserChange
 			return nil, err
 		}
 	}
+	var written *storage.User
 	err := s.update(ctx, func(tx storage.Tx) error {
+		written = nil
 		u, err := getUser(tx, id)
 		if err != nil {
 			return err
@@ -485,6 +499,7 @@ func (s *Service) UpdateUser(ctx context.Context, actor, id string, c UserChange
 		if err := tx.PutUser(&next); err != nil {
 			return err
 		}
+		written = &next
 		for _, e := range events {
 			if err := tx.AppendEvent(e); err != nil {
 				return err
@@ -495,6 +510,7 @@ func (s *Service) UpdateUser(ctx context.Context, actor, id string, c UserChange
 	if err != nil {
 		return nil, err
 	}
+	s.NoteUser(written)
 	return s.User(ctx, id)
 }
 

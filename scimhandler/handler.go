@@ -50,6 +50,12 @@ type Config struct {
 	// after (see adoptManualUser). Nil: the event says the role now
 	// follows the IdP's groups.
 	RoleOf func(tx storage.ReadTx, u *storage.User) (string, error)
+	// UserWritten, when set, is given every user record a request wrote
+	// (created, replaced, patched, adopted), as stored, once its
+	// transaction has committed; see userwritten.go. The Caddy wiring
+	// hands it to the tenant's operator search index (operator
+	// Service.NoteUser). It runs on the request's goroutine: keep it quick.
+	UserWritten func(u *storage.User)
 }
 
 const (
@@ -80,6 +86,8 @@ type Handler struct {
 
 	usage  *UsageTracker
 	roleOf func(tx storage.ReadTx, u *storage.User) (string, error)
+	// userWritten: Config.UserWritten (nil: nobody is told).
+	userWritten func(u *storage.User)
 
 	tokens   tokenCache
 	failures *failureLimiter
@@ -96,17 +104,18 @@ func New(cfg Config) (*Handler, error) {
 		return nil, errors.New("scimhandler: Config.Store is required")
 	}
 	h := &Handler{
-		tenant:     cfg.Tenant,
-		store:      cfg.Store,
-		logger:     cfg.Logger,
-		maxBody:    cfg.MaxBodyBytes,
-		maxResults: cfg.MaxResults,
-		clientIP:   cfg.ClientIP,
-		observer:   cfg.Observer,
-		now:        time.Now,
-		failures:   newFailureLimiter(),
-		usage:      cfg.Usage,
-		roleOf:     cfg.RoleOf,
+		tenant:      cfg.Tenant,
+		store:       cfg.Store,
+		logger:      cfg.Logger,
+		maxBody:     cfg.MaxBodyBytes,
+		maxResults:  cfg.MaxResults,
+		clientIP:    cfg.ClientIP,
+		observer:    cfg.Observer,
+		now:         time.Now,
+		failures:    newFailureLimiter(),
+		usage:       cfg.Usage,
+		roleOf:      cfg.RoleOf,
+		userWritten: cfg.UserWritten,
 	}
 	if h.usage == nil {
 		h.usage = NewUsageTracker()
@@ -372,7 +381,18 @@ func (h *Handler) update(ctx context.Context, fn func(tx storage.Tx) error) erro
 			case <-time.After(backoff):
 			}
 		}
-		err = h.store.Update(ctx, h.tenant, func(tx storage.Tx) error { return fn(namingTxFor(ctx, tx)) })
+		var rec *recordingTx
+		err = h.store.Update(ctx, h.tenant, func(tx storage.Tx) error {
+			tx = namingTxFor(ctx, tx)
+			if h.userWritten != nil {
+				rec = &recordingTx{Tx: tx} // a fresh record for each run of fn
+				tx = rec
+			}
+			return fn(tx)
+		})
+		if err == nil && rec != nil {
+			rec.report(h.userWritten)
+		}
 		if !errors.Is(err, storage.ErrConflict) {
 			return err
 		}

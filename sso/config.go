@@ -50,6 +50,11 @@ type TenantConfig struct {
 	// complete with words and defaults; a non-nil error means the caller
 	// answers instead (see ServeFunc). Handler never offers it.
 	OnRefusal func(r *http.Request, page *pages.Data) error
+	// KeyEncryptionKey, when set (32 bytes), seals the keys the Service
+	// generates (the SAML SP key, the sign-in flow key) at rest in the
+	// store (see package keyring); keys stored in plaintext are sealed on
+	// the first start with it. Nil keeps them in plaintext.
+	KeyEncryptionKey []byte
 }
 
 // SessionConfig configures the browser session.

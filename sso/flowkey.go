@@ -4,12 +4,11 @@ import (
 	"context"
 	"crypto/cipher"
 	"crypto/rand"
-	"errors"
 	"fmt"
 
 	"golang.org/x/crypto/chacha20poly1305"
 
-	"github.com/portcullis/portcullis/storage"
+	"github.com/portcullis/portcullis/storage/keyring"
 )
 
 // The flow key seals sign-in flows into their cookies (flow.go). It is one
@@ -25,36 +24,26 @@ const (
 )
 
 // loadOrCreateFlowKey returns the tenant's flow AEAD, generating and
-// storing the key the first time. Two replicas starting at once agree on
-// one key: the second to commit reads the first's.
+// storing the key the first time (sealed with the key encryption key when
+// one is configured). Two replicas starting at once agree on one key
+// (keyring.LoadOrCreate).
 func loadOrCreateFlowKey(ctx context.Context, s *Service) (cipher.AEAD, error) {
-	var key []byte
-	err := s.store.View(ctx, s.cfg.Tenant, func(tx storage.ReadTx) error {
-		v, err := tx.GetRecord(recordFlowKey, flowKeyID)
-		key = v
-		return err
+	got, err := keyring.LoadOrCreate(ctx, s.store, keyring.Spec{
+		Slot: keyring.Slot{Tenant: s.cfg.Tenant, Kind: recordFlowKey, Key: flowKeyID},
+		KEK:  s.cfg.KeyEncryptionKey,
+		Create: func() ([]byte, error) {
+			fresh := make([]byte, chacha20poly1305.KeySize)
+			_, err := rand.Read(fresh)
+			return fresh, err
+		},
 	})
-	if errors.Is(err, storage.ErrNotFound) {
-		fresh := make([]byte, chacha20poly1305.KeySize)
-		if _, err := rand.Read(fresh); err != nil {
-			return nil, err
-		}
-		err = s.store.Update(ctx, s.cfg.Tenant, func(tx storage.Tx) error {
-			v, err := tx.GetRecord(recordFlowKey, flowKeyID)
-			if err == nil {
-				key = v
-				return nil
-			}
-			if !errors.Is(err, storage.ErrNotFound) {
-				return err
-			}
-			key = fresh
-			return tx.PutRecord(recordFlowKey, flowKeyID, fresh, 0)
-		})
-	}
 	if err != nil {
 		return nil, fmt.Errorf("sso: sign-in flow key: %w", err)
 	}
+	if got.Resealed {
+		s.log.Info("sealed the stored sign-in flow key with the key encryption key")
+	}
+	key := got.Value
 	if len(key) != chacha20poly1305.KeySize {
 		return nil, fmt.Errorf("sso: the stored sign-in flow key has %d bytes, want %d", len(key), chacha20poly1305.KeySize)
 	}

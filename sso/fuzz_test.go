@@ -26,7 +26,7 @@ import (
 
 // fuzzIdPCertPEM is a throwaway IdP certificate for the fuzzed SP: no
 // fuzzed input can carry a signature by its key.
-func fuzzIdPCertPEM(f *testing.F) string {
+func fuzzIdPCertPEM(f testing.TB) string {
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		f.Fatal(err)

@@ -19,6 +19,7 @@ import (
 	"github.com/crewjam/saml"
 
 	"github.com/portcullis/portcullis/storage"
+	"github.com/portcullis/portcullis/storage/keyring"
 )
 
 // spKeyRecordKey is the record key of the generated SP key pair.
@@ -26,43 +27,23 @@ const spKeyRecordKey = "default"
 
 // loadOrCreateSPKey returns the tenant's SP key pair from the store, or
 // generates one (RSA-2048, self-signed for 10 years: IdPs use SP
-// certificates only as key containers) and stores it without expiry. Two
-// replicas starting at once agree on one pair: the second to commit reads
-// the first's.
+// certificates only as key containers) and stores it without expiry,
+// sealed with the key encryption key when one is configured. Two replicas
+// starting at once agree on one pair (keyring.LoadOrCreate).
 func loadOrCreateSPKey(ctx context.Context, s *Service) (*rsa.PrivateKey, *x509.Certificate, error) {
-	var stored []byte
-	err := s.store.View(ctx, s.cfg.Tenant, func(tx storage.ReadTx) error {
-		v, err := tx.GetRecord(recordSPKey, spKeyRecordKey)
-		stored = v
-		return err
-	})
-	switch {
-	case err == nil:
-		return parseKeyBundle(stored)
-	case !errors.Is(err, storage.ErrNotFound):
-		return nil, nil, fmt.Errorf("sso: read SP key: %w", err)
-	}
-	bundle, err := newSPKeyBundle(s.cfg.Tenant, s.now())
-	if err != nil {
-		return nil, nil, err
-	}
-	err = s.store.Update(ctx, s.cfg.Tenant, func(tx storage.Tx) error {
-		v, err := tx.GetRecord(recordSPKey, spKeyRecordKey)
-		if err == nil {
-			stored = v
-			return nil
-		}
-		if !errors.Is(err, storage.ErrNotFound) {
-			return err
-		}
-		stored = bundle
-		return tx.PutRecord(recordSPKey, spKeyRecordKey, bundle, 0)
+	got, err := keyring.LoadOrCreate(ctx, s.store, keyring.Spec{
+		Slot:   keyring.Slot{Tenant: s.cfg.Tenant, Kind: recordSPKey, Key: spKeyRecordKey},
+		KEK:    s.cfg.KeyEncryptionKey,
+		Create: func() ([]byte, error) { return newSPKeyBundle(s.cfg.Tenant, s.now()) },
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("sso: store SP key: %w", err)
+		return nil, nil, fmt.Errorf("sso: SAML SP key: %w", err)
+	}
+	if got.Resealed {
+		s.log.Info("sealed the stored SAML SP key with the key encryption key")
 	}
 	s.log.Info("using the SAML SP key kept in the store")
-	return parseKeyBundle(stored)
+	return parseKeyBundle(got.Value)
 }
 
 // newSPKeyBundle is a PEM private key followed by its PEM certificate.

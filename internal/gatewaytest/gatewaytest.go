@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -65,12 +66,24 @@ func RunChildIfRequested() {
 // FreePort returns a TCP port of 127.0.0.1 that was free a moment ago.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("finding a free port: %v", err)
+	// Below Linux's ephemeral range (32768-60999 by default): a port the
+	// kernel hands out for ":0" is also handed to outgoing connections,
+	// and under load one of those took it between this check and the
+	// gateway's bind ("address already in use"). A random port here can
+	// only collide with another test's pick, which the bind check makes
+	// unlikely.
+	const lo, hi = 20000, 32000
+	for range 200 {
+		port := lo + rand.IntN(hi-lo)
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return port
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatalf("finding a free port in %d-%d: every try was taken", lo, hi)
+	return 0
 }
 
 // Adapt turns a Caddyfile into Caddy's JSON config.

@@ -138,6 +138,9 @@ func checkFixture(t *testing.T, s storage.Store) {
 		if ok, err := tx.IsMember(fixtureGroup, fixtureAlice); err != nil || !ok {
 			t.Errorf("alice's membership: %v, %v", ok, err)
 		}
+		if n, err := tx.CountMembers(fixtureGroup); err != nil || n != 1 {
+			t.Errorf("CountMembers = %d, %v; want 1", n, err)
+		}
 		if ids, err := tx.GroupsOf(fixtureAlice); err != nil || !reflect.DeepEqual(ids, []string{fixtureGroup}) {
 			t.Errorf("GroupsOf(alice) = %v, %v", ids, err)
 		}

@@ -17,7 +17,8 @@ import (
 //	1  the layout of keys.go as first released (no schema key: a store
 //	   with data and no schemaKey is version 1)
 //	2  records its version under schemaKey; data as in 1
-const SchemaVersion = 2
+//	3  counts each group's membership keys in kindMemberCount shards
+const SchemaVersion = 3
 
 // currentSchemaVersion names the version the release fixture is written at.
 const currentSchemaVersion = SchemaVersion
@@ -44,6 +45,7 @@ type migration struct {
 // migrations, in order; migrations[i].from is i+1.
 var migrations = []migration{
 	{from: 1, what: "record the schema version", run: func(*badger.DB) error { return nil }},
+	{from: 2, what: "count the members of every group", run: countAllMembers},
 }
 
 // releaseFixtureName is the file under testdata/ of a store written by the

@@ -44,6 +44,38 @@ func (t *tx) tombstones() (map[string]bool, error) {
 	return m, nil
 }
 
+// tombstoneMembers returns, per group, how many of its raw membership keys
+// name a tombstoned group as a member: its member counters count them
+// (the sweep has not removed them yet) but readers must not. One scan of
+// the tombstoned groups' member-of entries per transaction, cached.
+func (t *tx) tombstoneMembers() (map[string]int, error) {
+	if t.tombMembers != nil {
+		return t.tombMembers, nil
+	}
+	tombs, err := t.tombstones()
+	if err != nil {
+		return nil, err
+	}
+	m := make(map[string]int)
+	for gid := range tombs {
+		err := t.iterate(t.k.comp(kindMemberOf, gid), "", func(suffix []byte, item *badger.Item) (bool, error) {
+			typ, err := item.ValueCopy(nil)
+			if err != nil {
+				return false, err
+			}
+			if string(typ) == storage.MemberGroup {
+				m[string(suffix)]++
+			}
+			return true, nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	t.tombMembers = m
+	return m, nil
+}
+
 // sweepStep removes up to budget memberships of the tombstoned group
 // groupID (its members first, then its own memberships in other groups)
 // and, once none is left, the tombstone. done is true when the tombstone
@@ -61,11 +93,20 @@ func (t *tx) sweepStep(groupID string, budget int) (done bool, err error) {
 	if err != nil {
 		return false, err
 	}
+	// The group's own counters go down with its keys, a shard at a time
+	// (a batch touches each shard once), so they are gone with the last.
+	removed := make(map[byte]int64)
 	for _, m := range members {
 		if err := t.del(t.k.compID(kindMember, groupID, m)); err != nil {
 			return false, err
 		}
 		if err := t.del(t.k.compID(kindMemberOf, m, groupID)); err != nil {
+			return false, err
+		}
+		removed[memberShard(m)]++
+	}
+	for shard, n := range removed {
+		if err := t.addMemberCountShard(append(t.k.memberCounts(groupID), shard), -n); err != nil {
 			return false, err
 		}
 	}
@@ -95,11 +136,14 @@ func (t *tx) sweepStep(groupID string, budget int) (done bool, err error) {
 		if err := t.del(t.k.compID(kindMemberOf, groupID, p)); err != nil {
 			return false, err
 		}
+		if err := t.addMemberCount(p, groupID, -1); err != nil {
+			return false, err
+		}
 	}
 	if len(parents) == budget {
 		return false, nil // maybe more
 	}
-	t.tombs = nil
+	t.tombs, t.tombMembers = nil, nil
 	return true, t.del(t.k.tombstone(groupID))
 }
 

@@ -75,6 +75,8 @@ func waitSwept(t *testing.T, s *Store, gid string) {
 	for {
 		m, o, tomb := membershipKeys(t, s, gid)
 		if m == 0 && o == 0 && !tomb {
+			// Its member counters went down with its keys, to none.
+			checkCountersMatchKeys(t, s.db, sweepTenant, "after the sweep of "+gid)
 			return
 		}
 		if time.Now().After(deadline) {

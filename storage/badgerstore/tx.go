@@ -39,6 +39,9 @@ type tx struct {
 	// tombs caches the ids of the tenant's deleted groups whose
 	// memberships await the sweep, loaded on first need (see sweep.go).
 	tombs map[string]bool
+	// tombMembers caches, per group, how many of its members are such
+	// deleted groups (see tombstoneMembers); reset by membership writes.
+	tombMembers map[string]int
 }
 
 var _ storage.Tx = (*tx)(nil)
@@ -154,18 +157,63 @@ func (t *tx) suffixes(prefix []byte) ([]string, error) {
 // addCount adds d to the counter shard of id (see countShards).
 func (t *tx) addCount(kind byte, id string, d int64) error {
 	key := t.k.countShard(kind, id)
-	var n int64
+	n, err := t.readCounter(key)
+	if err != nil {
+		return err
+	}
+	return t.set(key, binary.BigEndian.AppendUint64(nil, uint64(n+d)))
+}
+
+// readCounter reads (so tracks) a counter key; an absent one is 0.
+func (t *tx) readCounter(key []byte) (int64, error) {
 	b, err := t.getBytes(key)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
+		return 0, nil
 	case err != nil:
-		return err
+		return 0, err
 	case len(b) == 8:
-		n = int64(binary.BigEndian.Uint64(b))
+		return int64(binary.BigEndian.Uint64(b)), nil
 	default:
-		return fmt.Errorf("badgerstore: counter %q is corrupt", key)
+		return 0, fmt.Errorf("badgerstore: counter %q is corrupt", key)
+	}
+}
+
+// addMemberCount adds d to the member counter shard of groupID that
+// memberID counts in (see memberCountShards), deleting a shard that
+// reaches 0 so an emptied group leaves no counter behind.
+func (t *tx) addMemberCount(groupID, memberID string, d int64) error {
+	return t.addMemberCountShard(t.k.memberCountShard(groupID, memberID), d)
+}
+
+func (t *tx) addMemberCountShard(key []byte, d int64) error {
+	t.tombMembers = nil // membership changed: recount (see tombstoneMembers)
+	n, err := t.readCounter(key)
+	if err != nil {
+		return err
+	}
+	if n+d == 0 {
+		return t.del(key)
 	}
 	return t.set(key, binary.BigEndian.AppendUint64(nil, uint64(n+d)))
+}
+
+// sumMemberCounts adds up the member counter shards of groupID: its raw
+// membership keys. It gets each shard rather than scanning the prefix: a
+// scan steps over every older version of a shard still in the memtables
+// and young tables (each add rewrites one), a Get stops at the newest.
+func (t *tx) sumMemberCounts(groupID string) (int, error) {
+	var total int64
+	key := append(t.k.memberCounts(groupID), 0)
+	for shard := range byte(memberCountShards) {
+		key[len(key)-1] = shard
+		n, err := t.readCounter(key)
+		if err != nil {
+			return 0, err
+		}
+		total += n
+	}
+	return int(total), nil
 }
 
 // sumCounts adds up the counter shards of kind.
@@ -545,7 +593,7 @@ func (t *tx) DeleteGroup(id string) error {
 	if err := t.set(t.k.tombstone(id), nil); err != nil {
 		return err
 	}
-	t.tombs = nil // reload: this transaction sees its own tombstone
+	t.tombs, t.tombMembers = nil, nil // reload: this transaction sees its own tombstone
 	t.tombstoned = true
 	if err := t.addCount(countGroups, id, -1); err != nil {
 		return err
@@ -584,6 +632,9 @@ func (t *tx) removeMembershipsOf(memberID, memberType string) error {
 			return err
 		}
 		if err := t.del(t.k.compID(kindMemberOf, memberID, g)); err != nil {
+			return err
+		}
+		if err := t.addMemberCount(g, memberID, -1); err != nil {
 			return err
 		}
 	}
@@ -639,15 +690,12 @@ func (t *tx) CountMembers(groupID string) (int, error) {
 	if err != nil || tombs[groupID] {
 		return 0, err
 	}
-	if len(tombs) == 0 {
-		return t.count(t.k.comp(kindMember, groupID))
+	n, err := t.sumMemberCounts(groupID)
+	if err != nil || len(tombs) == 0 {
+		return n, err
 	}
-	n := 0
-	err = t.Members(groupID, func(storage.Member) (bool, error) {
-		n++
-		return true, nil
-	})
-	return n, err
+	hidden, err := t.tombstoneMembers()
+	return n - hidden[groupID], err
 }
 
 func (t *tx) GroupsOf(memberID string) ([]string, error) {
@@ -727,6 +775,9 @@ func (t *tx) AddMember(groupID string, m storage.Member) (bool, error) {
 	if err := t.set(t.k.compID(kindMemberOf, m.ID, groupID), []byte(m.Type)); err != nil {
 		return false, err
 	}
+	if err := t.addMemberCount(groupID, m.ID, 1); err != nil {
+		return false, err
+	}
 	if err := t.set(t.k.anchor(anchorGroup, groupID), nil); err != nil {
 		return false, err
 	}
@@ -753,6 +804,9 @@ func (t *tx) RemoveMember(groupID, memberID string) (bool, error) {
 		return false, err
 	}
 	if err := t.del(t.k.compID(kindMemberOf, memberID, groupID)); err != nil {
+		return false, err
+	}
+	if err := t.addMemberCount(groupID, memberID, -1); err != nil {
 		return false, err
 	}
 	return true, nil

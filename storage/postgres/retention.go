@@ -132,22 +132,23 @@ func (s *Store) pruneOnce(ctx context.Context, tenant string, want func(count in
 // runMaintenance deletes, hourly, what readers already no longer see:
 // events past their tenant's MaxAge (tenants this process has a retention
 // for, or the default age for the others), expired records and sessions
-// past their grace. Every replica runs it; the deletes are idempotent.
+// past their grace. One replica at a time runs it, under the
+// "maintenance" lease (lease.go); when that replica dies another takes
+// over at its next tick. The deletes are idempotent, so an overlap at the
+// hand-over is harmless.
 func (s *Store) runMaintenance() {
 	defer s.wg.Done()
-	t := time.NewTicker(maintenanceInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.ctx.Done():
-			return
-		case <-t.C:
-			if err := s.maintain(s.ctx, time.Now()); err != nil && !errors.Is(err, context.Canceled) {
-				s.logger.Warn("deleting expired data failed", zap.Error(err))
-			}
+	storage.RunLeased(s.ctx, s, maintenanceLease, maintenanceInterval, func(ctx context.Context) {
+		if err := s.maintain(ctx, time.Now()); err != nil && !errors.Is(err, context.Canceled) {
+			s.logger.Warn("deleting expired data failed", zap.Error(err))
 		}
-	}
+	}, func(err error) {
+		s.logger.Warn("taking the maintenance lease failed", zap.Error(err))
+	})
 }
+
+// maintenanceLease names the lease of the maintenance loop.
+const maintenanceLease = "postgres.maintenance"
 
 func (s *Store) maintain(ctx context.Context, now time.Time) error {
 	if _, err := s.pool.Exec(ctx, `DELETE FROM records WHERE expires_at < $1`, now); err != nil {

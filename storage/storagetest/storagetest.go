@@ -57,6 +57,7 @@ var suite = []struct {
 	{"DeleteUserRemovesMembershipsAndSessions", testDeleteUserCascade},
 	{"DeleteGroupRemovesMemberships", testDeleteGroupCascade},
 	{"DeleteLargeGroup", testDeleteLargeGroup},
+	{"MemberCounts", testMemberCounts},
 	{"ScanAndCountUsers", testScanUsers},
 	{"ScanAndCountGroups", testScanGroups},
 	{"SCIMToken", testSCIMToken},
@@ -76,6 +77,8 @@ var suite = []struct {
 	{"ConcurrentMembershipUpdates", testConcurrentMembers},
 	{"ConcurrentUserNameRace", testConcurrentUserName},
 	{"DeleteRacesWithAdd", testDeleteRacesWithAdd},
+	{"ConcurrentCreateOnce", testConcurrentCreateOnce},
+	{"Lease", testLease},
 	{"DurableAcrossReopen", testDurability},
 }
 
