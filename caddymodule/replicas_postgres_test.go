@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -19,61 +18,26 @@ import (
 
 	"github.com/portcullis/portcullis/devidp"
 	"github.com/portcullis/portcullis/internal/gatewaytest"
+	"github.com/portcullis/portcullis/storage/postgres/pgtest"
 )
 
 // Two real gateway processes on one PostgreSQL database, as behind a load
 // balancer without sticky sessions. The tests need a server:
 // PORTCULLIS_TEST_DATABASE_URL (.ci/postgres-start starts a throwaway
 // one; .ci/run does so before go test). Outside CI they skip without it;
-// in CI they fail.
-
-const testDatabaseURLEnv = "PORTCULLIS_TEST_DATABASE_URL"
+// in CI they fail (pgtest).
 
 // replicaPollInterval is the poll_interval of the test replicas: short,
 // so the test of the poll fallback is quick.
 const replicaPollInterval = 300 * time.Millisecond
 
-// newTestDatabase creates an empty database for the test (dropped when it
-// ends) on the server PORTCULLIS_TEST_DATABASE_URL names, and returns its
-// URL.
+// newTestDatabase is an empty database of the test's own (pgtest).
 func newTestDatabase(t *testing.T) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("starts gateway processes")
 	}
-	server := os.Getenv(testDatabaseURLEnv)
-	if server == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is not set: CI must run the PostgreSQL tests (.ci/postgres-start starts a server)", testDatabaseURLEnv)
-		}
-		t.Skipf("%s is not set; run `.ci/postgres-test` style: . .ci/postgres-start, then go test", testDatabaseURLEnv)
-	}
-	u, err := url.Parse(server)
-	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		t.Fatalf("%s must be a postgres:// URL", testDatabaseURLEnv)
-	}
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	name := "portcullis_replicas_" + hex.EncodeToString(b[:])
-	pgExec(t, server, "CREATE DATABASE "+name)
-	t.Cleanup(func() { pgExec(t, server, "DROP DATABASE "+name+" WITH (FORCE)") })
-	u.Path = "/" + name
-	return u.String()
-}
-
-// pgExec runs one statement on its own connection.
-func pgExec(t *testing.T, dbURL, sql string, args ...any) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, dbURL)
-	if err != nil {
-		t.Fatalf("connecting to the test database: %v", err)
-	}
-	defer conn.Close(context.Background())
-	if _, err := conn.Exec(ctx, sql, args...); err != nil {
-		t.Fatalf("%s: %v", sql, err)
-	}
+	return pgtest.NewDatabase(t)
 }
 
 // withParam adds a query parameter to a postgres:// URL.
@@ -298,26 +262,21 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 	return sorted[min(max(i, 0), len(sorted)-1)]
 }
 
-// listenerPIDs are the server pids of the change-notification connections
-// of the replica named name.
-func listenerPIDs(t *testing.T, dbURL, name string) []uint32 {
-	t.Helper()
+// cutListener terminates the change-notification connections of the
+// replica named name and returns how many it cut. It runs on a goroutine
+// of its own, so it reports errors instead of failing the test.
+func cutListener(dbURL, name string) (int, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, dbURL)
 	if err != nil {
-		t.Fatal(err)
+		return 0, err
 	}
 	defer conn.Close(context.Background())
-	rows, err := conn.Query(ctx, `SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()`, name+"-changefeed")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pids, err := pgx.CollectRows(rows, pgx.RowTo[uint32])
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pids
+	var n int
+	err = conn.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+		WHERE application_name = $1 AND datname = current_database()`, name+"-changefeed").Scan(&n)
+	return n, err
 }
 
 // revocationSamples is the number of deactivations measured per case.
@@ -437,10 +396,12 @@ func TestReplicasShareOneDatabase(t *testing.T) {
 			cuts := 0
 			defer func() { done <- cuts }()
 			for {
-				for _, pid := range listenerPIDs(t, dbURL, a.name) {
-					pgExec(t, dbURL, "SELECT pg_terminate_backend($1)", pid)
-					cuts++
+				n, err := cutListener(dbURL, a.name)
+				if err != nil {
+					t.Errorf("cutting A's notification connection: %v", err)
+					return
 				}
+				cuts += n
 				select {
 				case <-stop:
 					return
