@@ -545,8 +545,11 @@ func (g *Gate) writeStoreError(a answer, err error) error {
 	g.decided(DecisionError)
 	d := pages.Data{Kind: pages.ServerError, Status: http.StatusInternalServerError, Code: "internal_error",
 		Message: "The gateway could not check your access. Try again in a moment."}
-	if errors.Is(err, storage.ErrConflict) {
+	switch {
+	case errors.Is(err, storage.ErrConflict):
 		d.Status, d.Code, d.RetryAfter = http.StatusServiceUnavailable, "busy", 1
+	case errors.Is(err, storage.ErrUnavailable):
+		d.Status, d.Code, d.RetryAfter = http.StatusServiceUnavailable, "unavailable", RetryAfterUnavailable
 	}
 	return a.refuse(d)
 }

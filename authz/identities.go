@@ -64,6 +64,15 @@ type IdentitiesConfig struct {
 	// Observer, when set, is told of cache hits and loads and of sessions
 	// and live requests that lost access (for metrics).
 	Observer IdentitiesObserver
+	// StaleIfError, with a store shared between replicas
+	// (storage.ChangeFreshness), is how long cached identities keep being
+	// served while the store is unreachable (see staleiferror.go); 0:
+	// never.
+	StaleIfError time.Duration
+	// Freshness reports how far behind the store's change feed is (nil:
+	// Store's own, if it implements storage.ChangeFreshness, else the
+	// store is always current).
+	Freshness storage.ChangeFreshness
 }
 
 // DefaultCacheSize is the number of sessions cached unless configured.
@@ -82,6 +91,9 @@ type Identities struct {
 	now      func() time.Time
 	max      int
 	observer IdentitiesObserver // nil: nothing reported
+
+	freshness    storage.ChangeFreshness // nil: a store that is always current
+	staleIfError time.Duration
 
 	mu      sync.RWMutex
 	entries map[[32]byte]*entry
@@ -134,13 +146,19 @@ func NewIdentities(cfg IdentitiesConfig) (*Identities, error) {
 		max:      cfg.CacheSize,
 		observer: cfg.Observer,
 		entries:  make(map[[32]byte]*entry),
-		refIndex: make(map[string]int),
+
+		staleIfError: max(cfg.StaleIfError, 0),
+		refIndex:     make(map[string]int),
 	}
 	if ids.logger == nil {
 		ids.logger = zap.NewNop()
 	}
 	if ids.now == nil {
 		ids.now = time.Now
+	}
+	ids.freshness = cfg.Freshness
+	if ids.freshness == nil {
+		ids.freshness, _ = cfg.Store.(storage.ChangeFreshness)
 	}
 	if ids.max <= 0 {
 		ids.max = DefaultCacheSize
@@ -332,7 +350,7 @@ func (ids *Identities) resolve(r *http.Request) (*entry, outcome, error) {
 	ids.mu.RLock()
 	e := ids.entries[key]
 	ids.mu.RUnlock()
-	if e != nil && e.gen == gen && int64(len(e.inRef)) == ids.nrefs.Load() {
+	if e != nil && e.gen == gen && int64(len(e.inRef)) == ids.nrefs.Load() && ids.trustsCache() {
 		now, idle := ids.now(), ids.sessions.IdleTimeout()
 		if e.session.Expired(now, idle) {
 			if ids.observer != nil {
@@ -353,10 +371,17 @@ func (ids *Identities) resolve(r *http.Request) (*entry, outcome, error) {
 		// from the cache.
 	}
 	if ids.observer == nil {
-		return ids.load(r, key, gen)
+		loaded, out, err := ids.load(r, key, gen)
+		if err != nil && ids.servesStale(e, gen, err) {
+			return e, identified, nil
+		}
+		return loaded, out, err
 	}
 	ids.observer.CacheLoad()
 	loaded, out, err := ids.load(r, key, gen)
+	if err != nil && ids.servesStale(e, gen, err) {
+		return e, identified, nil
+	}
 	if e != nil && err == nil && out != identified {
 		// The cache knew whose session this was; now it lets no one in.
 		ids.observer.SessionRefused(e.identity.UserID)

@@ -110,7 +110,7 @@ func newGatewayMetrics() *gatewayMetrics {
 func (m *gatewayMetrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.scimRequests, m.scimTokenFailures, m.scimRateLimited, m.signIns,
 		m.gateDecisions, m.cacheHits, m.cacheLoads, m.liveRevoked, m.revocation,
-		m.googleSyncs, m.googleDeactivated, m.googleAPICalls}
+		m.googleSyncs, m.googleDeactivated, m.googleAPICalls, theChangeFeedCollector}
 }
 
 // registerMetrics registers the process's collectors on the registry of

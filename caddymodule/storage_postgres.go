@@ -33,6 +33,14 @@ type PostgresStorage struct {
 	// StatementTimeout makes the server cancel a statement running longer
 	// (0: the server's setting).
 	StatementTimeout caddy.Duration `json:"statement_timeout,omitempty"`
+	// PollInterval is how often a replica whose change notifications are
+	// cut reads the change versions instead (0: 2s), which bounds how late
+	// it honours another replica's revocation meanwhile.
+	PollInterval caddy.Duration `json:"poll_interval,omitempty"`
+	// StaleIfError is how long identities cached before the database
+	// became unreachable keep being served (0: DefaultStaleIfError);
+	// after it, their requests are refused until the database is back.
+	StaleIfError caddy.Duration `json:"stale_if_error,omitempty"`
 	// KeyEncryptionKey seals the generated keys at rest (storagekek.go):
 	// 32 bytes in hex or base64, typically {env.PORTCULLIS_KEY}. Required.
 	KeyEncryptionKey string `json:"key_encryption_key,omitempty"`
@@ -70,7 +78,7 @@ func (p *PostgresStorage) Provision(caddy.Context) error {
 	}
 	// The key names the database without its password (it is logged);
 	// the hash tells apart configs that differ in anything else.
-	sum := sha256.Sum256(fmt.Appendf(nil, "%s\x00%d\x00%d", p.url, p.PoolSize, p.StatementTimeout))
+	sum := sha256.Sum256(fmt.Appendf(nil, "%s\x00%d\x00%d\x00%d", p.url, p.PoolSize, p.StatementTimeout, p.PollInterval))
 	p.key = fmt.Sprintf("postgres:%s@%s:%d/%s#%x", cfg.User, cfg.Host, cfg.Port, cfg.Database, sum[:6])
 	p.kek, err = provisionKEK(p.KeyEncryptionKey, "postgres", true)
 	return err
@@ -89,6 +97,7 @@ func (p *PostgresStorage) OpenStore(logger *zap.Logger) (storage.Store, error) {
 		URL:              p.url,
 		PoolSize:         p.PoolSize,
 		StatementTimeout: time.Duration(p.StatementTimeout),
+		PollInterval:     time.Duration(p.PollInterval),
 		Logger:           logger,
 	})
 }
@@ -98,6 +107,8 @@ func (p *PostgresStorage) OpenStore(logger *zap.Logger) (storage.Store, error) {
 //	storage postgres <url> {
 //		pool_size <n>
 //		statement_timeout <duration>
+//		poll_interval <duration>
+//		stale_if_error <duration>
 //		key_encryption_key <key>
 //	}
 func (p *PostgresStorage) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
@@ -129,12 +140,32 @@ func (p *PostgresStorage) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("statement_timeout must be a positive duration, found %q", d.Val())
 			}
 			p.StatementTimeout = caddy.Duration(dur)
+		case "poll_interval":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			dur, err := caddy.ParseDuration(d.Val())
+			if err != nil || dur <= 0 {
+				return d.Errf("poll_interval must be a positive duration, found %q", d.Val())
+			}
+			p.PollInterval = caddy.Duration(dur)
+		case "stale_if_error":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			dur, err := caddy.ParseDuration(d.Val())
+			if err != nil || dur < 0 {
+				return d.Errf("stale_if_error must be a duration (0 or more), found %q", d.Val())
+			}
+			// 0 written out means "never serve stale": keep it apart
+			// from the unset default.
+			p.StaleIfError = caddy.Duration(max(dur, 1))
 		case "key_encryption_key":
 			if err := unmarshalKEK(d, &p.KeyEncryptionKey); err != nil {
 				return err
 			}
 		default:
-			return d.Errf("unrecognized storage postgres option %q (expected pool_size, statement_timeout or key_encryption_key)", d.Val())
+			return d.Errf("unrecognized storage postgres option %q (expected pool_size, statement_timeout, poll_interval, stale_if_error or key_encryption_key)", d.Val())
 		}
 		if d.NextArg() {
 			return d.ArgErr()
@@ -143,8 +174,23 @@ func (p *PostgresStorage) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return nil
 }
 
+// DefaultStaleIfError is how long cached identities outlive a database
+// outage unless stale_if_error says otherwise: long enough to ride out a
+// failover or a restart of the database, short enough that a deactivation
+// the gateway could not learn of is honoured soon after.
+const DefaultStaleIfError = 30 * time.Second
+
+// staleIfError implements staleWindow.
+func (p *PostgresStorage) staleIfError() time.Duration {
+	if p.StaleIfError == 0 {
+		return DefaultStaleIfError
+	}
+	return time.Duration(p.StaleIfError)
+}
+
 // Interface guards
 var (
+	_ staleWindow           = (*PostgresStorage)(nil)
 	_ caddy.Provisioner     = (*PostgresStorage)(nil)
 	_ StoreOpener           = (*PostgresStorage)(nil)
 	_ caddyfile.Unmarshaler = (*PostgresStorage)(nil)

@@ -27,6 +27,18 @@ func TestPostgresStorageCaddyfile(t *testing.T) {
 			storage: "storage postgres \"postgres://gw@db.internal/portcullis\" {\n pool_size 20\n statement_timeout 5s\n }",
 			want:    `{"storage":{"backend":"postgres","pool_size":20,"statement_timeout":5000000000,"url":"postgres://gw@db.internal/portcullis"}}`,
 		},
+		{
+			name:    "poll interval and stale_if_error",
+			storage: "storage postgres u {\n poll_interval 500ms\n stale_if_error 1m\n }",
+			want:    `{"storage":{"backend":"postgres","poll_interval":500000000,"stale_if_error":60000000000,"url":"u"}}`,
+		},
+		{
+			name:    "stale_if_error 0: never serve stale",
+			storage: "storage postgres u {\n stale_if_error 0\n }",
+			want:    `{"storage":{"backend":"postgres","stale_if_error":1,"url":"u"}}`,
+		},
+		{name: "bad poll interval", storage: "storage postgres u {\n poll_interval 0s\n }", wantErr: "poll_interval must be a positive duration"},
+		{name: "bad stale_if_error", storage: "storage postgres u {\n stale_if_error -1s\n }", wantErr: "stale_if_error must be a duration"},
 		{name: "no url", storage: "storage postgres", wantErr: "needs the database URL"},
 		{name: "two urls", storage: "storage postgres a b", wantErr: "wrong argument count"},
 		{name: "bad pool size", storage: "storage postgres u {\n pool_size 0\n }", wantErr: "pool_size must be a positive number"},

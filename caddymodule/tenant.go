@@ -409,6 +409,9 @@ func newTenantRuntime(t *Tenant, store storage.Store, kek []byte, logger *zap.Lo
 		Roles:    t.roles(),
 		Logger:   logger,
 		Observer: newIdentitiesObserver(t.Name),
+
+		StaleIfError: staleIfErrorOf(store),
+		Freshness:    freshnessOf(store),
 	})
 	if err != nil {
 		_ = svc.Close()

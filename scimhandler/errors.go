@@ -133,6 +133,12 @@ func classify(err error) (e *scimError, serverFault bool) {
 		// writers; the request did nothing and can simply be sent again.
 		return &scimError{status: http.StatusServiceUnavailable, retryAfter: 1,
 			detail: "too many concurrent changes to the same resource; retry"}, false
+	case errors.Is(err, storage.ErrUnavailable):
+		// The shared database could not be reached. Nothing was written
+		// half: the transaction committed whole or not at all, so the
+		// IdP's retry is safe (a create that did commit answers 409).
+		return &scimError{status: http.StatusServiceUnavailable, retryAfter: retryAfterUnavailable,
+			detail: "the directory store is unavailable; retry later"}, false
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return &scimError{status: http.StatusServiceUnavailable, retryAfter: 1,
 			detail: "request cancelled before it completed"}, false
@@ -140,6 +146,11 @@ func classify(err error) (e *scimError, serverFault bool) {
 		return &scimError{status: http.StatusInternalServerError, detail: "internal error"}, true
 	}
 }
+
+// retryAfterUnavailable is the Retry-After, in seconds, of the 503 sent
+// while the store is unavailable: long enough not to hammer a database
+// that is restarting, short enough for a failover.
+const retryAfterUnavailable = 5
 
 func isMaxBytesError(err error) bool {
 	var tooBig *http.MaxBytesError

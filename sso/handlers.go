@@ -103,9 +103,20 @@ func (ep *endpoints) finishSignIn(w http.ResponseWriter, r *http.Request, id *id
 
 func (s *Service) serverError(w http.ResponseWriter, r *http.Request, what string, err error) {
 	s.log.Error("sso: "+what, zap.Error(err))
+	if errors.Is(err, storage.ErrUnavailable) {
+		// The shared database is down: nothing was written half, and
+		// the same request will work once it is back.
+		s.writePage(w, r, pages.Data{Kind: pages.ServerError, Status: http.StatusServiceUnavailable, Code: "unavailable",
+			RetryAfter: retryAfterUnavailable, Message: "The sign-in service is briefly unavailable. Try again in a moment.", AppURL: "/"})
+		return
+	}
 	s.writePage(w, r, pages.Data{Kind: pages.ServerError, Status: http.StatusInternalServerError, Code: "internal_error",
 		Message: "The sign-in service could not finish your request.", AppURL: "/"})
 }
+
+// retryAfterUnavailable is the Retry-After, in seconds, of the 503 sent
+// while the store is unavailable.
+const retryAfterUnavailable = 5
 
 // notFound answers a path under the prefix that is no endpoint.
 func (ep *endpoints) notFound(w http.ResponseWriter, r *http.Request) {

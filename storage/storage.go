@@ -35,6 +35,12 @@ var (
 	// fn went on. The same change split into smaller transactions can
 	// succeed; callers answer that the request is too large.
 	ErrTooBig = errors.New("storage: transaction too big for the backend")
+	// ErrUnavailable: the backend could not be reached (a shared
+	// database down, a connection cut, a statement timed out). The
+	// transaction did not commit, or, if the connection broke during the
+	// commit, committed whole or not at all. Callers answer with a
+	// retryable error (503 with Retry-After) rather than a 500.
+	ErrUnavailable = errors.New("storage: backend unavailable")
 )
 
 // Source says where a user came from.

@@ -43,6 +43,13 @@ type changeFeed struct {
 	listenPID atomic.Uint32 // backend pid of the listening connection
 	polls     atomic.Uint64
 	connects  atomic.Uint64
+	// currentAt is the last time the versions were known current: every
+	// version read (Open, a poll, the listener's resynchronisation), or
+	// the listening connection shown alive (a notification, a ping).
+	// notifiedAt is when the last notification arrived. Unix nanoseconds,
+	// 0: never.
+	currentAt  atomic.Int64
+	notifiedAt atomic.Int64
 }
 
 // FeedState describes the change feed, for tests and metrics.
@@ -55,6 +62,11 @@ type FeedState struct {
 	// Connects counts the notification connection's (re)connections;
 	// Polls counts the polls made while it was down.
 	Connects, Polls uint64
+	// Behind: see ChangesBehind.
+	Behind time.Duration
+	// LastNotification is when the last change notification arrived
+	// (zero: none since Open).
+	LastNotification time.Time
 }
 
 // Feed reports the state of the change feed.
@@ -64,7 +76,33 @@ func (s *Store) Feed() FeedState {
 		ListenPID: s.feed.listenPID.Load(),
 		Connects:  s.feed.connects.Load(),
 		Polls:     s.feed.polls.Load(),
+
+		Behind:           s.ChangesBehind(),
+		LastNotification: unixNanoTime(s.feed.notifiedAt.Load()),
 	}
+}
+
+// ChangesBehind implements storage.ChangeFreshness: 0 while the
+// notification connection is listening, else the time since the versions
+// were last known current: the last poll, or the last sign of life of the
+// listening connection before it went down. (A listening connection that
+// died silently is noticed within two poll intervals, see listen.)
+func (s *Store) ChangesBehind() time.Duration {
+	if s.feed.listening.Load() {
+		return 0
+	}
+	at := s.feed.currentAt.Load()
+	if at == 0 {
+		return 0 // Open read every version before starting the feed
+	}
+	return max(0, time.Since(time.Unix(0, at)))
+}
+
+func unixNanoTime(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
 }
 
 // querier is what resync needs of a connection or the pool.
@@ -87,7 +125,11 @@ func (s *Store) resync(ctx context.Context, q querier) error {
 		}
 		s.noteVersion(tenant, uint64(v))
 	}
-	return rows.Err()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	s.feed.currentAt.Store(time.Now().UnixNano())
+	return nil
 }
 
 // parseNotification reads "<version> <tenant>".
@@ -124,7 +166,13 @@ func (s *Store) runListener() {
 // until the connection fails.
 func (s *Store) listen(ctx context.Context) error {
 	cfg := s.feed.listenConfig.Copy()
-	cfg.RuntimeParams["application_name"] = "portcullis-changefeed"
+	// Named after the URL's application_name when it has one, so an
+	// operator (or a test) tells the replicas' listeners apart.
+	name := cfg.RuntimeParams["application_name"]
+	if name == "" {
+		name = "portcullis"
+	}
+	cfg.RuntimeParams["application_name"] = name + "-changefeed"
 	connectCtx, cancel := context.WithTimeout(ctx, s.feed.pollInterval+5*time.Second)
 	conn, err := pgx.ConnectConfig(connectCtx, cfg)
 	cancel()
@@ -161,6 +209,7 @@ func (s *Store) listen(ctx context.Context) error {
 			if err != nil {
 				return fmt.Errorf("ping: %w", err)
 			}
+			s.feed.currentAt.Store(time.Now().UnixNano())
 			continue
 		}
 		if n.Channel != s.feed.channel {
@@ -171,6 +220,9 @@ func (s *Store) listen(ctx context.Context) error {
 			s.logger.Warn("ignoring a change notification", zap.Error(err))
 			continue
 		}
+		now := time.Now().UnixNano()
+		s.feed.notifiedAt.Store(now)
+		s.feed.currentAt.Store(now)
 		s.noteVersion(tenant, v)
 	}
 }

@@ -28,7 +28,10 @@ import (
 	"github.com/portcullis/portcullis/storage"
 )
 
-var _ storage.Store = (*Store)(nil)
+var (
+	_ storage.Store           = (*Store)(nil)
+	_ storage.ChangeFreshness = (*Store)(nil)
+)
 
 // Retry policy of Update on serialization failures (SQLSTATE 40001) and
 // deadlocks (40P01), the same as Badger's on conflicts: of 50 concurrent
@@ -200,6 +203,10 @@ func checkTenant(tenant string) error {
 // View runs fn in a read-only REPEATABLE READ transaction: one consistent
 // snapshot, which never fails to serialise.
 func (s *Store) View(ctx context.Context, tenant string, fn func(storage.ReadTx) error) error {
+	return unavailable(ctx, s.view(ctx, tenant, fn))
+}
+
+func (s *Store) view(ctx context.Context, tenant string, fn func(storage.ReadTx) error) error {
 	if err := checkTenant(tenant); err != nil {
 		return err
 	}
@@ -232,7 +239,15 @@ func (s *Store) View(ctx context.Context, tenant string, fn func(storage.ReadTx)
 // commits and notifies the other replicas (delivered at commit); this
 // store's Generation has the new version when Update returns. A
 // transaction that appended events then holds the audit log to its cap.
+//
+// A connection failure (the database down or unreachable) is returned
+// wrapped in storage.ErrUnavailable and not retried here: the caller
+// answers 503 and its client retries.
 func (s *Store) Update(ctx context.Context, tenant string, fn func(storage.Tx) error) error {
+	return unavailable(ctx, s.update(ctx, tenant, fn))
+}
+
+func (s *Store) update(ctx context.Context, tenant string, fn func(storage.Tx) error) error {
 	if err := checkTenant(tenant); err != nil {
 		return err
 	}
