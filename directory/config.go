@@ -30,7 +30,15 @@ const (
 	// time after they happened (they are applied idempotently, so reading
 	// one twice costs an API call, not a write).
 	DefaultActivityOverlap = 10 * time.Minute
+	// DefaultLeaseRetry is how often a replica that does not run the
+	// schedule tries to take the pull lease: when the holder dies, the
+	// schedule moves within about this long (plus the time the database
+	// takes to notice the dead connection).
+	DefaultLeaseRetry = 5 * time.Second
 )
+
+// LeasePrefix starts the default lease name, followed by the tenant.
+const LeasePrefix = "directory.pull."
 
 // OAuth scopes the service account needs (domain-wide delegation).
 const (
@@ -80,6 +88,14 @@ type Config struct {
 
 	// Observer is told about deprovisionings and finished syncs; nil: none.
 	Observer Observer
+
+	// LeaseName names the lease under which the schedule runs, so that of
+	// several replicas sharing Store one pulls (default LeasePrefix +
+	// Tenant). A store that is no storage.Leaser (or Badger, which one
+	// process opens) always grants it.
+	LeaseName string
+	// LeaseRetry: see DefaultLeaseRetry.
+	LeaseRetry time.Duration
 }
 
 // Observer lets the embedder count what the sync did (the Caddy wiring
@@ -162,6 +178,12 @@ func (c *Config) check() error {
 	}
 	if c.ActivityOverlap <= 0 {
 		c.ActivityOverlap = DefaultActivityOverlap
+	}
+	if c.LeaseName == "" {
+		c.LeaseName = LeasePrefix + c.Tenant
+	}
+	if c.LeaseRetry <= 0 {
+		c.LeaseRetry = DefaultLeaseRetry
 	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()

@@ -51,4 +51,10 @@ type Status struct {
 	ActivityError    string    `json:"activityError,omitempty"`
 	// ActivityApplied counts activities that changed the store.
 	ActivityApplied int `json:"activityApplied"`
+
+	// LeaseHeld says whether this replica holds the tenant's pull lease and
+	// so runs the schedule (lease.go); NextRun is set only while it does.
+	// Of replicas sharing a database, the others show the syncs asked of
+	// them only.
+	LeaseHeld bool `json:"leaseHeld"`
 }

@@ -72,7 +72,7 @@ func New(cfg Config) (*Syncer, error) {
 // Sync runs a full sync, or joins the one running, and waits for its end
 // (or ctx). Cancelling ctx stops the waiting, not the sync.
 func (s *Syncer) Sync(ctx context.Context) (Status, error) {
-	r := s.begin()
+	r := s.begin(s.lifetime)
 	select {
 	case <-r.done:
 		return r.status, r.err
@@ -84,11 +84,13 @@ func (s *Syncer) Sync(ctx context.Context) (Status, error) {
 // Trigger starts a full sync unless one is running, and returns at once
 // with the status (Running true): the admin API's "sync now" (202).
 func (s *Syncer) Trigger() Status {
-	s.begin()
+	s.begin(s.lifetime)
 	return s.Status()
 }
 
-func (s *Syncer) begin() *run {
+// begin starts a full sync that runs until it ends or ctx does: the
+// gateway's lifetime for one asked for, the lease for a scheduled one.
+func (s *Syncer) begin(ctx context.Context) *run {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.running != nil {
@@ -98,14 +100,14 @@ func (s *Syncer) begin() *run {
 	s.running = r
 	s.status.Running = true
 	s.status.LastStart = time.Now().UTC()
-	go s.runFull(r, s.status.LastStart)
+	go s.runFull(ctx, r, s.status.LastStart)
 	return r
 }
 
-func (s *Syncer) runFull(r *run, start time.Time) {
+func (s *Syncer) runFull(ctx context.Context, r *run, start time.Time) {
 	s.work.Lock()
 	calls0, retries0 := s.api.calls.Load(), s.retries.Load()
-	t, err := s.fullSync(s.lifetime)
+	t, err := s.fullSync(ctx)
 	s.work.Unlock()
 	end := time.Now().UTC()
 	t.counts.APICalls = s.api.calls.Load() - calls0
@@ -175,9 +177,11 @@ func (s *Syncer) Status() Status {
 	return s.status
 }
 
-// Start runs the schedule in the background: a full sync at once (Start
-// does not wait for it), then every Interval, and an activity poll every
-// ActivityPoll. One goroutine and one timer; idle between runs.
+// Start runs the schedule in the background while this process holds the
+// tenant's pull lease (Config.LeaseName; see lease.go): a full sync at
+// once (Start does not wait for it), then every Interval, and an activity
+// poll every ActivityPoll. Start does not wait for the lease either. A
+// Syncer is started once: after Stop, Start does nothing.
 func (s *Syncer) Start() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -186,10 +190,11 @@ func (s *Syncer) Start() {
 	}
 	s.started = true
 	s.loopDone = make(chan struct{})
-	go s.loop()
+	go s.superviseLease()
 }
 
-// Stop ends the schedule and a running sync, and waits for them.
+// Stop ends the schedule and a running sync, gives the lease up, and
+// waits for them.
 func (s *Syncer) Stop() {
 	s.cancel()
 	s.mu.Lock()
@@ -203,8 +208,15 @@ func (s *Syncer) Stop() {
 	}
 }
 
-func (s *Syncer) loop() {
-	defer close(s.loopDone)
+// schedule runs full syncs and activity polls until ctx ends (the lease
+// is lost or the Syncer stopped); it runs again under the next lease. A
+// scheduled sync runs under ctx, so losing the lease stops it too.
+func (s *Syncer) schedule(ctx context.Context) {
+	defer func() {
+		s.mu.Lock()
+		s.status.NextRun = time.Time{} // another replica's schedule, if any
+		s.mu.Unlock()
+	}()
 	nextFull := time.Now()
 	var nextPoll time.Time
 	if s.cfg.ActivityPoll > 0 {
@@ -217,17 +229,17 @@ func (s *Syncer) loop() {
 		s.status.NextRun = nextFull.UTC()
 		s.mu.Unlock()
 		select {
-		case <-s.lifetime.Done():
+		case <-ctx.Done():
 			return
 		case <-timer.C:
 		}
 		now := time.Now()
 		if !now.Before(nextFull) {
-			s.begin()
+			s.begin(ctx)
 			nextFull = now.Add(s.cfg.Interval)
 		}
 		if !nextPoll.IsZero() && !now.Before(nextPoll) {
-			if err := s.PollActivity(s.lifetime); err != nil && !errors.Is(err, context.Canceled) {
+			if err := s.PollActivity(ctx); err != nil && !errors.Is(err, context.Canceled) {
 				s.cfg.Logger.Warn("google activity poll failed", zap.String("tenant", s.cfg.Tenant), zap.Error(err))
 			}
 			nextPoll = time.Now().Add(s.cfg.ActivityPoll)
