@@ -206,7 +206,9 @@ var runningSyncers struct {
 }
 
 // startGoogle starts the schedule: the first full sync runs in the
-// background, so it never delays Caddy's start.
+// background, so it never delays Caddy's start. Of replicas sharing a
+// database only the holder of the tenant's pull lease runs it (the
+// syncer's store is the handle, a storage.Leaser: storehandlelease.go).
 func (rt *tenantRuntime) startGoogle() {
 	if rt.syncer == nil {
 		return

@@ -13,7 +13,10 @@ import (
 //	GET  /portcullis/tenants/{tenant}/sync  the status: last start, end,
 //	     duration, result, counts, last error, next run, activity poll
 //
-// A tenant without a google block has no sync: 404.
+// A tenant without a google block has no sync: 404. Sync now runs on the
+// replica asked even when another holds the pull lease and runs the
+// schedule (directory/lease.go says why that is safe); the status is this
+// replica's, with leaseHeld saying whether it runs the schedule.
 func serveSync(w http.ResponseWriter, r *http.Request, app *App, tenant string) error {
 	s := app.googleSyncer(tenant)
 	if s == nil {
