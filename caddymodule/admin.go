@@ -2,7 +2,6 @@ package caddymodule
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -58,7 +57,9 @@ func (AdminAPI) CaddyModule() caddy.ModuleInfo {
 func (AdminAPI) Routes() []caddy.AdminRoute {
 	return []caddy.AdminRoute{{
 		Pattern: "/portcullis/",
-		Handler: caddy.AdminHandlerFunc(serveAdmin),
+		Handler: caddy.AdminHandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+			return withRetryAfter(w, serveAdmin(w, r)) // adminunavailable.go
+		}),
 	}}
 }
 
@@ -239,14 +240,10 @@ func parseTime(v string) (time.Time, error) {
 	return t, nil
 }
 
-// storeError turns a store failure into an admin API error. A conflict is
-// the only one the caller can fix by retrying.
+// storeError turns a store failure into an admin API error: 503 with
+// Retry-After when retrying later fixes it (adminunavailable.go).
 func storeError(doing string, err error) error {
-	status := http.StatusInternalServerError
-	if errors.Is(err, storage.ErrConflict) {
-		status = http.StatusServiceUnavailable
-	}
-	return caddy.APIError{HTTPStatus: status, Err: fmt.Errorf("%s: %w", doing, err)}
+	return caddy.APIError{HTTPStatus: storeErrorStatus(err), Err: fmt.Errorf("%s: %w", doing, err)}
 }
 
 func apiError(status int, format string, args ...any) error {

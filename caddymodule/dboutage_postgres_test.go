@@ -171,6 +171,19 @@ func TestDatabaseOutage(t *testing.T) {
 		}
 	}
 
+	// The operator admin API: 503 with Retry-After, as SCIM.
+	for _, req := range []struct{ method, path string }{
+		{http.MethodGet, "/users"},
+		{http.MethodGet, "/events"},
+		{http.MethodPost, "/scim-token"},
+	} {
+		a := call(t, req.method, "http://"+gw.gw.admin+"/portcullis/tenants/acme"+req.path, "", nil)
+		expect(t, a, http.StatusServiceUnavailable, "admin "+req.method+" "+req.path+" during the outage")
+		if a.header.Get("Retry-After") == "" {
+			t.Fatalf("admin %s %s during the outage: no Retry-After (headers %v)", req.method, req.path, a.header)
+		}
+	}
+
 	// Sign-in: the callback cannot store the session: 503, Retry-After.
 	rs.oidc.AutoLogin("alice")
 	p := gatewaytest.NewBrowser(t).Get(gw.gw.site + "/app/home")

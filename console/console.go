@@ -244,7 +244,7 @@ func (h *Handler) tenantPage(fn func(w http.ResponseWriter, r *http.Request, c *
 		op, err := t.Operator(r.Context())
 		if err != nil {
 			h.logger.Error("console: tenant operations unavailable", zap.String("tenant", t.Name), zap.Error(err))
-			h.fail(w, r, t, http.StatusServiceUnavailable, "The gateway's store is not available right now. Try again in a moment.")
+			h.unavailable(w, r, t)
 			return
 		}
 		id, _ := authz.IdentityFromContext(r.Context())
