@@ -53,7 +53,7 @@ func TestLeaseOneReplicaPulls(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(s.Stop) // after the store's Close: cleanups run last first
+		t.Cleanup(s.Stop) // registered after the store's Close, so it runs before it
 		syncers[i] = s
 	}
 	syncers[0].Start()
