@@ -40,7 +40,10 @@ func revokedName(i int) string { return fmt.Sprintf("revoked%02d@bench.example",
 
 // postgresResults is the PostgreSQL column, as saved in JSON.
 type postgresResults struct {
-	Proxy       *proxyResults     `json:"proxy,omitempty"`
+	Proxy *proxyResults `json:"proxy,omitempty"`
+	// ProxyCache is replica A's identity cache over the proxy comparison
+	// (sign-ins and warm-up included).
+	ProxyCache  *identityCache    `json:"proxy_identity_cache,omitempty"`
 	SCIMPost1   loadResult        `json:"scim_post_users_c1"`
 	SCIMPost16  loadResult        `json:"scim_post_users_c16"`
 	Filter      loadResult        `json:"filter_username_eq"`
@@ -186,9 +189,19 @@ func runPostgres(o options, bin, backend string) (*postgresResults, error) {
 		logf("postgres: proxy: Portcullis vs plain reverse_proxy, %d rounds × %d requests at c=%d", o.rounds, o.proxyReqs, o.concurrency)
 		po := o
 		po.profile = ""
+		before, err := readIdentityCache(a.adminURL)
+		if err != nil {
+			return nil, err
+		}
 		if res.Proxy, err = a.compareProxy(gwA, scimA, po); err != nil {
 			return nil, err
 		}
+		after, err := readIdentityCache(a.adminURL)
+		if err != nil {
+			return nil, err
+		}
+		c := after.since(before)
+		res.ProxyCache = &c
 	}
 
 	var next atomic.Uint64

@@ -74,6 +74,9 @@ func printPostgresRows(tw io.Writer, p *postgresResults, o options) {
 	fmt.Fprintln(tw, "postgres (2 replicas, one database)\t\t\t")
 	if x := p.Proxy; x != nil {
 		fmt.Fprintf(tw, "postgres: proxy CPU per request\t%.1f µs vs %.1f µs plain\tratio %.2f; %d × %d requests, c=%d\t\n", x.Portcullis.CPUPerRequestUs, x.Plain.CPUPerRequestUs, x.CPURatio, o.rounds, o.proxyReqs, o.concurrency)
+		if c := p.ProxyCache; c != nil {
+			fmt.Fprintf(tw, "postgres: identity cache in proxy runs\t%.0f hits, %.0f store reads\treplica A, sign-ins and warm-up included\t\n", c.Hits, c.Loads)
+		}
 		fmt.Fprintf(tw, "postgres: proxy throughput\t%.0f/s vs %.0f/s plain\tratio %.2f; p99 %.2f ms vs %.2f ms\t\n", x.Portcullis.PerSecond, x.Plain.PerSecond, x.ThroughputRatio, x.Portcullis.P99ms, x.Plain.P99ms)
 	}
 	fmt.Fprintf(tw, "postgres: SCIM POST /Users c=1\t%.0f/s\tp50 %.2f ms, p99 %.2f ms, %.0f µs CPU/req\t\n", p.SCIMPost1.PerSecond, p.SCIMPost1.P50ms, p.SCIMPost1.P99ms, p.SCIMPost1.CPUPerRequestUs)
