@@ -39,6 +39,9 @@ type benchEnv struct {
 	// bystanderCookie is the session of the user the anonymous-load
 	// figure measures (signed in by measureAnonymous's caller).
 	bystanderCookie string
+	// storage is the global storage directive; empty means the embedded
+	// Badger store in dir/data.
+	storage string
 }
 
 // viewerName is the userName of the i-th signed-in user of the proxy runs.
@@ -66,6 +69,10 @@ func newBenchEnv(dir, backend string, sessions int) (*benchEnv, error) {
 		n := streamerName(i)
 		users = append(users, devidp.User{Subject: n, PreferredUsername: n, Email: n, EmailVerified: true, Name: "Bench Streamer"})
 	}
+	for i := 0; i < revocationSamples; i++ {
+		n := revokedName(i)
+		users = append(users, devidp.User{Subject: n, PreferredUsername: n, Email: n, EmailVerified: true, Name: "Bench Revoked"})
+	}
 	for i := 0; i < sessions; i++ {
 		n := viewerName(i)
 		users = append(users, devidp.User{Subject: n, PreferredUsername: n, Email: n, EmailVerified: true, Name: "Bench Viewer"})
@@ -86,6 +93,10 @@ func newBenchEnv(dir, backend string, sessions int) (*benchEnv, error) {
 // caddyfile is the gateway's configuration: one process, two sites, the
 // same backend and the same upstream keep-alive pool behind both.
 func (e *benchEnv) caddyfile() string {
+	storage := e.storage
+	if storage == "" {
+		storage = "storage badger " + e.dir + "/data"
+	}
 	transport := `transport http {
 				keepalive 2m
 				keepalive_idle_conns 256
@@ -98,7 +109,7 @@ func (e *benchEnv) caddyfile() string {
 		level WARN
 	}
 	portcullis {
-		storage badger %s/data
+		%s
 		tenant %s {
 			oidc {
 				issuer %s
@@ -132,7 +143,7 @@ func (e *benchEnv) caddyfile() string {
 		%[9]s
 	}
 }
-`, strings.TrimPrefix(e.adminURL, "http://"), e.dir, benchTenant, e.idp.Issuer, benchClientID, e.clientSecret,
+`, strings.TrimPrefix(e.adminURL, "http://"), storage, benchTenant, e.idp.Issuer, benchClientID, e.clientSecret,
 		e.gatewayURL, e.backend, transport, e.plainURL)
 }
 

@@ -42,6 +42,8 @@ type options struct {
 	profile     string
 	sessions    int
 	anonymous   int
+	pgURL       string
+	pgUsers     int
 }
 
 // results is the table, as saved in JSON.
@@ -64,6 +66,7 @@ type results struct {
 	Deprovision *deprovisionResult `json:"deprovision,omitempty"`
 	LiveClose   *liveCloseResult   `json:"websocket_close_on_deactivation,omitempty"`
 	Anonymous   *anonymousResult   `json:"anonymous_signin,omitempty"`
+	Postgres    *postgresResults   `json:"postgres,omitempty"`
 }
 
 func main() {
@@ -84,6 +87,8 @@ func main() {
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (store, Caddyfile, logs)")
 	flag.BoolVar(&o.skipProxy, "skip-proxy", false, "skip the proxy comparison")
 	flag.StringVar(&o.profile, "profile", "", "save 5 s CPU profiles of the gateway, taken during the first Portcullis and plain proxy runs and the concurrent SCIM POST run, to PREFIX-proxy.pprof, PREFIX-plain.pprof and PREFIX-scim-post.pprof")
+	flag.StringVar(&o.pgURL, "postgres", "", "also measure the PostgreSQL store (and two replicas on it): a postgres:// URL of a server where the harness may create and drop a database (default $"+testDatabaseEnv+"; neither: Badger only)")
+	flag.IntVar(&o.pgUsers, "pg-users", 20000, "users to store in PostgreSQL before the lookup figure (loading through SCIM is slower there)")
 	flag.Parse()
 
 	if err := run(o); err != nil {
@@ -108,6 +113,9 @@ func run(o options) error {
 	}
 	flags := map[string]string{}
 	flag.VisitAll(func(f *flag.Flag) { flags[f.Name] = f.Value.String() })
+	if flags["postgres"] != "" {
+		flags["postgres"] = redactedURL(flags["postgres"])
+	}
 	res := &results{Started: time.Now().UTC(), Options: flags}
 	res.GoVersion, res.CPUs = goEnv()
 
@@ -218,6 +226,14 @@ func run(o options) error {
 		logf("live connections: SCIM active:false to the close of an open WebSocket, %d samples", liveCloseSamples)
 		if res.LiveClose, err = env.measureLiveClose(scim); err != nil {
 			return err
+		}
+	}
+
+	if postgresServer(o.pgURL) != "" {
+		gw.stop() // the Badger gateway is done; leave the machine to the replicas
+		logf("postgres: the same configuration on PostgreSQL, with a second replica")
+		if res.Postgres, err = runPostgres(o, bin, backend); err != nil {
+			return fmt.Errorf("postgres: %w", err)
 		}
 	}
 

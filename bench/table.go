@@ -48,9 +48,16 @@ func printTable(w io.Writer, r *results, o options) {
 	if l := r.LiveClose; l != nil {
 		fmt.Fprintf(tw, "active:false to WebSocket closed\tp50 %.0f ms, max %.0f ms\tafter the PATCH's 2xx, %d samples; p50 %.0f ms from PATCH sent\t\n", l.P50ms, l.MaxMs, l.Samples, l.FromSend)
 	}
+	if p := r.Postgres; p != nil {
+		printPostgresRows(tw, p, o)
+	}
 	tw.Flush()
 	var codes []string
-	for _, lr := range []loadResult{r.SCIMPost1, r.SCIMPost16, r.PatchAdd1, r.PatchAdd16, r.Filter} {
+	runs := []loadResult{r.SCIMPost1, r.SCIMPost16, r.PatchAdd1, r.PatchAdd16, r.Filter}
+	if p := r.Postgres; p != nil {
+		runs = append(runs, p.SCIMPost1, p.SCIMPost16, p.Filter)
+	}
+	for _, lr := range runs {
 		for c, n := range lr.StatusCodes {
 			if !strings.HasPrefix(c, "2") {
 				codes = append(codes, fmt.Sprintf("%s×%d", c, n))
@@ -59,6 +66,25 @@ func printTable(w io.Writer, r *results, o options) {
 	}
 	if len(codes) > 0 {
 		fmt.Fprintf(w, "non-2xx answers during SCIM runs: %s\n", strings.Join(codes, " "))
+	}
+}
+
+// printPostgresRows adds the PostgreSQL column as rows labelled postgres.
+func printPostgresRows(tw io.Writer, p *postgresResults, o options) {
+	fmt.Fprintln(tw, "postgres (2 replicas, one database)\t\t\t")
+	if x := p.Proxy; x != nil {
+		fmt.Fprintf(tw, "postgres: proxy CPU per request\t%.1f µs vs %.1f µs plain\tratio %.2f; %d × %d requests, c=%d\t\n", x.Portcullis.CPUPerRequestUs, x.Plain.CPUPerRequestUs, x.CPURatio, o.rounds, o.proxyReqs, o.concurrency)
+		if c := p.ProxyCache; c != nil {
+			fmt.Fprintf(tw, "postgres: identity cache in proxy runs\t%.0f hits, %.0f store reads\treplica A, sign-ins and warm-up included\t\n", c.Hits, c.Loads)
+		}
+		fmt.Fprintf(tw, "postgres: proxy throughput\t%.0f/s vs %.0f/s plain\tratio %.2f; p99 %.2f ms vs %.2f ms\t\n", x.Portcullis.PerSecond, x.Plain.PerSecond, x.ThroughputRatio, x.Portcullis.P99ms, x.Plain.P99ms)
+	}
+	fmt.Fprintf(tw, "postgres: SCIM POST /Users c=1\t%.0f/s\tp50 %.2f ms, p99 %.2f ms, %.0f µs CPU/req\t\n", p.SCIMPost1.PerSecond, p.SCIMPost1.P50ms, p.SCIMPost1.P99ms, p.SCIMPost1.CPUPerRequestUs)
+	fmt.Fprintf(tw, "postgres: SCIM POST /Users c=%d\t%.0f/s\tp50 %.2f ms, p99 %.2f ms, %.0f µs CPU/req\t\n", o.concurrency, p.SCIMPost16.PerSecond, p.SCIMPost16.P50ms, p.SCIMPost16.P99ms, p.SCIMPost16.CPUPerRequestUs)
+	fmt.Fprintf(tw, "postgres: GET /Users?filter=userName eq\tp50 %.2f ms, p99 %.2f ms\t%d users stored (loaded in %.0f s), %d lookups\t\n", p.Filter.P50ms, p.Filter.P99ms, p.UsersStored, p.LoadSeconds, p.Filter.Requests)
+	fmt.Fprintf(tw, "postgres: gateway resident memory\t%.0f MiB\treplica A, %d users stored\t\n", p.RSSMiB, p.UsersStored)
+	if v := p.Revocation; v != nil {
+		fmt.Fprintf(tw, "postgres: deactivate on B to refusal on A\tp50 %.1f ms, p99 %.1f ms\tafter B's 2xx, %d samples, max %.1f ms; p50 %.1f ms from PATCH sent; refused with %s; poll fallback %s\t\n", v.P50ms, v.P99ms, v.Samples, v.MaxMs, v.FromSendP50ms, sortedCodes(v.RefusedWith), v.PollInterval)
 	}
 }
 
