@@ -13,6 +13,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/portcullis/portcullis/console"
+	"github.com/portcullis/portcullis/directory"
 	"github.com/portcullis/portcullis/operator"
 )
 
@@ -86,6 +87,7 @@ func (c *Console) Provision(ctx caddy.Context) error {
 		cfg.Tenants = append(cfg.Tenants, console.Tenant{
 			Name:  name,
 			Store: rt.store,
+			Pull:  consolePull(rt.syncer),
 			Operator: func(context.Context) (console.Operator, error) {
 				if s, ok := app.Operator(tenant); ok {
 					return s, nil
@@ -99,6 +101,43 @@ func (c *Console) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("portcullis_console: %v", err)
 	}
 	return nil
+}
+
+// consolePull shows a tenant's Google pull in the console and starts it
+// on "Sync now"; nil for a tenant that is not pulled.
+func consolePull(s *directory.Syncer) *console.Pull {
+	if s == nil {
+		return nil
+	}
+	return &console.Pull{
+		Status: func() console.PullStatus {
+			st := s.Status()
+			c := st.Counts
+			var parts []string
+			for _, n := range []struct {
+				count int
+				what  string
+			}{
+				{c.UsersCreated, "users created"}, {c.UsersUpdated, "updated"},
+				{c.UsersDeactivated, "deactivated"}, {c.UsersReactivated, "reactivated"},
+				{c.GroupsCreated + c.GroupsUpdated + c.GroupsDeleted, "groups changed"},
+				{c.MembershipsAdded + c.MembershipsRemoved, "memberships changed"},
+			} {
+				if n.count > 0 {
+					parts = append(parts, fmt.Sprintf("%d %s", n.count, n.what))
+				}
+			}
+			summary := "nothing changed"
+			if len(parts) > 0 {
+				summary = strings.Join(parts, ", ")
+			}
+			return console.PullStatus{
+				Running: st.Running, LastEnd: st.LastEnd, Result: st.Result, Summary: summary,
+				LastErr: st.LastError, NextRun: st.NextRun, LeaseOff: !st.LeaseHeld,
+			}
+		},
+		SyncNow: func() { s.Trigger() },
+	}
 }
 
 // ServeHTTP serves the console; it is terminal.

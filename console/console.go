@@ -17,6 +17,7 @@
 //	POST P/{t}/users/new                    create a manual user (userName, email, displayName, role)
 //	GET  P/{t}/users/{id}/delete            confirmation; POST deletes the manual user
 //	GET  P/{t}/sessions/end                 confirmation; POST ends every session of the tenant
+//	POST P/{t}/sync                         start a directory pull now (tenants pulled from Google)
 //	GET  P/{t}/groups                       every group with a level dropdown
 //	POST P/{t}/groups/mapping               set (role=<level>) or clear (role="") a stored mapping
 //	POST P/{t}/groups/declare               declare a claim group ahead of its first sign-in
@@ -42,6 +43,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -84,6 +86,31 @@ type Tenant struct {
 	// disabled through scimhandler over it, and the audit log is read
 	// from it.
 	Store storage.Store
+	// Pull, when the tenant is pulled from a directory (Google
+	// Workspace), reads the pull's status and starts a sync now; nil: the
+	// tenant is not pulled and the console offers no "Sync now".
+	Pull *Pull
+}
+
+// Pull is a tenant's directory pull, as the console shows and starts it.
+type Pull struct {
+	// Status is the last sync, in words (started, ended, result, counts,
+	// next run) for the overview.
+	Status func() PullStatus
+	// SyncNow starts a full sync (or joins the running one) without
+	// waiting for it.
+	SyncNow func()
+}
+
+// PullStatus is what the overview shows of a pull.
+type PullStatus struct {
+	Running  bool
+	LastEnd  time.Time
+	Result   string // "ok", "failed" or "" before the first sync
+	Summary  string // counts, e.g. "3 users created, 1 deactivated"
+	LastErr  string
+	NextRun  time.Time
+	LeaseOff bool // another replica runs the schedule
 }
 
 // Config configures a Handler.
@@ -191,6 +218,7 @@ func (h *Handler) routes() {
 	t("POST /disconnect", h.disconnect)
 	t("GET /events", h.serveEvents)
 	t("GET /events/export", h.exportEvents)
+	t("POST /sync", h.syncNow)
 	m.HandleFunc(p+"/", func(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, nil, http.StatusNotFound, "There is no console page at this address.")
 	})

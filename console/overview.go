@@ -31,7 +31,8 @@ func (h *Handler) serveHome(w http.ResponseWriter, r *http.Request) {
 }
 
 type tenantView struct {
-	O *operator.Overview
+	O    *operator.Overview
+	Pull *PullStatus // nil: the tenant is not pulled from a directory
 }
 
 // serveTenant shows one tenant: IdP connection, token health, counts.
@@ -41,5 +42,21 @@ func (h *Handler) serveTenant(w http.ResponseWriter, r *http.Request, c *call) {
 		h.opFail(w, r, c, "reading the tenant's overview", err)
 		return
 	}
-	h.render(w, r, http.StatusOK, "tenant", view{Title: "Overview", Section: "overview", Tenant: c.tenant, Data: tenantView{O: o}})
+	tv := tenantView{O: o}
+	if c.tenant.Pull != nil {
+		st := c.tenant.Pull.Status()
+		tv.Pull = &st
+	}
+	h.render(w, r, http.StatusOK, "tenant", view{Title: "Overview", Section: "overview", Tenant: c.tenant, Data: tv})
+}
+
+// syncNow starts the tenant's directory pull (or joins the running one)
+// and comes back to the overview, which shows it running.
+func (h *Handler) syncNow(w http.ResponseWriter, r *http.Request, c *call) {
+	if c.tenant.Pull == nil {
+		h.fail(w, r, c.tenant, http.StatusNotFound, "This tenant is not pulled from a directory: there is nothing to sync.")
+		return
+	}
+	c.tenant.Pull.SyncNow()
+	redirectDone(w, r, h.tenantURL(c.tenant, "/"), "syncstarted")
 }

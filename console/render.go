@@ -231,17 +231,18 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, t *Tenant, status
 // the page a form redirects to); fixed words, so a link cannot put its
 // own text on the console.
 var flashes = map[string]string{
-	"mapping":    "Mapping saved. It applies on each member's next request.",
-	"unmapped":   "Mapping removed: the group now grants the default level, from each member's next request.",
-	"declared":   "Group declared. Map it below; its members get that level from their first sign-in.",
-	"session":    "Session ended. That browser has to sign in again.",
-	"user":       "User changed. It applies on their next request.",
-	"sessions":   "All of this user's sessions were ended.",
-	"disabled":   "SCIM is disabled: the IdP's pushes now get 401.",
-	"created":    "User created. They sign in through the tenant's IdP and get the role set here.",
-	"deleted":    "User deleted. Their sessions ended.",
-	"signedout":  "Every session of this tenant was ended: everyone has to sign in again.",
-	"disconnect": "The identity provider is disconnected. Its users are now managed here, with the roles they had.",
+	"mapping":     "Mapping saved. It applies on each member's next request.",
+	"unmapped":    "Mapping removed: the group now grants the default level, from each member's next request.",
+	"declared":    "Group declared. Map it below; its members get that level from their first sign-in.",
+	"session":     "Session ended. That browser has to sign in again.",
+	"user":        "User changed. It applies on their next request.",
+	"sessions":    "All of this user's sessions were ended.",
+	"disabled":    "SCIM is disabled: the IdP's pushes now get 401.",
+	"created":     "User created. They sign in through the tenant's IdP and get the role set here.",
+	"deleted":     "User deleted. Their sessions ended.",
+	"signedout":   "Every session of this tenant was ended: everyone has to sign in again.",
+	"syncstarted": "A sync with the directory has started; this page shows its result when it ends.",
+	"disconnect":  "The identity provider is disconnected. Its users are now managed here, with the roles they had.",
 }
 
 func flashText(code string) string { return flashes[code] }
