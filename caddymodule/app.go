@@ -184,6 +184,7 @@ const startIdPWait = 5 * time.Second
 // the old one stops, so the newest always wins. An IdP that does not
 // answer does not fail Start.
 func (a *App) Start() error {
+	a.endpoints.freeze()
 	if _, err := a.store.get(); err != nil {
 		return err
 	}

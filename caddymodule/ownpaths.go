@@ -1,8 +1,10 @@
 package caddymodule
 
 import (
+	"maps"
 	"net/http"
 	"sync"
+	"sync/atomic"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
@@ -23,13 +25,30 @@ import (
 
 // tenantEndpoints are the sso and scim handlers of the loaded config, by
 // tenant. Handlers register when provisioned; identity reads at request
-// time, when every handler of the config has been provisioned.
+// time, when every handler of the config has been provisioned. The app
+// freezes them when it starts (Caddy provisions every module of a config
+// before it starts any app), so the per-request read takes no lock.
 type tenantEndpoints struct {
 	mu   sync.RWMutex
 	sso  map[string][]*SSO
 	scim map[string][]*SCIM
 	// routes are the identity routes (routepolicies.go).
 	routes map[string][]operator.RoutePolicy
+
+	frozen atomic.Pointer[frozenEndpoints]
+}
+
+// frozenEndpoints is a read-only copy of the handlers, made at start.
+type frozenEndpoints struct {
+	sso  map[string][]*SSO
+	scim map[string][]*SCIM
+}
+
+// freeze takes the read-only copy own uses from then on.
+func (e *tenantEndpoints) freeze() {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	e.frozen.Store(&frozenEndpoints{sso: maps.Clone(e.sso), scim: maps.Clone(e.scim)})
 }
 
 func (e *tenantEndpoints) addSSO(tenant string, h *SSO) {
@@ -52,14 +71,19 @@ func (e *tenantEndpoints) addSCIM(tenant string, h *SCIM) {
 
 // own returns the handler of tenant that serves r's path, if any.
 func (e *tenantEndpoints) own(tenant string, r *http.Request) (func(http.ResponseWriter, *http.Request) error, bool) {
-	e.mu.RLock()
-	defer e.mu.RUnlock()
-	for _, s := range e.sso[tenant] {
+	f := e.frozen.Load()
+	if f == nil {
+		// Before the app started (a request racing the start).
+		e.mu.RLock()
+		f = &frozenEndpoints{sso: e.sso, scim: e.scim}
+		defer e.mu.RUnlock()
+	}
+	for _, s := range f.sso[tenant] {
 		if s.serve != nil && underPrefix(r.URL.Path, s.prefix) {
 			return s.serve, true
 		}
 	}
-	for _, s := range e.scim[tenant] {
+	for _, s := range f.scim[tenant] {
 		if s.handler != nil && s.prefix != "" && underSCIMBase(r.URL.Path, s.prefix) {
 			h := s.handler
 			return func(w http.ResponseWriter, r *http.Request) error {

@@ -120,7 +120,12 @@ func scimBasePath(tenant, prefix, baseURL string) (string, error) {
 // cleaned of dot segments and doubled slashes), so a request that
 // "handle /scim/v2/acme/*" took is never passed on from inside it.
 func underSCIMBase(path, base string) bool {
-	path = caddyhttp.CleanPath(path, true)
+	// Only a path with "//" or a dot segment changes when cleaned; this
+	// runs on every request of a site-level identity, so skip the
+	// allocation for the clean ones.
+	if strings.Contains(path, "//") || strings.Contains(path, "/.") {
+		path = caddyhttp.CleanPath(path, true)
+	}
 	if len(path) < len(base) || !strings.EqualFold(path[:len(base)], base) {
 		return false
 	}

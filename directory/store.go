@@ -69,39 +69,29 @@ func planAndApply[C any](ctx context.Context, s *Syncer, into *tally, plan func(
 // googleUserByID finds the stored user Google knows by id.
 func googleUserByID(tx storage.ReadTx, googleID string) (*storage.User, error) {
 	us, err := tx.UsersByExternalID(googleID)
-	if err != nil {
-		return nil, err
-	}
-	for _, u := range us {
-		if u.Source == storage.SourceGoogle {
-			return u, nil
-		}
-	}
-	return nil, nil
+	return firstFromGoogle(us, err, func(u *storage.User) string { return u.Source })
 }
 
 // googleUserByEmail finds a Google-sourced user by any of its addresses.
 func googleUserByEmail(tx storage.ReadTx, email string) (*storage.User, error) {
 	us, err := tx.UsersByEmail(email)
-	if err != nil {
-		return nil, err
-	}
-	for _, u := range us {
-		if u.Source == storage.SourceGoogle {
-			return u, nil
-		}
-	}
-	return nil, nil
+	return firstFromGoogle(us, err, func(u *storage.User) string { return u.Source })
 }
 
 func googleGroupByID(tx storage.ReadTx, googleID string) (*storage.Group, error) {
 	gs, err := tx.GroupsByExternalID(googleID)
+	return firstFromGoogle(gs, err, func(g *storage.Group) string { return g.Source })
+}
+
+// firstFromGoogle keeps, of an index lookup's results, the first whose
+// source is Google (another source's record of the same key is not ours).
+func firstFromGoogle[T any](found []*T, err error, source func(*T) string) (*T, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, g := range gs {
-		if g.Source == storage.SourceGoogle {
-			return g, nil
+	for _, r := range found {
+		if source(r) == storage.SourceGoogle {
+			return r, nil
 		}
 	}
 	return nil, nil

@@ -40,25 +40,7 @@ func (t *tx) GroupsByExternalID(externalID string) ([]*storage.Group, error) {
 }
 
 func (t *tx) ScanGroups(after string, fn func(*storage.Group) (bool, error)) error {
-	if !validText(after) {
-		return errors.New("postgres: scan cursor is not UTF-8 text")
-	}
-	for {
-		page, err := docs[storage.Group](t, `SELECT doc FROM groups WHERE tenant = $1 AND id > $2 ORDER BY id LIMIT $3`,
-			t.tenant, after, scanPage)
-		if err != nil {
-			return err
-		}
-		for _, g := range page {
-			if more, err := fn(g); err != nil || !more {
-				return err
-			}
-		}
-		if len(page) < scanPage {
-			return nil
-		}
-		after = page[len(page)-1].ID
-	}
+	return scanDocs(t, "groups", after, func(g *storage.Group) string { return g.ID }, fn)
 }
 
 func (t *tx) CountGroups() (int, error) {

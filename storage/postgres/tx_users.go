@@ -62,24 +62,31 @@ func (t *tx) UsersByEmail(email string) ([]*storage.User, error) {
 }
 
 func (t *tx) ScanUsers(after string, fn func(*storage.User) (bool, error)) error {
+	return scanDocs(t, "users", after, func(u *storage.User) string { return u.ID }, fn)
+}
+
+// scanDocs calls fn for each document of the tenant's table (a constant:
+// users or groups) in id order after `after`, a page at a time, until fn
+// returns false or an error.
+func scanDocs[T any](t *tx, table, after string, id func(*T) string, fn func(*T) (bool, error)) error {
 	if !validText(after) {
 		return errors.New("postgres: scan cursor is not UTF-8 text")
 	}
 	for {
-		page, err := docs[storage.User](t, `SELECT doc FROM users WHERE tenant = $1 AND id > $2 ORDER BY id LIMIT $3`,
+		page, err := docs[T](t, `SELECT doc FROM `+table+` WHERE tenant = $1 AND id > $2 ORDER BY id LIMIT $3`,
 			t.tenant, after, scanPage)
 		if err != nil {
 			return err
 		}
-		for _, u := range page {
-			if more, err := fn(u); err != nil || !more {
+		for _, d := range page {
+			if more, err := fn(d); err != nil || !more {
 				return err
 			}
 		}
 		if len(page) < scanPage {
 			return nil
 		}
-		after = page[len(page)-1].ID
+		after = id(page[len(page)-1])
 	}
 }
 
