@@ -207,7 +207,13 @@ func (g *Gate) HeaderNames() HeaderNames {
 // only. Authorize does not follow the request once it has gone on: Serve
 // does, and ends it when the session loses access.
 func (g *Gate) Authorize(w http.ResponseWriter, r *http.Request) (id *Identity, proceed bool) {
-	e, _, proceed, _ := g.authorize(w, r, false)
+	// The identity headers' values need an array of their own per
+	// request (see liveRequest.values); allocated only for a caller.
+	var values *[slotCount]string
+	e, proceed, _ := g.authorize(w, r, false, func() *[slotCount]string {
+		values = new([slotCount]string)
+		return values
+	})
 	if e == nil || !proceed {
 		return nil, proceed
 	}
@@ -219,29 +225,36 @@ func (g *Gate) Authorize(w http.ResponseWriter, r *http.Request) (id *Identity, 
 // route without a session). A caller's request is live until next
 // returns: if the session loses access meanwhile (see liveRequests), its
 // context is cancelled and an upgraded connection is closed, within a
-// fraction of a second. next's error is returned, or, for a refused
-// request, the error OnRefusal returned (nil when the gate answered).
+// fraction of a second. The request next gets carries the caller in its
+// context (IdentityFromContext). next's error is returned, or, for a
+// refused request, the error OnRefusal returned (nil when the gate
+// answered).
 func (g *Gate) Serve(w http.ResponseWriter, r *http.Request, next func(http.ResponseWriter, *http.Request, *Identity) error) error {
-	e, key, proceed, err := g.authorize(w, r, true)
+	var lr *liveRequest
+	e, proceed, err := g.authorize(w, r, true, func() *[slotCount]string {
+		lr = new(liveRequest)
+		return &lr.values
+	})
 	if !proceed {
 		return err
 	}
 	if e == nil {
 		return next(w, r, nil)
 	}
-	w, r, done := g.ids.track(g, w, r, key, e)
-	defer done()
+	w, r = g.ids.track(g, w, r, lr, e)
+	defer g.ids.untrack(lr)
 	return next(w, r, &e.identity)
 }
 
-// authorize is Authorize, also returning the session key of a caller and,
-// with hook, the error OnRefusal answered a refusal with.
-func (g *Gate) authorize(w http.ResponseWriter, r *http.Request, hook bool) (e *entry, key [32]byte, proceed bool, err error) {
+// authorize is Authorize, also returning, with hook, the error OnRefusal
+// answered a refusal with. values gives the array the identity headers of
+// a caller let through are set from.
+func (g *Gate) authorize(w http.ResponseWriter, r *http.Request, hook bool, values func() *[slotCount]string) (e *entry, proceed bool, err error) {
 	a := answer{g: g, w: w, r: r, hook: hook}
 	if r.Header == nil {
 		r.Header = make(http.Header)
 	}
-	g.headers.strip(r.Header)
+	scan := g.headers.stripAndScan(r.Header)
 	if r.Trailer != nil {
 		g.headers.strip(r.Trailer)
 	}
@@ -249,12 +262,12 @@ func (g *Gate) authorize(w http.ResponseWriter, r *http.Request, hook bool) (e *
 		// Trailers arrive with the end of the body; strip them then too.
 		r.Body = &trailerStripper{ReadCloser: r.Body, r: r, headers: g.headers}
 	}
-	if filterUpgrade(r) == tunnelRefused {
-		return nil, key, false, g.refuseRequest(a, "unsupported_tunnel", "a CONNECT tunnel that is not a WebSocket",
+	if filterScannedUpgrade(r, scan.upgrade) == tunnelRefused {
+		return nil, false, g.refuseRequest(a, "unsupported_tunnel", "a CONNECT tunnel that is not a WebSocket",
 			"This gateway does not open tunnels; only WebSocket connections may change the protocol.")
 	}
 	if why := g.paths.requestPathRefusal(r); why != pathOK {
-		return nil, key, false, g.refuseRequest(a, "bad_path", string(why),
+		return nil, false, g.refuseRequest(a, "bad_path", string(why),
 			"The address contains "+string(why)+", which the application behind this gateway could read as another page. Remove it and try again.")
 	}
 
@@ -262,39 +275,40 @@ func (g *Gate) authorize(w http.ResponseWriter, r *http.Request, hook bool) (e *
 	if err != nil {
 		g.logger.Error("resolving the caller", zap.String("tenant", g.ids.tenant), zap.String("route", g.route), zap.Error(err))
 		if g.policy.Public {
-			g.stripCookies(r)
+			g.stripCookies(r, scan.oddCookie)
 			g.decided(DecisionAllowed)
-			return nil, key, true, nil
+			return nil, true, nil
 		}
-		return nil, key, false, g.writeStoreError(a, err)
+		return nil, false, g.writeStoreError(a, err)
 	}
 	if out != identified {
 		if g.policy.Public {
-			g.stripCookies(r)
+			g.stripCookies(r, scan.oddCookie)
 			g.decided(DecisionAllowed)
-			return nil, key, true, nil
+			return nil, true, nil
 		}
 		switch out {
 		case inactive, unmapped:
-			return nil, key, false, g.writeAccountRefusal(a, out, e)
+			return nil, false, g.writeAccountRefusal(a, out, e)
 		default:
-			return nil, key, false, g.writeUnauthenticated(a)
+			return nil, false, g.writeUnauthenticated(a)
 		}
 	}
 
 	if !g.policy.Public && !g.allowed(e) {
-		return nil, key, false, g.writeForbidden(a, e)
+		return nil, false, g.writeForbidden(a, e)
 	}
 
-	// One backing array for every value: one allocation per request, and
-	// no slice shared between requests that a later handler could edit.
-	vals := make([]string, slotCount)
-	copy(vals, e.values[:])
+	// One backing array for every value, and no slice shared between
+	// requests: a later handler may edit values in place (Caddy's
+	// `request_header` replace does), which must not reach the cache.
+	vals := values()
+	*vals = e.values
 	if g.signer != nil {
 		tok, err := e.assertion(g.signer, g.audience, g.ids.now())
 		if err != nil {
 			g.logger.Error("signing the identity assertion", zap.String("tenant", g.ids.tenant), zap.Error(err))
-			return nil, key, false, g.writeStoreError(a, err)
+			return nil, false, g.writeStoreError(a, err)
 		}
 		vals[slotAssertion] = tok
 	}
@@ -303,18 +317,25 @@ func (g *Gate) authorize(w http.ResponseWriter, r *http.Request, hook bool) (e *
 			r.Header[name] = vals[i : i+1 : i+1]
 		}
 	}
-	g.stripCookies(r)
+	g.stripCookies(r, scan.oddCookie)
 	g.decided(DecisionAllowed)
-	return e, e.session.IDHash, true, nil
+	return e, true, nil
 }
 
 // stripCookies removes the gateway's cookies from a request that goes on.
 // Only then: a refused request keeps them, since the answer may need them
 // (ExpireStrayCookies reads the session cookies a browser sent).
-func (g *Gate) stripCookies(r *http.Request) {
-	if g.ownsCookie != nil {
-		stripGatewayCookies(r.Header, g.ownsCookie)
+// oddCookie says whether a Cookie header may be under a non-canonical key
+// (headerScan); without one only the canonical key is looked at.
+func (g *Gate) stripCookies(r *http.Request, oddCookie bool) {
+	if g.ownsCookie == nil {
+		return
 	}
+	if oddCookie {
+		stripGatewayCookies(r.Header, g.ownsCookie)
+		return
+	}
+	stripGatewayCookieLines(r.Header, "Cookie", r.Header["Cookie"], g.ownsCookie)
 }
 
 // refuseRequest answers 400 for a request the gate will not pass on
@@ -354,9 +375,7 @@ func (g *Gate) allowed(e *entry) bool {
 func (g *Gate) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_ = g.Serve(w, r, func(w http.ResponseWriter, r *http.Request, id *Identity) error {
-			if id != nil {
-				r = r.WithContext(ContextWithIdentity(r.Context(), id))
-			}
+			// A caller's request carries the identity already (Serve).
 			next.ServeHTTP(w, r)
 			return nil
 		})

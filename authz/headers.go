@@ -172,6 +172,40 @@ func (s *headerSet) strip(h http.Header) {
 	s.stripConnectionTokens(h)
 }
 
+// headerScan is what one pass over a request's header keys found: the gate
+// looks at every key once, whatever its spelling, rather than once per
+// concern.
+type headerScan struct {
+	// upgrade: an Upgrade or HTTP2-Settings header (see filterUpgrade).
+	upgrade bool
+	// oddCookie: a Cookie header under a key other than the canonical
+	// one (set by a handler or a server that does not canonicalise).
+	oddCookie bool
+}
+
+// stripAndScan is strip, also reporting what filterUpgrade and the
+// cookie stripping need to know, in the same pass over the keys.
+func (s *headerSet) stripAndScan(h http.Header) headerScan {
+	var sc headerScan
+	connection := false
+	for name := range h {
+		switch {
+		case s.isIdentityHeader(name):
+			delete(h, name)
+		case len(name) == len("Connection") && strings.EqualFold(name, "Connection"):
+			connection = true
+		case strings.EqualFold(name, "Upgrade") || strings.EqualFold(name, "Http2-Settings"):
+			sc.upgrade = true
+		case name != "Cookie" && strings.EqualFold(name, "Cookie"):
+			sc.oddCookie = true
+		}
+	}
+	if connection {
+		s.stripConnectionTokens(h)
+	}
+	return sc
+}
+
 // stripConnectionTokens removes identity header names from the Connection
 // header. A proxy drops every header Connection names as hop-by-hop after
 // this gate has set the identity headers, so a client listing

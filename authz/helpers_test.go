@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/portcullis/portcullis/internal/cookieheader"
 	"github.com/portcullis/portcullis/storage"
 	"github.com/portcullis/portcullis/storage/badgerstore"
 )
@@ -55,11 +56,12 @@ type storeSessions struct {
 }
 
 func (s *storeSessions) SessionKey(r *http.Request) ([32]byte, bool) {
-	c, err := r.Cookie(testCookie)
-	if err != nil || c.Value == "" {
+	// As sso reads its session cookie: without parsing every cookie.
+	value, n := cookieheader.Value(r.Header, testCookie)
+	if n == 0 || value == "" {
 		return [32]byte{}, false
 	}
-	return storage.HashSecret(c.Value), true
+	return storage.HashSecret(value), true
 }
 
 func (s *storeSessions) IdleTimeout() time.Duration { return s.idle }

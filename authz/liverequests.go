@@ -43,7 +43,11 @@ const liveCheckInterval = 100 * time.Millisecond
 var errRequestRevoked = errors.New("authz: the session lost access to this route")
 
 // liveRequest is one request in flight through a gate on behalf of a
-// session.
+// session. It is allocated once per request and holds what the request
+// needs besides (the identity header values, the context the handler gets),
+// so following a request costs one allocation of ours; it is never reused,
+// since handlers and their goroutines may hold the context after they
+// return.
 type liveRequest struct {
 	key    [32]byte
 	gate   *Gate
@@ -60,10 +64,34 @@ type liveRequest struct {
 	w      http.ResponseWriter
 	stream bool // HTTP/2 or later: deadlines apply to this stream only
 
+	// values backs the identity headers of the request (one array per
+	// request: handlers such as Caddy's header replace edit values in
+	// place, so they cannot be shared between requests).
+	values [slotCount]string
+	// ctx is the handler's context: cancelled when the session loses
+	// access, and carrying the identity (IdentityFromContext).
+	ctx identityContext
+	// writer is the handler's writer (see liveWriter).
+	writer liveWriter
+
 	mu       sync.Mutex
 	conn     net.Conn // set when the handler hijacked the connection
 	finished bool     // the handler returned: leave the connection alone
 	revoked  bool
+}
+
+// identityContext is a context carrying the caller's identity, without the
+// extra allocation of context.WithValue.
+type identityContext struct {
+	context.Context
+	id *Identity
+}
+
+func (c *identityContext) Value(key any) any {
+	if _, ok := key.(identityContextKey); ok {
+		return c.id
+	}
+	return c.Context.Value(key)
 }
 
 // hijacked records the connection a handler took over. It returns false
@@ -125,12 +153,14 @@ type liveRequests struct {
 	revocations uint64
 }
 
-// track registers a request that passed g for the session key and returns
-// the writer and request its handler must use, and the func to call when
-// the handler returns.
-func (ids *Identities) track(g *Gate, w http.ResponseWriter, r *http.Request, key [32]byte, e *entry) (http.ResponseWriter, *http.Request, func()) {
+// track registers lr, a request that passed g for the session of e, and
+// returns the writer and request its handler must use. untrack must be
+// called when the handler returns.
+func (ids *Identities) track(g *Gate, w http.ResponseWriter, r *http.Request, lr *liveRequest, e *entry) (http.ResponseWriter, *http.Request) {
 	ctx, cancel := context.WithCancel(r.Context())
-	lr := &liveRequest{key: key, gate: g, userID: e.identity.UserID, gen: e.gen, expires: e.session.ExpiresAt, cancel: cancel, w: w, stream: r.ProtoMajor >= 2}
+	lr.key, lr.gate, lr.userID, lr.gen, lr.expires = e.session.IDHash, g, e.identity.UserID, e.gen, e.session.ExpiresAt
+	lr.cancel, lr.w, lr.stream = cancel, w, r.ProtoMajor >= 2
+	lr.ctx = identityContext{Context: ctx, id: &e.identity}
 	l := &ids.live
 	l.mu.Lock()
 	if l.reqs == nil {
@@ -143,13 +173,17 @@ func (ids *Identities) track(g *Gate, w http.ResponseWriter, r *http.Request, ke
 	if start {
 		go ids.watchLive()
 	}
-	done := func() {
-		lr.finish()
-		l.mu.Lock()
-		delete(l.reqs, lr)
-		l.mu.Unlock()
-	}
-	return &liveWriter{ResponseWriter: w, lr: lr}, r.WithContext(ctx), done
+	lr.writer = liveWriter{ResponseWriter: w, lr: lr}
+	return &lr.writer, r.WithContext(&lr.ctx)
+}
+
+// untrack ends the following of lr once its handler has returned.
+func (ids *Identities) untrack(lr *liveRequest) {
+	lr.finish()
+	l := &ids.live
+	l.mu.Lock()
+	delete(l.reqs, lr)
+	l.mu.Unlock()
 }
 
 // LiveRequests is the number of requests in flight through the tenant's

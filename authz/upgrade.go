@@ -41,6 +41,14 @@ const (
 // 8441) whose :protocol is websocket. A CONNECT of any other kind would be
 // a tunnel: the caller refuses it.
 func filterUpgrade(r *http.Request) upgradeVerdict {
+	return filterScannedUpgrade(r, true)
+}
+
+// filterScannedUpgrade is filterUpgrade for a request whose header keys
+// were scanned already: offered says whether an Upgrade or HTTP2-Settings
+// header is present (headerScan.upgrade). Without one, only the method is
+// looked at.
+func filterScannedUpgrade(r *http.Request, offered bool) upgradeVerdict {
 	if r.Method == http.MethodConnect {
 		// As Caddy's reverse_proxy recognises an extended CONNECT (and
 		// turns it into an HTTP/1.1 WebSocket upgrade): HTTP/2 carries the
@@ -52,6 +60,15 @@ func filterUpgrade(r *http.Request) upgradeVerdict {
 		}
 		return tunnelRefused
 	}
+	if !offered {
+		return upgradeNone
+	}
+	return filterOfferedUpgrade(r)
+}
+
+// filterOfferedUpgrade decides on the Upgrade offer of a request that is
+// not a CONNECT.
+func filterOfferedUpgrade(r *http.Request) upgradeVerdict {
 	h := r.Header
 	var offered []string
 	var settings bool
@@ -89,6 +106,11 @@ func removeConnectionTokens(h http.Header, drop func(token string) bool) {
 		if !strings.EqualFold(key, "Connection") {
 			continue
 		}
+		if !anyConnectionToken(values, drop) {
+			// The usual case ("keep-alive"): nothing to rewrite, and no
+			// allocation to find it out.
+			continue
+		}
 		kept := values[:0:0]
 		changed := false
 		for _, v := range values {
@@ -113,4 +135,22 @@ func removeConnectionTokens(h http.Header, drop func(token string) bool) {
 			h[key] = kept
 		}
 	}
+}
+
+// anyConnectionToken says whether drop matches a token of the Connection
+// values, or a value holds an empty token (which the rewrite drops too).
+func anyConnectionToken(values []string, drop func(token string) bool) bool {
+	for _, v := range values {
+		for rest := v; ; {
+			t, more, found := strings.Cut(rest, ",")
+			if t = strings.TrimSpace(t); t == "" || drop(t) {
+				return true
+			}
+			if !found {
+				break
+			}
+			rest = more
+		}
+	}
+	return false
 }

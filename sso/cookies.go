@@ -37,15 +37,31 @@ func (s *Service) secure(r *http.Request) bool {
 // cookieName is name with the __Host- prefix when r is on HTTPS, unless
 // the operator already chose a prefixed name.
 func (s *Service) cookieName(r *http.Request, name string) string {
-	if s.secure(r) && !strings.HasPrefix(name, hostPrefix) && !strings.HasPrefix(name, "__Secure-") {
+	if s.secure(r) {
+		return secureCookieName(name)
+	}
+	return name
+}
+
+// secureCookieName is name as set on HTTPS.
+func secureCookieName(name string) string {
+	if !strings.HasPrefix(name, hostPrefix) && !strings.HasPrefix(name, "__Secure-") {
 		return hostPrefix + name
 	}
 	return name
 }
 
-// sessionCookieName is the session cookie's name for r.
+// sessionCookieName is the session cookie's name for r. Both spellings are
+// computed once (Prepare): every proxied request reads it.
 func (s *Service) sessionCookieName(r *http.Request) string {
-	return s.cookieName(r, s.cfg.Session.CookieName)
+	if !s.secure(r) {
+		return s.cfg.Session.CookieName
+	}
+	if s.sessionNameSecure != "" {
+		return s.sessionNameSecure
+	}
+	return secureCookieName(s.cfg.Session.CookieName) // a Service not made by Prepare
+
 }
 
 // flowCookieName is the name of the cookie holding the flow whose state

@@ -48,6 +48,9 @@ type Service struct {
 	// httpsExternal: the configured external URL is https, so every
 	// request is on HTTPS whatever reached the gateway (cookies.go).
 	httpsExternal bool
+	// sessionNameSecure is the session cookie's name on HTTPS
+	// (sessionCookieName).
+	sessionNameSecure string
 	flowAEAD      cipher.AEAD // seals sign-in flows into cookies; set by Start
 	usedFlows     *usedFlows
 	refusals      *refusalLimiter
@@ -124,6 +127,7 @@ func prepare(cfg TenantConfig, store storage.Store, logger *zap.Logger, opts []O
 		usedFlows:     newUsedFlows(maxUsedFlows),
 		refusals:      newRefusalLimiter(),
 	}
+	s.sessionNameSecure = secureCookieName(cfg.Session.CookieName)
 	for _, o := range opts {
 		o(s)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/portcullis/portcullis/internal/cookieheader"
 	"github.com/portcullis/portcullis/storage"
 )
 
@@ -41,13 +42,9 @@ func (s *Service) CookieName() string { return s.cfg.Session.CookieName }
 // longer-path cookie first, so taking any of them could let an attacker's
 // session stand in for the user's own (session fixation).
 func (s *Service) sessionCookie(r *http.Request) (string, bool) {
-	value, n := "", 0
-	for _, c := range r.CookiesNamed(s.sessionCookieName(r)) {
-		if n == 0 || c.Value != value {
-			value = c.Value
-			n++
-		}
-	}
+	// Scanned without parsing every cookie (cookieheader reads them as
+	// net/http does): this runs on every proxied request.
+	value, n := cookieheader.Value(r.Header, s.sessionCookieName(r))
 	if n != 1 || value == "" || len(value) > maxCookieLen {
 		return "", false
 	}
