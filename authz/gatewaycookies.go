@@ -3,6 +3,7 @@ package authz
 import (
 	"net/http"
 	"strings"
+	"unicode"
 )
 
 // CookieOwner is implemented by a SessionResolver whose cookies belong to
@@ -99,7 +100,7 @@ func keepForeignCookies(line string, owns func(string) bool) string {
 					gap = true
 				}
 				// The run starts and ends at the trimmed pair.
-				lead := strings.Index(part, trimmed)
+				lead := len(part) - len(strings.TrimLeftFunc(part, unicode.IsSpace))
 				if first < 0 {
 					first = start + lead
 				}
@@ -115,6 +116,7 @@ func keepForeignCookies(line string, owns func(string) bool) string {
 		return line[first:last]
 	}
 	var b strings.Builder
+	b.Grow(len(line))
 	for rest := line; rest != ""; {
 		var part string
 		part, rest, _ = strings.Cut(rest, ";")

@@ -227,6 +227,9 @@ type Identity struct {
 	SessionExpires time.Time
 
 	placeholders []Placeholder
+	// placeholderFunc is PlaceholderValue bound once (a method value made
+	// per request would allocate).
+	placeholderFunc func(key string) (any, bool)
 }
 
 // Placeholder is a name and value a Caddy handler can put in its replacer.
@@ -255,6 +258,23 @@ const (
 // Placeholder* names). The slice is shared: do not modify it.
 func (id *Identity) Placeholders() []Placeholder { return id.placeholders }
 
+// PlaceholderValue answers one placeholder name of the identity (the
+// Placeholder* names) with the value Placeholders lists for it.
+func (id *Identity) PlaceholderValue(key string) (any, bool) {
+	for i := range id.placeholders {
+		if id.placeholders[i].Name == key {
+			return id.placeholders[i].Value, true
+		}
+	}
+	return nil, false
+}
+
+// PlaceholderFunc is PlaceholderValue as a function made once per cached
+// identity, so a Caddy handler can register one replacer provider per
+// request (Replacer.Map) without allocating, instead of eight Set calls
+// that grow the replacer's map. nil for an identity without placeholders.
+func (id *Identity) PlaceholderFunc() func(key string) (any, bool) { return id.placeholderFunc }
+
 // buildPlaceholders boxes the values once. Each is encoded as its identity
 // header is (headerSafe, EncodeGroups): configs put placeholders in headers
 // (`header_up X-Forwarded-User {http.auth.user.id}`), and a control
@@ -270,6 +290,7 @@ func (id *Identity) buildPlaceholders() {
 		{PlaceholderGroups, id.GroupsHeader},
 		{PlaceholderRole, headerSafe(id.Role)},
 	}
+	id.placeholderFunc = id.PlaceholderValue
 }
 
 type identityContextKey struct{}

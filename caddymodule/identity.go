@@ -201,15 +201,34 @@ func (h *Identity) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyh
 	return gate.Serve(w, r, func(w http.ResponseWriter, r *http.Request, id *authz.Identity) error {
 		if id != nil {
 			if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-				for _, p := range id.Placeholders() {
-					repl.Set(p.Name, p.Value)
-				}
+				setPlaceholders(repl, id)
 			}
-			// Handlers in Caddy (the console) read who is signed in too.
-			r = r.WithContext(authz.ContextWithIdentity(r.Context(), id))
+			// Handlers in Caddy (the console) read who is signed in from
+			// the context, where Serve put the caller.
 		}
 		return next.ServeHTTP(w, r)
 	})
+}
+
+// setPlaceholders gives the replacer the identity's placeholders. One
+// provider, made once per cached identity, answers all of them: setting
+// eight static values per request would grow the replacer's map (and
+// every Set takes its lock). A provider added later is asked after the
+// static values, so when an earlier handler of this request set one of the
+// names (basic_auth's {http.auth.user.id}, another identity route), the
+// values are set instead, and override it as they always did. Handlers
+// after this one that Set a name (vars http.auth.user.id) still win.
+func setPlaceholders(repl *caddy.Replacer, id *authz.Identity) {
+	f := id.PlaceholderFunc()
+	_, userSet := repl.Get(authz.PlaceholderAuthUserID)
+	_, tenantSet := repl.Get(authz.PlaceholderTenant)
+	if f == nil || userSet || tenantSet {
+		for _, p := range id.Placeholders() {
+			repl.Set(p.Name, p.Value)
+		}
+		return
+	}
+	repl.Map(f)
 }
 
 // IdentityJWKS serves the public key set of a tenant's identity assertions

@@ -1,0 +1,148 @@
+package caddymodule
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/portcullis/portcullis/authz"
+	"github.com/portcullis/portcullis/devidp"
+	"github.com/portcullis/portcullis/internal/gatewaytest"
+	"github.com/portcullis/portcullis/sso"
+)
+
+// benchIdentityCaddyfile is one tenant with just-in-time users, so a
+// browser can sign in without a SCIM push. %[1]s admin, %[2]s store,
+// %[3]s issuer, %[4]d site port.
+const benchIdentityCaddyfile = `{
+	admin %[1]s
+	persist_config off
+	default_bind 127.0.0.1
+	portcullis {
+		storage badger %[2]q
+		tenant acme {
+			provisioning jit
+			oidc {
+				issuer %[3]s
+				client_id gw-acme
+				client_secret {env.PORTCULLIS_TEST_BENCH_SECRET}
+			}
+			roles viewer editor admin
+			default_role viewer
+		}
+	}
+}
+:%[4]d {
+	handle /sso/* {
+		sso acme
+	}
+	handle {
+		identity acme {
+			require viewer
+		}
+		respond "ok"
+	}
+}
+`
+
+// BenchmarkIdentityHandler measures the identity handler's own ServeHTTP
+// under a running Caddy, on a cache hit: a signed-in browser's request
+// (its session cookie among the site's other cookies, as a browser sends
+// them), a real Caddy replacer in the request context (caddyhttp's
+// PrepareRequest, as Caddy's server makes it), a next handler that does
+// nothing. Each iteration gets a fresh request and replacer, made with the
+// timer stopped (the server's cost, not the handler's), so run it with a
+// bounded count:
+//
+//	go test ./caddymodule -run xxx -bench IdentityHandler -benchmem -benchtime 20000x
+//
+// The cases put the session cookie first, in the middle and last of the
+// Cookie line: the gateway's cookie is removed from the request that goes
+// on, which costs nothing when the kept cookies are one run of the line
+// and one string otherwise.
+func BenchmarkIdentityHandler(b *testing.B) {
+	port := gatewaytest.FreePort(b)
+	site := fmt.Sprintf("http://127.0.0.1:%d", port)
+	admin := fmt.Sprintf("127.0.0.1:%d", gatewaytest.FreePort(b))
+	idp, err := devidp.Start(devidp.Config{Addr: "127.0.0.1:0", Users: []devidp.User{
+		{Subject: "alice", PreferredUsername: "alice@acme.test", Email: "alice@acme.test", EmailVerified: true, Name: "Alice Example"},
+	}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(idp.Close)
+	idp.AddClient("gw-acme", "bench-secret", []string{site + "/sso/oidc/callback"}, nil)
+	b.Setenv("PORTCULLIS_TEST_BENCH_SECRET", "bench-secret")
+	gatewaytest.Load(b, fmt.Sprintf(benchIdentityCaddyfile, admin, filepath.Join(b.TempDir(), "store"), idp.Issuer, port))
+
+	idp.AutoLogin("alice")
+	browser := gatewaytest.NewBrowser(b)
+	if p := browser.Get(site + "/wiki"); p.Status != http.StatusOK {
+		b.Fatalf("sign-in ended with %d at %s", p.Status, p.URL)
+	}
+	session := browser.Cookie(site, sso.DefaultCookieName)
+	if session == "" {
+		b.Fatal("no session cookie after sign-in")
+	}
+
+	// The route's handler, provisioned in the running config's context
+	// like the one serving the site.
+	h := &Identity{Tenant: "acme", Require: "viewer"}
+	ctx, cancel := caddy.NewContext(caddy.ActiveContext())
+	b.Cleanup(cancel)
+	if err := h.Provision(ctx); err != nil {
+		b.Fatal(err)
+	}
+	var seen *authz.Identity
+	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		seen, _ = authz.IdentityFromContext(r.Context())
+		return nil
+	})
+	w := httptest.NewRecorder()
+	sessionPair := sso.DefaultCookieName + "=" + session
+	for _, tc := range []struct{ name, cookies string }{
+		{"session-first", sessionPair + "; _ga=GA1.2.3456789.1234567890; _gid=GA1.2.987654.1234567890; theme=dark; lang=en-GB"},
+		{"session-middle", "_ga=GA1.2.3456789.1234567890; _gid=GA1.2.987654.1234567890; " + sessionPair + "; theme=dark; lang=en-GB"},
+		{"session-last", "_ga=GA1.2.3456789.1234567890; _gid=GA1.2.987654.1234567890; theme=dark; lang=en-GB; " + sessionPair},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			newRequest := func() *http.Request {
+				r := httptest.NewRequest(http.MethodGet, "/wiki/page?rev=3", nil)
+				r.Header.Set("Accept", "text/html,application/xhtml+xml")
+				r.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) Firefox/130.0")
+				r.Header.Set("Accept-Language", "en-GB,en;q=0.5")
+				r.Header.Set("Accept-Encoding", "gzip, deflate, br")
+				r.Header.Set("Cookie", tc.cookies)
+				repl := caddy.NewReplacer()
+				return caddyhttp.PrepareRequest(r, repl, w, nil)
+			}
+			// Warm the cache, and check the placeholders and the cookie.
+			r := newRequest()
+			if err := h.ServeHTTP(w, r, next); err != nil || seen == nil {
+				b.Fatalf("refused: %v %d %s", err, w.Code, w.Body)
+			}
+			repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+			if got := repl.ReplaceAll("{http.auth.user.id} {portcullis.user.role}", ""); got != "alice@acme.test viewer" {
+				b.Fatalf("placeholders: %q", got)
+			}
+			if c := r.Header.Get("Cookie"); c == "" || len(c) >= len(tc.cookies) {
+				b.Fatalf("the session cookie went on: %q", c)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				r := newRequest()
+				b.StartTimer()
+				if err := h.ServeHTTP(w, r, next); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
