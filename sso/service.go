@@ -51,9 +51,9 @@ type Service struct {
 	// sessionNameSecure is the session cookie's name on HTTPS
 	// (sessionCookieName).
 	sessionNameSecure string
-	flowAEAD      cipher.AEAD // seals sign-in flows into cookies; set by Start
-	usedFlows     *usedFlows
-	refusals      *refusalLimiter
+	flowAEAD          cipher.AEAD // seals sign-in flows into cookies; set by Start
+	usedFlows         *usedFlows
+	refusals          *refusalLimiter
 
 	started atomic.Bool
 	startMu sync.Mutex // serialises Start and Close
