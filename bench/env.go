@@ -10,7 +10,6 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"os"
-	"sort"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -29,11 +28,15 @@ const (
 // benchEnv is the harness's world: the ports, the development OpenID
 // provider people sign in at, and the backend both sites proxy to.
 type benchEnv struct {
-	dir          string
-	backend      string
-	adminURL     string
-	gatewayURL   string // Portcullis site
-	plainURL     string // plain reverse_proxy site
+	dir        string
+	backend    string
+	adminURL   string
+	gatewayURL string // Portcullis site
+	plainURL   string // plain reverse_proxy site, as users run it
+	// matchedURL is the plain site given the Portcullis site's handle
+	// layout and as many static headers as it sets identity headers, so
+	// the comparison isolates Portcullis (proxy.go). Empty: no such site.
+	matchedURL   string
 	idp          *devidp.Provider
 	clientSecret string
 	// bystanderCookie is the session of the user the anonymous-load
@@ -48,7 +51,7 @@ type benchEnv struct {
 func viewerName(i int) string { return fmt.Sprintf("viewer%03d@bench.example", i) }
 
 func newBenchEnv(dir, backend string, sessions int) (*benchEnv, error) {
-	var ports [3]int
+	var ports [4]int
 	for i := range ports {
 		p, err := freePort()
 		if err != nil {
@@ -62,6 +65,7 @@ func newBenchEnv(dir, backend string, sessions int) (*benchEnv, error) {
 		adminURL:   fmt.Sprintf("http://127.0.0.1:%d", ports[0]),
 		gatewayURL: fmt.Sprintf("http://127.0.0.1:%d", ports[1]),
 		plainURL:   fmt.Sprintf("http://127.0.0.1:%d", ports[2]),
+		matchedURL: fmt.Sprintf("http://127.0.0.1:%d", ports[3]),
 	}
 	users := []devidp.User{{Subject: "leaver", PreferredUsername: deprovUser, Email: deprovUser, EmailVerified: true, Name: "Bench Leaver"}}
 	users = append(users, devidp.User{Subject: bystanderName, PreferredUsername: bystanderName, Email: bystanderName, EmailVerified: true, Name: "Bench Bystander"})
@@ -90,8 +94,9 @@ func newBenchEnv(dir, backend string, sessions int) (*benchEnv, error) {
 	return e, nil
 }
 
-// caddyfile is the gateway's configuration: one process, two sites, the
-// same backend and the same upstream keep-alive pool behind both.
+// caddyfile is the gateway's configuration: one process, three sites
+// (Portcullis, the matched plain site, the plain site), the same backend
+// and the same upstream keep-alive pool behind all.
 func (e *benchEnv) caddyfile() string {
 	storage := e.storage
 	if storage == "" {
@@ -143,8 +148,8 @@ func (e *benchEnv) caddyfile() string {
 		%[9]s
 	}
 }
-`, strings.TrimPrefix(e.adminURL, "http://"), storage, benchTenant, e.idp.Issuer, benchClientID, e.clientSecret,
-		e.gatewayURL, e.backend, transport, e.plainURL)
+%[11]s`, strings.TrimPrefix(e.adminURL, "http://"), storage, benchTenant, e.idp.Issuer, benchClientID, e.clientSecret,
+		e.gatewayURL, e.backend, transport, e.plainURL, e.matchedSite(transport))
 }
 
 // signIn provisions userName over SCIM, signs it in through the gateway and
@@ -154,10 +159,11 @@ func (e *benchEnv) signIn(scim *scimClient, subject, userName string) (string, s
 		ID string `json:"id"`
 	}
 	if _, err := scim.do(http.MethodPost, "/Users", map[string]any{
-		"schemas":  []string{"urn:ietf:params:scim:schemas:core:2.0:User"},
-		"userName": userName,
-		"emails":   []map[string]any{{"value": userName, "primary": true}},
-		"active":   true,
+		"schemas":     []string{"urn:ietf:params:scim:schemas:core:2.0:User"},
+		"userName":    userName,
+		"displayName": "Bench " + strings.TrimSuffix(userName, "@bench.example"),
+		"emails":      []map[string]any{{"value": userName, "primary": true}},
+		"active":      true,
 	}, &u); err != nil {
 		return "", "", err
 	}
@@ -184,98 +190,6 @@ func (e *benchEnv) signIn(scim *scimClient, subject, userName string) (string, s
 		return "", "", errors.New("no session cookie after sign-in")
 	}
 	return strings.Join(cookies, "; "), u.ID, nil
-}
-
-// proxyResults compares the two sites of one gateway process.
-type proxyResults struct {
-	Portcullis      loadResult   `json:"portcullis"`
-	Plain           loadResult   `json:"plain"`
-	CPURatio        float64      `json:"cpu_per_request_ratio"`
-	ThroughputRatio float64      `json:"throughput_ratio"`
-	Runs            []loadResult `json:"runs"` // in order: portcullis, plain, portcullis, …
-}
-
-// compareProxy alternates runs against the Portcullis site (signed in, a
-// role check, identity headers) and the plain site, and keeps the median of
-// each figure per configuration.
-func (e *benchEnv) compareProxy(gw *gateway, scim *scimClient, o options) (*proxyResults, error) {
-	// Many signed-in users, each request as the next one, so the identity
-	// cache holds as many entries as a real gateway's would.
-	headers := make([]http.Header, o.sessions)
-	for i := range headers {
-		cookie, _, err := e.signIn(scim, viewerName(i), viewerName(i))
-		if err != nil {
-			return nil, err
-		}
-		headers[i] = http.Header{"Cookie": {cookie}, "Accept": {"text/html"}}
-	}
-	portcullis := roundRobinTarget(e.gatewayURL+"/", headers)
-	plain := staticTarget(http.MethodGet, e.plainURL+"/", http.Header{"Accept": {"text/html"}}, nil)
-
-	// Warm both: connections, caches, the upstream pool.
-	for _, tr := range []struct {
-		name string
-		t    func() error
-	}{
-		{"warm-portcullis", func() error {
-			_, err := runLoad("warm", portcullis, o.concurrency, uint64(o.proxyReqs/4), o.maxRun, 0)
-			return err
-		}},
-		{"warm-plain", func() error {
-			_, err := runLoad("warm", plain, o.concurrency, uint64(o.proxyReqs/4), o.maxRun, 0)
-			return err
-		}},
-	} {
-		if err := tr.t(); err != nil {
-			return nil, fmt.Errorf("%s: %w", tr.name, err)
-		}
-	}
-	res := &proxyResults{}
-	var pc, pl []loadResult
-	for i := 0; i < o.rounds; i++ {
-		if i == 0 && o.profile != "" {
-			go saveProfile(e.adminURL, o.profile+"-proxy.pprof")
-		}
-		a, err := runLoad("portcullis", portcullis, o.concurrency, uint64(o.proxyReqs), o.maxRun, gw.pid())
-		if err != nil {
-			return nil, err
-		}
-		if a.StatusCodes["200"] != int(a.Requests) {
-			return nil, fmt.Errorf("Portcullis site answered %v, want only 200 (errors %v)", a.StatusCodes, a.Errors)
-		}
-		if i == 0 && o.profile != "" {
-			go saveProfile(e.adminURL, o.profile+"-plain.pprof")
-		}
-		b, err := runLoad("plain", plain, o.concurrency, uint64(o.proxyReqs), o.maxRun, gw.pid())
-		if err != nil {
-			return nil, err
-		}
-		pc, pl = append(pc, a), append(pl, b)
-		res.Runs = append(res.Runs, a, b)
-	}
-	res.Portcullis, res.Plain = medianRun(pc), medianRun(pl)
-	res.CPURatio = ratio(res.Portcullis.CPUPerRequestUs, res.Plain.CPUPerRequestUs)
-	res.ThroughputRatio = ratio(res.Portcullis.PerSecond, res.Plain.PerSecond)
-	return res, nil
-}
-
-// medianRun takes each figure's median over the runs.
-func medianRun(runs []loadResult) loadResult {
-	med := func(get func(loadResult) float64) float64 {
-		v := make([]float64, len(runs))
-		for i, r := range runs {
-			v[i] = get(r)
-		}
-		sort.Float64s(v)
-		return v[len(v)/2]
-	}
-	out := runs[0]
-	out.PerSecond = med(func(r loadResult) float64 { return r.PerSecond })
-	out.P50ms = med(func(r loadResult) float64 { return r.P50ms })
-	out.P99ms = med(func(r loadResult) float64 { return r.P99ms })
-	out.CPUPerRequestUs = med(func(r loadResult) float64 { return r.CPUPerRequestUs })
-	out.Seconds = med(func(r loadResult) float64 { return r.Seconds })
-	return out
 }
 
 // deprovisionResult is how soon a SCIM deactivation locks a user out.

@@ -52,6 +52,41 @@ func runLoad(name string, tr vegeta.Targeter, concurrency int, maxRequests uint6
 		m.Add(res)
 	}
 	m.Close()
+	return finishRun(name, &m, pid, cpuBefore)
+}
+
+// runOpenLoad sends requests at a fixed rate for duration (an open loop:
+// on schedule, whatever the answers; vegeta adds workers as needed), and
+// waits for the answers. With pid > 0 it also measures that process's CPU
+// time over the run, from /proc.
+func runOpenLoad(name string, tr vegeta.Targeter, rate float64, duration time.Duration, pid int) (loadResult, error) {
+	atk := vegeta.NewAttacker(
+		vegeta.Workers(16),
+		vegeta.MaxWorkers(1024),
+		vegeta.KeepAlive(true),
+		vegeta.Timeout(30*time.Second),
+		vegeta.Redirects(vegeta.NoFollow),
+		vegeta.HTTP2(false),
+	)
+	pacer := vegeta.ConstantPacer{Freq: int(rate), Per: time.Second}
+	var cpuBefore time.Duration
+	if pid > 0 {
+		var err error
+		if cpuBefore, err = cpuTime(pid); err != nil {
+			return loadResult{}, err
+		}
+	}
+	var m vegeta.Metrics
+	for res := range atk.Attack(tr, pacer, duration, name) {
+		m.Add(res)
+	}
+	m.Close()
+	return finishRun(name, &m, pid, cpuBefore)
+}
+
+// finishRun turns a run's metrics into a loadResult, with the CPU time pid
+// used since cpuBefore (pid > 0).
+func finishRun(name string, m *vegeta.Metrics, pid int, cpuBefore time.Duration) (loadResult, error) {
 	out := loadResult{
 		Requests:    m.Requests,
 		Seconds:     m.Duration.Seconds() + m.Wait.Seconds(),

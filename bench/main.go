@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -44,6 +45,25 @@ type options struct {
 	anonymous   int
 	pgURL       string
 	pgUsers     int
+	// rate is the open-loop request rate of the proxy runs, and
+	// closedRequests the requests of their closed-loop throughput runs.
+	rate           float64
+	closedRequests int
+	// only, when set, runs just the named parts (comma-separated).
+	only string
+}
+
+// runs says whether the part named part is to run (-only).
+func (o options) runs(part string) bool {
+	if o.only == "" {
+		return true
+	}
+	for _, p := range strings.Split(o.only, ",") {
+		if strings.TrimSpace(p) == part {
+			return true
+		}
+	}
+	return false
 }
 
 // results is the table, as saved in JSON.
@@ -74,8 +94,11 @@ func main() {
 	flag.IntVar(&o.users, "users", 100000, "users to store before the lookup and memory figures")
 	flag.IntVar(&o.groups, "groups", 1000, "groups to store before the memory figure")
 	flag.IntVar(&o.members, "members", 10000, "members of the group the add-member PATCHes go to")
-	flag.IntVar(&o.proxyReqs, "proxy-requests", 20000, "requests per proxy run")
-	flag.IntVar(&o.rounds, "rounds", 3, "alternating proxy runs per configuration")
+	flag.IntVar(&o.proxyReqs, "proxy-requests", 20000, "requests per proxy run (sent at -rate)")
+	flag.Float64Var(&o.rate, "rate", 1500, "requests per second of the open-loop proxy runs")
+	flag.IntVar(&o.rounds, "rounds", 6, "alternating proxy rounds (one open-loop run per site each)")
+	flag.IntVar(&o.closedRequests, "closed-requests", 5000, "requests of the closed-loop proxy throughput runs, at -c (0: skip)")
+	flag.StringVar(&o.only, "only", "", "run only these parts, comma-separated: proxy")
 	flag.IntVar(&o.sessions, "sessions", 50, "signed-in users the Portcullis proxy runs take turns as")
 	flag.IntVar(&o.concurrency, "c", 16, "concurrency of the proxy runs and of the concurrent SCIM runs")
 	flag.IntVar(&o.scimPosts, "scim-posts", 1000, "POST /Users requests per SCIM throughput run")
@@ -144,11 +167,16 @@ func run(o options) error {
 		return err
 	}
 
-	if !o.skipProxy {
-		logf("proxy: Portcullis vs plain reverse_proxy, %d rounds × %d requests at c=%d", o.rounds, o.proxyReqs, o.concurrency)
+	if !o.skipProxy && o.runs("proxy") {
+		logf("proxy: Portcullis vs matched and bare plain reverse_proxy, %d rounds × %d requests at %.0f/s", o.rounds, o.proxyReqs, o.rate)
 		if res.Proxy, err = env.compareProxy(gw, scim, o); err != nil {
 			return err
 		}
+	}
+	if o.only != "" {
+		// The parts below have no -only name yet.
+		printTable(os.Stdout, res, o)
+		return saveJSON(res, o.out)
 	}
 
 	var next atomic.Uint64

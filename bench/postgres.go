@@ -156,7 +156,7 @@ func runPostgres(o options, bin, backend string) (*postgresResults, error) {
 	// of its own.
 	b := *a
 	b.dir = dirB
-	var ports [3]int
+	var ports [4]int
 	for i := range ports {
 		if ports[i], err = freePort(); err != nil {
 			return nil, err
@@ -165,6 +165,7 @@ func runPostgres(o options, bin, backend string) (*postgresResults, error) {
 	b.adminURL = fmt.Sprintf("http://127.0.0.1:%d", ports[0])
 	b.gatewayURL = fmt.Sprintf("http://127.0.0.1:%d", ports[1])
 	b.plainURL = fmt.Sprintf("http://127.0.0.1:%d", ports[2])
+	b.matchedURL = fmt.Sprintf("http://127.0.0.1:%d", ports[3])
 
 	gwA, err := startGateway(bin, dirA, a.caddyfile(), a.adminURL+"/config/")
 	if err != nil {
