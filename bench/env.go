@@ -277,8 +277,11 @@ func randomHex(n int) string {
 
 // saveProfile fetches a CPU profile of the gateway from Caddy's admin
 // endpoint while a run is under way.
-func saveProfile(adminURL, file string) {
-	resp, err := http.Get(adminURL + "/debug/pprof/profile?seconds=5")
+func saveProfile(adminURL, file string) { saveProfileFor(adminURL, file, 5) }
+
+// saveProfileFor is saveProfile over seconds (at least 1).
+func saveProfileFor(adminURL, file string, seconds int) {
+	resp, err := http.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", adminURL, max(seconds, 1)))
 	if err != nil {
 		logf("profile: %v", err)
 		return

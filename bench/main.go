@@ -51,6 +51,8 @@ type options struct {
 	closedRequests int
 	// only, when set, runs just the named parts (comma-separated).
 	only string
+	// profileSeconds is the length of the proxy runs' CPU profiles.
+	profileSeconds int
 }
 
 // runs says whether the part named part is to run (-only).
@@ -98,6 +100,7 @@ func main() {
 	flag.Float64Var(&o.rate, "rate", 1500, "requests per second of the open-loop proxy runs")
 	flag.IntVar(&o.rounds, "rounds", 6, "alternating proxy rounds (one open-loop run per site each)")
 	flag.IntVar(&o.closedRequests, "closed-requests", 5000, "requests of the closed-loop proxy throughput runs, at -c (0: skip)")
+	flag.IntVar(&o.profileSeconds, "profile-seconds", 5, "length of the CPU profiles of the proxy runs (-profile); keep it under a run's length")
 	flag.StringVar(&o.only, "only", "", "run only these parts, comma-separated: proxy")
 	flag.IntVar(&o.sessions, "sessions", 50, "signed-in users the Portcullis proxy runs take turns as")
 	flag.IntVar(&o.concurrency, "c", 16, "concurrency of the proxy runs and of the concurrent SCIM runs")

@@ -151,7 +151,7 @@ func (e *benchEnv) compareProxy(gw *gateway, scim *scimClient, o options) (*prox
 				if s.name == "matched" {
 					suffix = "-plain.pprof"
 				}
-				go saveProfile(e.adminURL, o.profile+suffix)
+				go saveProfileFor(e.adminURL, o.profile+suffix, o.profileSeconds)
 			}
 			r, err := runOpenLoad(s.name, roundRobinTarget(s.url+"/", headers), rate, perRun, gw.pid())
 			if err != nil {
