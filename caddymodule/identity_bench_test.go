@@ -65,39 +65,46 @@ const benchIdentityCaddyfile = `{
 // Cookie line: the gateway's cookie is removed from the request that goes
 // on, which costs nothing when the kept cookies are one run of the line
 // and one string otherwise.
-func BenchmarkIdentityHandler(b *testing.B) {
-	port := gatewaytest.FreePort(b)
+// startIdentityRoute runs benchIdentityCaddyfile in this process, signs
+// alice in, and returns an identity handler (require viewer) provisioned in
+// the running config's context, like the one serving the site, and
+// alice's session cookie.
+func startIdentityRoute(tb testing.TB) (*Identity, string) {
+	tb.Helper()
+	port := gatewaytest.FreePort(tb)
 	site := fmt.Sprintf("http://127.0.0.1:%d", port)
-	admin := fmt.Sprintf("127.0.0.1:%d", gatewaytest.FreePort(b))
+	admin := fmt.Sprintf("127.0.0.1:%d", gatewaytest.FreePort(tb))
 	idp, err := devidp.Start(devidp.Config{Addr: "127.0.0.1:0", Users: []devidp.User{
 		{Subject: "alice", PreferredUsername: "alice@acme.test", Email: "alice@acme.test", EmailVerified: true, Name: "Alice Example"},
 	}})
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	b.Cleanup(idp.Close)
+	tb.Cleanup(idp.Close)
 	idp.AddClient("gw-acme", "bench-secret", []string{site + "/sso/oidc/callback"}, nil)
-	b.Setenv("PORTCULLIS_TEST_BENCH_SECRET", "bench-secret")
-	gatewaytest.Load(b, fmt.Sprintf(benchIdentityCaddyfile, admin, filepath.Join(b.TempDir(), "store"), idp.Issuer, port))
+	tb.Setenv("PORTCULLIS_TEST_BENCH_SECRET", "bench-secret")
+	gatewaytest.Load(tb, fmt.Sprintf(benchIdentityCaddyfile, admin, filepath.Join(tb.TempDir(), "store"), idp.Issuer, port))
 
 	idp.AutoLogin("alice")
-	browser := gatewaytest.NewBrowser(b)
+	browser := gatewaytest.NewBrowser(tb)
 	if p := browser.Get(site + "/wiki"); p.Status != http.StatusOK {
-		b.Fatalf("sign-in ended with %d at %s", p.Status, p.URL)
+		tb.Fatalf("sign-in ended with %d at %s", p.Status, p.URL)
 	}
 	session := browser.Cookie(site, sso.DefaultCookieName)
 	if session == "" {
-		b.Fatal("no session cookie after sign-in")
+		tb.Fatal("no session cookie after sign-in")
 	}
-
-	// The route's handler, provisioned in the running config's context
-	// like the one serving the site.
 	h := &Identity{Tenant: "acme", Require: "viewer"}
 	ctx, cancel := caddy.NewContext(caddy.ActiveContext())
-	b.Cleanup(cancel)
+	tb.Cleanup(cancel)
 	if err := h.Provision(ctx); err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
+	return h, session
+}
+
+func BenchmarkIdentityHandler(b *testing.B) {
+	h, session := startIdentityRoute(b)
 	var seen *authz.Identity
 	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		seen, _ = authz.IdentityFromContext(r.Context())
@@ -142,6 +149,62 @@ func BenchmarkIdentityHandler(b *testing.B) {
 				if err := h.ServeHTTP(w, r, next); err != nil {
 					b.Fatal(err)
 				}
+			}
+		})
+	}
+}
+
+// TestIdentityPlaceholders checks the replacer an identity route leaves:
+// every placeholder answers, a value an earlier handler set (basic_auth's
+// user id, an earlier identity route) is overridden, and a handler after
+// it (vars http.auth.user.id) still overrides it.
+func TestIdentityPlaceholders(t *testing.T) {
+	h, session := startIdentityRoute(t)
+	next := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })
+	serve := func(before func(*caddy.Replacer)) *caddy.Replacer {
+		t.Helper()
+		w := httptest.NewRecorder()
+		r := httptest.NewRequest(http.MethodGet, "/page", nil)
+		r.Header.Set("Cookie", "app=1; "+sso.DefaultCookieName+"="+session)
+		repl := caddy.NewReplacer()
+		r = caddyhttp.PrepareRequest(r, repl, w, nil)
+		if before != nil {
+			before(repl)
+		}
+		if err := h.ServeHTTP(w, r, next); err != nil || w.Code != http.StatusOK {
+			t.Fatalf("refused: %v %d", err, w.Code)
+		}
+		if got := r.Header.Get("Cookie"); got != "app=1" {
+			t.Errorf("Cookie going on: %q", got)
+		}
+		return repl
+	}
+	const all = "{http.auth.user.id}|{portcullis.tenant}|{portcullis.user.name}|{portcullis.user.email}|{portcullis.user.display_name}|{portcullis.user.role}"
+	const want = "alice@acme.test|acme|alice@acme.test|alice@acme.test|Alice Example|viewer"
+	tests := []struct {
+		name   string
+		before func(*caddy.Replacer)
+	}{
+		{"fresh request", nil},
+		{"basic_auth ran first", func(r *caddy.Replacer) { r.Set(authz.PlaceholderAuthUserID, "basic-user") }},
+		{"another identity route ran first", func(r *caddy.Replacer) {
+			r.Map(func(key string) (any, bool) {
+				if key == authz.PlaceholderTenant || key == authz.PlaceholderRole {
+					return "other", true
+				}
+				return nil, false
+			})
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			repl := serve(tt.before)
+			if got := repl.ReplaceAll(all, "-"); got != want {
+				t.Errorf("placeholders %q, want %q", got, want)
+			}
+			repl.Set(authz.PlaceholderAuthUserID, "from-vars")
+			if got, _ := repl.GetString(authz.PlaceholderAuthUserID); got != "from-vars" {
+				t.Errorf("a later Set of the user id: %q", got)
 			}
 		})
 	}
