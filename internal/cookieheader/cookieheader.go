@@ -65,12 +65,21 @@ func parseValue(raw string) (string, bool) {
 		raw = raw[1 : len(raw)-1]
 	}
 	for i := 0; i < len(raw); i++ {
-		if b := raw[i]; b < 0x20 || b >= 0x7f || b == '"' || b == ';' || b == '\\' {
+		if !validValueByte[raw[i]] {
 			return "", false
 		}
 	}
 	return raw, true
 }
+
+// validValueByte is net/http's validCookieValueByte as a table: a session
+// id is checked byte by byte on every request.
+var validValueByte = func() (t [256]bool) {
+	for b := 0x20; b < 0x7f; b++ {
+		t[b] = b != '"' && b != ';' && b != '\\'
+	}
+	return t
+}()
 
 // trim is textproto.TrimString: ASCII space, tab, CR and LF.
 func trim(s string) string {
