@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"net/http"
 	"sort"
 	"time"
@@ -55,18 +56,30 @@ func runLoad(name string, tr vegeta.Targeter, concurrency int, maxRequests uint6
 	return finishRun(name, &m, pid, cpuBefore)
 }
 
+// openLoopInFlight bounds the requests an open-loop run has in flight (and
+// its connections): when the gateway stalls (a shared machine), the run
+// falls behind its schedule rather than opening connections without end.
+const openLoopInFlight = 512
+
 // runOpenLoad sends requests at a fixed rate for duration (an open loop:
-// on schedule, whatever the answers; vegeta adds workers as needed), and
-// waits for the answers. With pid > 0 it also measures that process's CPU
-// time over the run, from /proc.
+// on schedule, whatever the answers; vegeta adds workers as needed, up to
+// openLoopInFlight), and waits for the answers. Its connections are closed
+// at the end, so runs do not pile up idle connections. With pid > 0 it also
+// measures that process's CPU time over the run, from /proc.
 func runOpenLoad(name string, tr vegeta.Targeter, rate float64, duration time.Duration, pid int) (loadResult, error) {
+	transport := &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConnsPerHost: openLoopInFlight,
+		MaxConnsPerHost:     openLoopInFlight,
+		IdleConnTimeout:     30 * time.Second,
+	}
+	defer transport.CloseIdleConnections()
 	atk := vegeta.NewAttacker(
+		vegeta.Client(&http.Client{Transport: transport}),
 		vegeta.Workers(16),
-		vegeta.MaxWorkers(1024),
-		vegeta.KeepAlive(true),
+		vegeta.MaxWorkers(openLoopInFlight),
 		vegeta.Timeout(30*time.Second),
 		vegeta.Redirects(vegeta.NoFollow),
-		vegeta.HTTP2(false),
 	)
 	pacer := vegeta.ConstantPacer{Freq: int(rate), Per: time.Second}
 	var cpuBefore time.Duration
