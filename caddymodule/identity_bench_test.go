@@ -133,7 +133,9 @@ func BenchmarkIdentityHandler(b *testing.B) {
 			}
 			serve := h.ServeHTTP
 			if tc.name == "baseline" {
-				serve = func(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error { return next.ServeHTTP(w, r) }
+				serve = func(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+					return next.ServeHTTP(w, r)
+				}
 			}
 			// Warm the cache, and check the placeholders and the cookie.
 			r := newRequest()
