@@ -44,6 +44,7 @@ type options struct {
 	anonymous   int
 	pgURL       string
 	pgUsers     int
+	only        string
 }
 
 // results is the table, as saved in JSON.
@@ -89,6 +90,7 @@ func main() {
 	flag.StringVar(&o.profile, "profile", "", "save 5 s CPU profiles of the gateway, taken during the first Portcullis and plain proxy runs and the concurrent SCIM POST run, to PREFIX-proxy.pprof, PREFIX-plain.pprof and PREFIX-scim-post.pprof")
 	flag.StringVar(&o.pgURL, "postgres", "", "also measure the PostgreSQL store (and two replicas on it): a postgres:// URL of a server where the harness may create and drop a database (default $"+testDatabaseEnv+"; neither: Badger only)")
 	flag.IntVar(&o.pgUsers, "pg-users", 20000, "users to store in PostgreSQL before the lookup figure (loading through SCIM is slower there)")
+	flag.StringVar(&o.only, "only", "", "run only one part: "+onlySCIMPost+" (the POST /Users runs, on Badger and, with -postgres, PostgreSQL)")
 	flag.Parse()
 
 	if err := run(o); err != nil {
@@ -142,6 +144,10 @@ func run(o options) error {
 	scim, err := newSCIMClient(env.adminURL, env.gatewayURL, benchTenant)
 	if err != nil {
 		return err
+	}
+
+	if o.only == onlySCIMPost {
+		return runSCIMPostOnly(o, res, gw, env, scim, bin, backend)
 	}
 
 	if !o.skipProxy {

@@ -215,22 +215,29 @@ func marshalJSON(v any) ([]byte, error) {
 // marshalResource encodes doc with its keys in response order.
 func marshalResource(rt *resourceType, doc map[string]any) (json.RawMessage, error) {
 	var buf bytes.Buffer
+	// One encoder for every key and value (each Encode appends a newline,
+	// cut off again; a failed Encode writes nothing).
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	put := func(v any) error {
+		if err := enc.Encode(v); err != nil {
+			return err
+		}
+		buf.Truncate(buf.Len() - 1)
+		return nil
+	}
 	buf.WriteByte('{')
 	for i, k := range orderedKeys(rt, doc) {
 		if i > 0 {
 			buf.WriteByte(',')
 		}
-		kb, err := marshalJSON(k)
-		if err != nil {
+		if err := put(k); err != nil {
 			return nil, err
 		}
-		vb, err := marshalJSON(doc[k])
-		if err != nil {
-			return nil, err
-		}
-		buf.Write(kb)
 		buf.WriteByte(':')
-		buf.Write(vb)
+		if err := put(doc[k]); err != nil {
+			return nil, err
+		}
 	}
 	buf.WriteByte('}')
 	return buf.Bytes(), nil

@@ -42,6 +42,12 @@ type tx struct {
 	// tombMembers caches, per group, how many of its members are such
 	// deleted groups (see tombstoneMembers); reset by membership writes.
 	tombMembers map[string]int
+	// shard is the counter shard the transaction updates counts in,
+	// taken from shards on the first count it updates (see shardPool);
+	// held says the store's run must give it back.
+	shards *shardPool
+	shard  byte
+	held   bool
 }
 
 var _ storage.Tx = (*tx)(nil)
@@ -154,9 +160,17 @@ func (t *tx) suffixes(prefix []byte) ([]string, error) {
 	return out, err
 }
 
-// addCount adds d to the counter shard of id (see countShards).
+// addCount adds d to the count of kind in the transaction's counter shard
+// (see countShards and shardPool); id picks the shard when none is free.
 func (t *tx) addCount(kind byte, id string, d int64) error {
-	key := t.k.countShard(kind, id)
+	if !t.held {
+		if b, ok := t.shards.take(); ok {
+			t.shard, t.held = b, true
+		} else {
+			t.shard = hashShard(id)
+		}
+	}
+	key := t.k.countShard(kind, t.shard)
 	n, err := t.readCounter(key)
 	if err != nil {
 		return err

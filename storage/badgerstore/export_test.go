@@ -1,0 +1,5 @@
+package badgerstore
+
+// Conflicts is how many transaction attempts of s conflicted (see
+// Store.conflicts), for the benchmarks of package badgerstore_test.
+func Conflicts(s *Store) uint64 { return s.conflicts.Load() }
