@@ -214,33 +214,22 @@ func marshalJSON(v any) ([]byte, error) {
 
 // marshalResource encodes doc with its keys in response order.
 func marshalResource(rt *resourceType, doc map[string]any) (json.RawMessage, error) {
-	var buf bytes.Buffer
-	// One encoder for every key and value (each Encode appends a newline,
-	// cut off again; a failed Encode writes nothing).
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	put := func(v any) error {
-		if err := enc.Encode(v); err != nil {
-			return err
-		}
-		buf.Truncate(buf.Len() - 1)
-		return nil
-	}
-	buf.WriteByte('{')
+	buf := make([]byte, 0, 1024)
+	buf = append(buf, '{')
 	for i, k := range orderedKeys(rt, doc) {
 		if i > 0 {
-			buf.WriteByte(',')
+			buf = append(buf, ',')
 		}
-		if err := put(k); err != nil {
+		var err error
+		if buf, err = appendDocJSON(buf, k, false); err != nil {
 			return nil, err
 		}
-		buf.WriteByte(':')
-		if err := put(doc[k]); err != nil {
+		buf = append(buf, ':')
+		if buf, err = appendDocJSON(buf, doc[k], false); err != nil {
 			return nil, err
 		}
 	}
-	buf.WriteByte('}')
-	return buf.Bytes(), nil
+	return append(buf, '}'), nil
 }
 
 // attrRef is an attribute path (RFC 7644 §3.10) resolved against a

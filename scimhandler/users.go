@@ -1,7 +1,6 @@
 package scimhandler
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -131,7 +130,7 @@ func (h *Handler) createUser(req *request) error {
 		active = *in.fields.active
 	}
 	in.doc["active"] = active
-	attrs, err := json.Marshal(in.doc)
+	attrs, err := marshalDoc(in.doc)
 	if err != nil {
 		return err
 	}
@@ -243,7 +242,7 @@ func (h *Handler) replaceUser(req *request, id string) error {
 		d := cloneDoc(in.doc)
 		d["active"] = next.Active
 		var err error
-		if next.Attributes, err = json.Marshal(d); err != nil {
+		if next.Attributes, err = marshalDoc(d); err != nil {
 			return nil, err
 		}
 		deactivated = u.Active && !next.Active
@@ -402,7 +401,7 @@ func (h *Handler) patchUser(req *request, id string) error {
 			next.Active = *f.active
 		}
 		d["active"] = next.Active
-		if next.Attributes, err = json.Marshal(d); err != nil {
+		if next.Attributes, err = marshalDoc(d); err != nil {
 			return nil, err
 		}
 		deactivated = u.Active && !next.Active
