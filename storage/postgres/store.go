@@ -241,6 +241,8 @@ func (s *Store) view(ctx context.Context, tenant string, fn func(storage.ReadTx)
 // commits and notifies the other replicas (delivered at commit); this
 // store's Generation has the new version when Update returns. A
 // transaction that appended events then holds the audit log to its cap.
+// Concurrent Updates of one tenant share a transaction (group commit, see
+// groupcommit.go); each still gets its own outcome.
 //
 // A connection failure (the database down or unreachable) is returned
 // wrapped in storage.ErrUnavailable and not retried here: the caller
