@@ -83,8 +83,13 @@ type Store struct {
 	closed bool
 
 	generations sync.Map // tenant -> *atomic.Uint64
-	retentions  sync.Map // tenant -> storage.EventRetention (with defaults)
-	eventLogs   sync.Map // tenant -> *eventLog
+	// queue holds the Updates waiting to share the next transaction
+	// (groupcommit.go); grouped counts fns committed in a group of two
+	// or more.
+	queue      commitQueue
+	grouped    atomic.Uint64
+	retentions sync.Map // tenant -> storage.EventRetention (with defaults)
+	eventLogs  sync.Map // tenant -> *eventLog
 
 	// maxAttempts is the retry bound of Update (defaultMaxAttempts; tests
 	// lower it).
@@ -280,6 +285,12 @@ func (s *Store) Update(ctx context.Context, tenant string, fn func(storage.Tx) e
 		return ErrClosed
 	}
 	s.countEventsOnce(tenant)
+	return s.groupUpdate(ctx, tenant, fn)
+}
+
+// updateAlone is Update for one fn in a transaction of its own (see
+// groupcommit.go for when others join it).
+func (s *Store) updateAlone(ctx context.Context, tenant string, fn func(storage.Tx) error) error {
 	retention := s.retention(tenant)
 	t, err := s.run(ctx, tenantPrefix(tenant), func(t *tx) error {
 		t.retention = retention
@@ -288,6 +299,12 @@ func (s *Store) Update(ctx context.Context, tenant string, fn func(storage.Tx) e
 	if err != nil {
 		return err
 	}
+	s.committed(tenant, t)
+	return nil
+}
+
+// committed follows the commit of t, a transaction of the tenant.
+func (s *Store) committed(tenant string, t *tx) {
 	if t.observed {
 		s.generation(tenant).Add(1)
 	}
@@ -297,7 +314,6 @@ func (s *Store) Update(ctx context.Context, tenant string, fn func(storage.Tx) e
 	if t.appended > 0 {
 		s.eventsAppended(tenant, t.appended)
 	}
-	return nil
 }
 
 // run runs fn in a read-write transaction under prefix and commits it,
