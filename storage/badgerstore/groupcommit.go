@@ -37,10 +37,11 @@ import (
 const maxGroup = 16
 
 // maxGroupWait bounds how long an Update waits to be taken into a group
-// before it runs alone beside the running one. It bounds the wait behind a
-// long transaction, and turns what would be a deadlock, an fn waiting for
-// another Update, into a delay.
-const maxGroupWait = time.Second
+// before it runs alone beside the running one. A group takes a few
+// milliseconds; this bounds the wait behind a long transaction (a sign-in's
+// session write behind a PATCH of thousands of members), and turns what
+// would be a deadlock, an fn waiting for another Update, into a delay.
+const maxGroupWait = 100 * time.Millisecond
 
 // commitQueue is the Updates waiting for the running group.
 type commitQueue struct {

@@ -36,18 +36,19 @@ import (
 //
 // The cost: a write waits for the group ahead of it, so a sign-in's
 // session write queues behind a large PATCH of the same tenant instead of
-// running beside it (where, bumping nothing, it did not conflict).
+// running beside it (where, bumping nothing, it did not conflict), for at
+// most maxGroupWait.
 
 // maxGroup bounds how many fns share one transaction.
 const maxGroup = 32
 
 // maxGroupWait bounds how long an Update waits to be taken into a group
 // before it runs alone, beside the running group (as every Update did
-// before group commit; it may then conflict and retry). It bounds the wait
-// behind a long transaction (a PATCH of thousands of members), and turns
+// before group commit; it may then conflict and retry). A group takes
+// tens of milliseconds; this bounds the wait behind a long transaction (a PATCH of thousands of members), and turns
 // what would be a deadlock, an fn that waits for another Update of its own
 // tenant, into a delay (TestGroupCommitNestedUpdate).
-const maxGroupWait = time.Second
+const maxGroupWait = 250 * time.Millisecond
 
 // commitQueue is one tenant's Updates waiting for the running group.
 type commitQueue struct {
