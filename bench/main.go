@@ -101,7 +101,7 @@ func main() {
 	flag.IntVar(&o.rounds, "rounds", 6, "alternating proxy rounds (one open-loop run per site each)")
 	flag.IntVar(&o.closedRequests, "closed-requests", 5000, "requests of the closed-loop proxy throughput runs, at -c (0: skip)")
 	flag.IntVar(&o.profileSeconds, "profile-seconds", 5, "length of the CPU profiles of the proxy runs (-profile); keep it under a run's length")
-	flag.StringVar(&o.only, "only", "", "run only these parts, comma-separated: proxy")
+	flag.StringVar(&o.only, "only", "", "run only these parts, comma-separated: proxy, "+onlySCIMPost+" (the POST /Users runs alone, on Badger and, with -postgres, PostgreSQL)")
 	flag.IntVar(&o.sessions, "sessions", 50, "signed-in users the Portcullis proxy runs take turns as")
 	flag.IntVar(&o.concurrency, "c", 16, "concurrency of the proxy runs and of the concurrent SCIM runs")
 	flag.IntVar(&o.scimPosts, "scim-posts", 1000, "POST /Users requests per SCIM throughput run")
@@ -168,6 +168,10 @@ func run(o options) error {
 	scim, err := newSCIMClient(env.adminURL, env.gatewayURL, benchTenant)
 	if err != nil {
 		return err
+	}
+
+	if o.only == onlySCIMPost {
+		return runSCIMPostOnly(o, res, gw, env, scim, bin, backend)
 	}
 
 	if !o.skipProxy && o.runs("proxy") {

@@ -213,6 +213,9 @@ func runPostgres(o options, bin, backend string) (*postgresResults, error) {
 	if res.SCIMPost16, err = runLoad("pg-post-c16", scimA.userTargeter(&next), o.concurrency, uint64(o.scimPosts), o.maxRun, gwA.pid()); err != nil {
 		return nil, err
 	}
+	if o.only == onlySCIMPost {
+		return res, nil
+	}
 
 	logf("postgres: SCIM: storing %d users", o.pgUsers)
 	start := time.Now()

@@ -8,7 +8,9 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"os"
 	"sync/atomic"
+	"text/tabwriter"
 	"time"
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
@@ -184,4 +186,54 @@ func (c *scimClient) addMembers(groupID string, ids []string) error {
 		ids = ids[n:]
 	}
 	return nil
+}
+
+// onlySCIMPost is the -only value that runs the POST /Users figures alone.
+const onlySCIMPost = "scim-post"
+
+// runSCIMPostOnly measures POST /Users at c=1 and c=-c on the Badger
+// gateway (profiling the concurrent run if asked) and, with a PostgreSQL
+// server, on replica A of the PostgreSQL pair, then prints those rows and
+// saves the JSON like a full run.
+func runSCIMPostOnly(o options, res *results, gw *gateway, env *benchEnv, scim *scimClient, bin, backend string) error {
+	var next atomic.Uint64
+	var err error
+	logf("SCIM: POST /Users at c=1 and c=%d", o.concurrency)
+	if res.SCIMPost1, err = runLoad("post-c1", scim.userTargeter(&next), 1, uint64(o.scimPosts), o.maxRun, gw.pid()); err != nil {
+		return err
+	}
+	if o.profile != "" {
+		go saveProfile(env.adminURL, o.profile+"-scim-post.pprof")
+	}
+	if res.SCIMPost16, err = runLoad("post-c16", scim.userTargeter(&next), o.concurrency, uint64(o.scimPosts), o.maxRun, gw.pid()); err != nil {
+		return err
+	}
+	if postgresServer(o.pgURL) != "" {
+		gw.stop()
+		o.skipProxy = true
+		logf("postgres: the POST /Users runs on PostgreSQL")
+		if res.Postgres, err = runPostgres(o, bin, backend); err != nil {
+			return fmt.Errorf("postgres: %w", err)
+		}
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "Portcullis benchmark (-only %s)\t%s, %d CPUs, %s\t\n", onlySCIMPost, res.GoVersion, res.CPUs, res.Started.Format("2006-01-02 15:04 UTC"))
+	rows := []struct {
+		name string
+		r    loadResult
+	}{{"SCIM POST /Users c=1", res.SCIMPost1}, {fmt.Sprintf("SCIM POST /Users c=%d", o.concurrency), res.SCIMPost16}}
+	if p := res.Postgres; p != nil {
+		rows = append(rows, struct {
+			name string
+			r    loadResult
+		}{"postgres: SCIM POST /Users c=1", p.SCIMPost1}, struct {
+			name string
+			r    loadResult
+		}{fmt.Sprintf("postgres: SCIM POST /Users c=%d", o.concurrency), p.SCIMPost16})
+	}
+	for _, row := range rows {
+		fmt.Fprintf(tw, "%s\t%.0f/s\tp50 %.2f ms, p99 %.2f ms, %.0f µs CPU/req, answers %v\t\n", row.name, row.r.PerSecond, row.r.P50ms, row.r.P99ms, row.r.CPUPerRequestUs, row.r.StatusCodes)
+	}
+	tw.Flush()
+	return saveJSON(res, o.out)
 }

@@ -75,6 +75,32 @@ func (t *namingTx) AppendEvent(e storage.Event) error {
 	return t.Tx.AppendEvent(e)
 }
 
+// PutUser and PutGroup note the name they wrote, so the event that follows
+// a write (every write appends one) names the resource without reading it
+// back: one read less per SCIM create or update.
+func (t *namingTx) PutUser(u *storage.User) error {
+	if err := t.Tx.PutUser(u); err != nil {
+		return err
+	}
+	t.noteName("User", u.ID, u.UserName)
+	return nil
+}
+
+func (t *namingTx) PutGroup(g *storage.Group) error {
+	if err := t.Tx.PutGroup(g); err != nil {
+		return err
+	}
+	t.noteName("Group", g.ID, g.DisplayName)
+	return nil
+}
+
+func (t *namingTx) noteName(typ, id, name string) {
+	if t.names == nil {
+		t.names = make(map[string]string)
+	}
+	t.names[typ+"\x00"+id] = name
+}
+
 // resourceName looks a user's or group's name up once per transaction (a
 // PATCH of many members appends many events about one group).
 func (t *namingTx) resourceName(typ, id string) string {
@@ -93,9 +119,6 @@ func (t *namingTx) resourceName(typ, id string) string {
 			name = g.DisplayName
 		}
 	}
-	if t.names == nil {
-		t.names = make(map[string]string)
-	}
-	t.names[key] = name
+	t.noteName(typ, id, name)
 	return name
 }

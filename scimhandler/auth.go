@@ -18,12 +18,16 @@ import (
 // maxTokenLength bounds what is hashed from an Authorization header.
 const maxTokenLength = 4096
 
-// tokenCache keeps the tenant's token record and its retired tokens until
-// the store's generation moves on, so a request does not need a read
-// transaction to authenticate. The generation is read before the records,
-// so cached records are never older than the generation they are filed
-// under. (Retiring a token always comes with PutSCIMToken or
-// DeleteSCIMToken in the same transaction, which moves the generation.)
+// tokenCache keeps the tenant's token record (and, once a request needed
+// them, its retired tokens) until the store's generation moves on, so a
+// request does not need a read transaction to authenticate. The generation
+// is read before the records, so cached records are never older than the
+// generation they are filed under. (Retiring a token always comes with
+// PutSCIMToken or DeleteSCIMToken in the same transaction, which moves the
+// generation.) Every create moves the generation too, so under a stream of
+// SCIM writes the token is read again on most requests: that read is one
+// key, and the retired tokens, which only a token that does not match
+// needs, are not read with it.
 type tokenCache struct {
 	mu    sync.Mutex
 	valid bool
@@ -33,14 +37,18 @@ type tokenCache struct {
 
 // tokenState is what authentication compares a presented token with.
 type tokenState struct {
-	rec     *storage.SCIMToken // nil: the tenant has no token (SCIM disabled)
-	retired []retiredToken     // newest first
+	rec *storage.SCIMToken // nil: the tenant has no token (SCIM disabled)
+	// retired (newest first) is only loaded when retiredKnown.
+	retired      []retiredToken
+	retiredKnown bool
 }
 
-func (h *Handler) currentToken(ctx context.Context) (tokenState, error) {
+// currentToken is the tenant's token state, with its retired tokens if
+// withRetired.
+func (h *Handler) currentToken(ctx context.Context, withRetired bool) (tokenState, error) {
 	gen := h.store.Generation(h.tenant)
 	h.tokens.mu.Lock()
-	if h.tokens.valid && h.tokens.gen == gen {
+	if h.tokens.valid && h.tokens.gen == gen && (h.tokens.state.retiredKnown || !withRetired) {
 		st := h.tokens.state
 		h.tokens.mu.Unlock()
 		return st, nil
@@ -56,7 +64,11 @@ func (h *Handler) currentToken(ctx context.Context) (tokenState, error) {
 		if errors.Is(err, storage.ErrNotFound) {
 			st.rec = nil
 		}
+		if !withRetired {
+			return nil
+		}
 		st.retired, err = loadRetiredTokens(tx)
+		st.retiredKnown = err == nil
 		return err
 	})
 	if err != nil {
@@ -98,11 +110,21 @@ func (h *Handler) authenticate(r *http.Request) (string, error) {
 	if !ok {
 		return "", h.rejected(r, RejectedMissing, "no bearer token", errUnauthorized("a bearer token is required"))
 	}
-	st, err := h.currentToken(r.Context())
+	st, err := h.currentToken(r.Context(), false)
 	if err != nil {
 		return "", err
 	}
 	sum := storage.HashSecret(presented)
+	if st.rec != nil && subtle.ConstantTimeCompare(sum[:], st.rec.Hash[:]) == 1 {
+		return st.rec.ID, nil
+	}
+	// Not the live token: the retired ones say whether it is an old one
+	// (read with the token again, in one snapshot, unless cached). A
+	// client that hung up still gets its failure counted and recorded,
+	// as when the state was cached: the read does not heed the hang-up.
+	if st, err = h.currentToken(context.WithoutCancel(r.Context()), true); err != nil {
+		return "", err
+	}
 	if st.rec != nil && subtle.ConstantTimeCompare(sum[:], st.rec.Hash[:]) == 1 {
 		return st.rec.ID, nil
 	}

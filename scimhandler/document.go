@@ -214,26 +214,22 @@ func marshalJSON(v any) ([]byte, error) {
 
 // marshalResource encodes doc with its keys in response order.
 func marshalResource(rt *resourceType, doc map[string]any) (json.RawMessage, error) {
-	var buf bytes.Buffer
-	buf.WriteByte('{')
+	buf := make([]byte, 0, 1024)
+	buf = append(buf, '{')
 	for i, k := range orderedKeys(rt, doc) {
 		if i > 0 {
-			buf.WriteByte(',')
+			buf = append(buf, ',')
 		}
-		kb, err := marshalJSON(k)
-		if err != nil {
+		var err error
+		if buf, err = appendDocJSON(buf, k, false); err != nil {
 			return nil, err
 		}
-		vb, err := marshalJSON(doc[k])
-		if err != nil {
+		buf = append(buf, ':')
+		if buf, err = appendDocJSON(buf, doc[k], false); err != nil {
 			return nil, err
 		}
-		buf.Write(kb)
-		buf.WriteByte(':')
-		buf.Write(vb)
 	}
-	buf.WriteByte('}')
-	return buf.Bytes(), nil
+	return append(buf, '}'), nil
 }
 
 // attrRef is an attribute path (RFC 7644 §3.10) resolved against a

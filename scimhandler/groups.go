@@ -1,7 +1,6 @@
 package scimhandler
 
 import (
-	"encoding/json"
 	"net/http"
 	"strings"
 	"time"
@@ -71,7 +70,7 @@ func (h *Handler) createGroup(req *request) error {
 	if err != nil {
 		return err
 	}
-	attrs, err := json.Marshal(in.doc)
+	attrs, err := marshalDoc(in.doc)
 	if err != nil {
 		return err
 	}
@@ -135,7 +134,7 @@ func (h *Handler) replaceGroup(req *request, id string) error {
 		next := *g
 		next.DisplayName, next.ExternalID = in.displayName, in.externalID
 		var err error
-		if next.Attributes, err = json.Marshal(in.doc); err != nil {
+		if next.Attributes, err = marshalDoc(in.doc); err != nil {
 			return nil, err
 		}
 		return saveGroup(tx, req.actor, g, &next, edit)
@@ -206,7 +205,7 @@ func (h *Handler) patchGroup(req *request, id string) error {
 		if next.DisplayName, next.ExternalID, err = groupFields(d); err != nil {
 			return nil, err
 		}
-		if next.Attributes, err = json.Marshal(d); err != nil {
+		if next.Attributes, err = marshalDoc(d); err != nil {
 			return nil, err
 		}
 		return saveGroup(tx, req.actor, g, &next, edit)

@@ -61,6 +61,12 @@ func userAttributes(u *storage.User) (map[string]any, error) {
 		// the typed fields below still describe the user.
 		doc = map[string]any{}
 	}
+	return userAttributesOf(doc, u), nil
+}
+
+// userAttributesOf is userAttributes given the stored attributes already
+// decoded (doc, which it changes and returns).
+func userAttributesOf(doc map[string]any, u *storage.User) map[string]any {
 	for _, k := range []string{"id", "meta", "groups", "password", "schemas"} {
 		deleteField(doc, k)
 	}
@@ -75,7 +81,7 @@ func userAttributes(u *storage.User) (map[string]any, error) {
 		}
 		doc["emails"] = emails
 	}
-	return doc, nil
+	return doc
 }
 
 // groupAttributes is the client-owned part of a group's document, members
@@ -170,6 +176,17 @@ func renderUser(tx storage.ReadTx, u *storage.User, base string, o renderOpts) (
 		}
 	}
 	return doc, nil
+}
+
+// renderUserDoc is renderUser without groups for a user whose stored
+// attributes are the JSON encoding of doc (which it changes): the same
+// document, without decoding the attributes again.
+func renderUserDoc(doc map[string]any, u *storage.User, base string) map[string]any {
+	doc = userAttributesOf(doc, u)
+	doc["id"] = u.ID
+	doc["schemas"] = schemasOf(userResource, doc)
+	doc["meta"] = metaOf(userResource, u.ID, u.Created, u.Modified, u.Version, base)
+	return doc
 }
 
 // renderGroup builds the SCIM representation of g.

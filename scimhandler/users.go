@@ -1,7 +1,6 @@
 package scimhandler
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -131,11 +130,13 @@ func (h *Handler) createUser(req *request) error {
 		active = *in.fields.active
 	}
 	in.doc["active"] = active
-	attrs, err := json.Marshal(in.doc)
+	attrs, err := marshalDoc(in.doc)
 	if err != nil {
 		return err
 	}
-	now := time.Now().UTC()
+	// Microseconds: what every store keeps (PostgreSQL's timestamps), so
+	// the created answer shows the times a later GET does.
+	now := time.Now().UTC().Truncate(time.Microsecond)
 	u := &storage.User{
 		ID:          storage.NewID(),
 		UserName:    in.fields.userName,
@@ -152,15 +153,20 @@ func (h *Handler) createUser(req *request) error {
 	adopted := false
 	err = h.update(req.ctx, func(tx storage.Tx) error {
 		adopted = false
-		if manual, err := manualUserNamed(tx, u.UserName); err != nil {
+		// One read of the userName decides: a manual user of that name is
+		// adopted, any other holder is a 409, and a free name is taken
+		// (PutUser's own read of it guards against a concurrent creator).
+		holder, err := tx.UserByUserName(u.UserName)
+		switch {
+		case errors.Is(err, storage.ErrNotFound):
+		case err != nil:
 			return err
-		} else if manual != nil {
+		case holder.Source == storage.SourceManual:
 			adopted = true
-			stored, err = h.adoptManualUser(tx, req.actor, manual, u)
+			stored, err = h.adoptManualUser(tx, req.actor, holder, u)
 			return err
-		}
-		if err := checkUserNameFree(tx, u.UserName, u.ID); err != nil {
-			return err
+		case holder.ID != u.ID:
+			return errUserNameTaken(u.UserName)
 		}
 		rec := *u
 		if err := tx.PutUser(&rec); err != nil {
@@ -168,13 +174,14 @@ func (h *Handler) createUser(req *request) error {
 		}
 		if err := tx.AppendEvent(storage.Event{
 			Type: storage.EventUserCreated, Actor: req.actor, ResourceType: "User",
-			ResourceID: u.ID, After: userSummary(u),
+			ResourceID: u.ID, ResourceName: u.UserName, After: userSummary(u),
 		}); err != nil {
 			return err
 		}
-		var err error
-		stored, err = tx.GetUser(u.ID)
-		return err
+		// PutUser set what the store decides (Version; Created and
+		// Modified were given): rec is the user as stored, no read back.
+		stored = &rec
+		return nil
 	})
 	if err != nil {
 		return err
@@ -184,10 +191,10 @@ func (h *Handler) createUser(req *request) error {
 	} else {
 		h.logger.Info("scim user created", zap.String("id", stored.ID))
 	}
-	doc, err := renderUser(nil, stored, req.base, renderOpts{}) // groups are not rendered on create
-	if err != nil {
-		return err
-	}
+	// The response is rendered from the document just decoded and stored,
+	// not from the stored bytes decoded again; groups are not rendered on
+	// create.
+	doc := renderUserDoc(in.doc, stored, req.base)
 	return writeResource(req, http.StatusCreated, userResource, doc, stored.Version, p)
 }
 
@@ -202,10 +209,14 @@ func checkUserNameFree(tx storage.ReadTx, userName, id string) error {
 	case err != nil:
 		return err
 	case other.ID != id:
-		return &scimError{status: http.StatusConflict, scimType: scimTypeUniqueness,
-			detail: fmt.Sprintf("userName %q is already taken", truncate(userName, 128))}
+		return errUserNameTaken(userName)
 	}
 	return nil
+}
+
+func errUserNameTaken(userName string) error {
+	return &scimError{status: http.StatusConflict, scimType: scimTypeUniqueness,
+		detail: fmt.Sprintf("userName %q is already taken", truncate(userName, 128))}
 }
 
 func (h *Handler) replaceUser(req *request, id string) error {
@@ -231,7 +242,7 @@ func (h *Handler) replaceUser(req *request, id string) error {
 		d := cloneDoc(in.doc)
 		d["active"] = next.Active
 		var err error
-		if next.Attributes, err = json.Marshal(d); err != nil {
+		if next.Attributes, err = marshalDoc(d); err != nil {
 			return nil, err
 		}
 		deactivated = u.Active && !next.Active
@@ -390,7 +401,7 @@ func (h *Handler) patchUser(req *request, id string) error {
 			next.Active = *f.active
 		}
 		d["active"] = next.Active
-		if next.Attributes, err = json.Marshal(d); err != nil {
+		if next.Attributes, err = marshalDoc(d); err != nil {
 			return nil, err
 		}
 		deactivated = u.Active && !next.Active

@@ -296,6 +296,7 @@ func BenchmarkPutUser(b *testing.B) {
 						b.Fatal(err)
 					}
 				}
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "users/s")
 				return
 			}
 			// RunParallel starts parallelism*GOMAXPROCS goroutines.
@@ -308,6 +309,9 @@ func BenchmarkPutUser(b *testing.B) {
 					}
 				}
 			})
+			b.ReportMetric(float64(badgerstore.Conflicts(s))/float64(b.N), "conflicts/op")
+			b.ReportMetric(float64(badgerstore.Grouped(s))/float64(b.N), "grouped/op")
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "users/s")
 		})
 	}
 }

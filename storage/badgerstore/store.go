@@ -83,12 +83,22 @@ type Store struct {
 	closed bool
 
 	generations sync.Map // tenant -> *atomic.Uint64
-	retentions  sync.Map // tenant -> storage.EventRetention (with defaults)
-	eventLogs   sync.Map // tenant -> *eventLog
+	// queue holds the Updates waiting to share the next transaction
+	// (groupcommit.go); grouped counts fns committed in a group of two
+	// or more.
+	queue      commitQueue
+	grouped    atomic.Uint64
+	retentions sync.Map // tenant -> storage.EventRetention (with defaults)
+	eventLogs  sync.Map // tenant -> *eventLog
 
 	// maxAttempts is the retry bound of Update (defaultMaxAttempts; tests
 	// lower it).
 	maxAttempts int
+	// shards hands write transactions their counter shards.
+	shards *shardPool
+	// conflicts counts attempts that Badger refused for a conflict and
+	// that ran again (or gave up); benchmarks report it per operation.
+	conflicts atomic.Uint64
 
 	// stop ends the background goroutines (GC and event pruning, the
 	// sweeper); Close waits for gcDone and sweepDone.
@@ -129,6 +139,7 @@ func open(dir string, logger *zap.Logger, sweep bool) (*Store, error) {
 		db:          db,
 		logger:      logger,
 		maxAttempts: defaultMaxAttempts,
+		shards:      newShardPool(),
 		stop:        make(chan struct{}),
 		gcDone:      make(chan struct{}),
 		sweepKick:   make(chan struct{}, 1),
@@ -274,6 +285,12 @@ func (s *Store) Update(ctx context.Context, tenant string, fn func(storage.Tx) e
 		return ErrClosed
 	}
 	s.countEventsOnce(tenant)
+	return s.groupUpdate(ctx, tenant, fn)
+}
+
+// updateAlone is Update for one fn in a transaction of its own (see
+// groupcommit.go for when others join it).
+func (s *Store) updateAlone(ctx context.Context, tenant string, fn func(storage.Tx) error) error {
 	retention := s.retention(tenant)
 	t, err := s.run(ctx, tenantPrefix(tenant), func(t *tx) error {
 		t.retention = retention
@@ -282,6 +299,12 @@ func (s *Store) Update(ctx context.Context, tenant string, fn func(storage.Tx) e
 	if err != nil {
 		return err
 	}
+	s.committed(tenant, t)
+	return nil
+}
+
+// committed follows the commit of t, a transaction of the tenant.
+func (s *Store) committed(tenant string, t *tx) {
 	if t.observed {
 		s.generation(tenant).Add(1)
 	}
@@ -291,7 +314,6 @@ func (s *Store) Update(ctx context.Context, tenant string, fn func(storage.Tx) e
 	if t.appended > 0 {
 		s.eventsAppended(tenant, t.appended)
 	}
-	return nil
 }
 
 // run runs fn in a read-write transaction under prefix and commits it,
@@ -318,6 +340,7 @@ func (s *Store) run(ctx context.Context, prefix []byte, fn func(*tx) error) (*tx
 		if !errors.Is(err, badger.ErrConflict) {
 			return nil, fmt.Errorf("badgerstore: commit: %w", err)
 		}
+		s.conflicts.Add(1)
 		if attempt >= s.maxAttempts {
 			return nil, storage.ErrConflict
 		}
@@ -345,7 +368,12 @@ func (s *Store) run(ctx context.Context, prefix []byte, fn func(*tx) error) (*tx
 func (s *Store) attempt(prefix []byte, fn func(*tx) error) (*tx, error) {
 	txn := s.db.NewTransaction(true)
 	defer txn.Discard()
-	t := &tx{txn: txn, k: keyer{prefix}, writable: true}
+	t := &tx{txn: txn, k: keyer{prefix}, writable: true, shards: s.shards}
+	defer func() {
+		if t.held {
+			s.shards.give(t.shard)
+		}
+	}()
 	if err := fn(t); err != nil {
 		return nil, fnError{err}
 	}

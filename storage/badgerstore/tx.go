@@ -42,6 +42,12 @@ type tx struct {
 	// tombMembers caches, per group, how many of its members are such
 	// deleted groups (see tombstoneMembers); reset by membership writes.
 	tombMembers map[string]int
+	// shard is the counter shard the transaction updates counts in,
+	// taken from shards on the first count it updates (see shardPool);
+	// held says the store's run must give it back.
+	shards *shardPool
+	shard  byte
+	held   bool
 }
 
 var _ storage.Tx = (*tx)(nil)
@@ -154,9 +160,17 @@ func (t *tx) suffixes(prefix []byte) ([]string, error) {
 	return out, err
 }
 
-// addCount adds d to the counter shard of id (see countShards).
+// addCount adds d to the count of kind in the transaction's counter shard
+// (see countShards and shardPool); id picks the shard when none is free.
 func (t *tx) addCount(kind byte, id string, d int64) error {
-	key := t.k.countShard(kind, id)
+	if !t.held {
+		if b, ok := t.shards.take(); ok {
+			t.shard, t.held = b, true
+		} else {
+			t.shard = hashShard(id)
+		}
+	}
+	key := t.k.countShard(kind, t.shard)
 	n, err := t.readCounter(key)
 	if err != nil {
 		return err
@@ -814,12 +828,76 @@ func (t *tx) RemoveMember(groupID, memberID string) (bool, error) {
 
 // ---- SCIM token ----
 
+// GetSCIMToken is read on most SCIM requests under a stream of writes (the
+// SCIM handler's token cache follows Generation, which every write moves),
+// so it decodes the record through storedToken: encoding/json decodes the
+// hash, 32 JSON numbers, by reflection one element at a time, which was
+// most of the read's cost.
 func (t *tx) GetSCIMToken() (*storage.SCIMToken, error) {
-	tok := new(storage.SCIMToken)
-	if err := t.getJSON(t.k.kind(kindToken), tok); err != nil {
+	var st storedToken
+	if err := t.getJSON(t.k.kind(kindToken), &st); err != nil {
 		return nil, err
 	}
-	return tok, nil
+	return &storage.SCIMToken{ID: st.ID, Hash: st.Hash, Created: st.Created}, nil
+}
+
+// storedToken is storage.SCIMToken as PutSCIMToken stores it (the same
+// JSON), with a hash that decodes itself.
+type storedToken struct {
+	ID      string     `json:"id"`
+	Hash    storedHash `json:"hash"`
+	Created time.Time  `json:"created"`
+}
+
+// storedHash is a [32]byte encoded by encoding/json: an array of 32
+// numbers from 0 to 255.
+type storedHash [32]byte
+
+func (h *storedHash) UnmarshalJSON(b []byte) error {
+	i, n := 0, 0
+	skip := func() {
+		for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+			i++
+		}
+	}
+	corrupt := errors.New("badgerstore: the SCIM token's hash is corrupt")
+	skip()
+	if i >= len(b) || b[i] != '[' {
+		return corrupt
+	}
+	i++
+	for {
+		skip()
+		if i < len(b) && b[i] == ']' && n == len(h) {
+			i++
+			skip()
+			if i != len(b) {
+				return corrupt
+			}
+			return nil
+		}
+		if n == len(h) {
+			return corrupt
+		}
+		if n > 0 {
+			if i >= len(b) || b[i] != ',' {
+				return corrupt
+			}
+			i++
+			skip()
+		}
+		v, digits := 0, 0
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' && digits < 4 {
+			v = v*10 + int(b[i]-'0')
+			i++
+			digits++
+		}
+		if digits == 0 || digits > 3 || v > 255 || (digits > 1 && b[i-digits] == '0') {
+			return corrupt
+		}
+		h[n] = byte(v)
+		n++
+	}
 }
 
 func (t *tx) PutSCIMToken(tok *storage.SCIMToken) error {

@@ -50,6 +50,8 @@ func BenchmarkCreateUser(b *testing.B) {
 			}
 			wg.Wait()
 			b.ReportMetric(float64(s.retries.Load())/float64(b.N), "retries/op")
+			b.ReportMetric(float64(s.grouped.Load())/float64(b.N), "grouped/op")
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "users/s")
 		})
 	}
 }

@@ -64,12 +64,40 @@ func (t *tx) AppendEventID(e storage.Event) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if _, err := t.exec(`INSERT INTO events (tenant, id, type, doc) VALUES ($1, $2, $3, $4)`,
-		t.tenant, e.ID, e.Type, doc); err != nil {
-		return "", err
-	}
+	// Inserted by finish, in the statement that counts them and bumps
+	// the version, or before a read of the events (flushEvents): a SCIM
+	// write and its event cost one round trip, not two.
+	t.pending.ids = append(t.pending.ids, e.ID)
+	t.pending.types = append(t.pending.types, e.Type)
+	t.pending.docs = append(t.pending.docs, string(doc))
 	t.appended++
 	return e.ID, nil
+}
+
+// pendingEvents are the events appended and not inserted yet, as the
+// columns of the insert.
+type pendingEvents struct {
+	ids, types, docs []string
+}
+
+// insertPending is the data-modifying CTE body that inserts the pending
+// events, its arguments numbered from first on ($1 is the tenant).
+func (p *pendingEvents) insert(first int) (string, []any) {
+	return fmt.Sprintf(`INSERT INTO events (tenant, id, type, doc)
+			SELECT $1, i, ty, d::json FROM unnest($%d::text[], $%d::text[], $%d::text[]) AS x(i, ty, d)`, first, first+1, first+2),
+		[]any{p.ids, p.types, p.docs}
+}
+
+// flushEvents inserts the pending events, so that a read of the events
+// in this transaction sees them.
+func (t *tx) flushEvents() error {
+	if len(t.pending.ids) == 0 {
+		return nil
+	}
+	sql, args := t.pending.insert(2)
+	t.pending = pendingEvents{}
+	_, err := t.exec(sql, append([]any{t.tenant}, args...)...)
+	return err
 }
 
 // Events reads newest first through the primary key: ids derive from Time,
@@ -107,6 +135,9 @@ func (t *tx) Events(q storage.EventQuery) ([]storage.Event, error) {
 	}
 	if len(q.Types) > 0 && len(types) == 0 {
 		return nil, nil
+	}
+	if err := t.flushEvents(); err != nil {
+		return nil, err
 	}
 	es, err := docs[storage.Event](t, `SELECT doc FROM events
 		WHERE tenant = $1 AND id >= $2 AND ($3 = '' OR id < $3) AND ($4::text[] IS NULL OR type = ANY($4))

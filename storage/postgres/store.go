@@ -80,11 +80,13 @@ type Store struct {
 	closed bool
 
 	versions   sync.Map // tenant -> *atomic.Uint64: last known change version
+	queues     sync.Map // tenant -> *commitQueue (groupcommit.go)
 	retentions sync.Map // tenant -> storage.EventRetention (with defaults)
 	feed       changeFeed
 
 	maxAttempts int
 	retries     atomic.Uint64 // attempts that failed to serialise and ran again
+	grouped     atomic.Uint64 // fns committed in a group of two or more (groupcommit.go)
 
 	ctx       context.Context // cancelled by Close: ends background work
 	cancel    context.CancelFunc
@@ -239,6 +241,8 @@ func (s *Store) view(ctx context.Context, tenant string, fn func(storage.ReadTx)
 // commits and notifies the other replicas (delivered at commit); this
 // store's Generation has the new version when Update returns. A
 // transaction that appended events then holds the audit log to its cap.
+// Concurrent Updates of one tenant share a transaction (group commit, see
+// groupcommit.go); each still gets its own outcome.
 //
 // A connection failure (the database down or unreachable) is returned
 // wrapped in storage.ErrUnavailable and not retried here: the caller
@@ -256,6 +260,12 @@ func (s *Store) update(ctx context.Context, tenant string, fn func(storage.Tx) e
 	if s.closed {
 		return ErrClosed
 	}
+	return s.groupUpdate(ctx, tenant, fn)
+}
+
+// updateAlone is Update for one fn in a transaction of its own (see
+// groupcommit.go for when others join it).
+func (s *Store) updateAlone(ctx context.Context, tenant string, fn func(storage.Tx) error) error {
 	retention := s.retention(tenant)
 	var timer *time.Timer
 	for attempt := 1; ; attempt++ {

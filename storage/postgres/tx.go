@@ -40,6 +40,8 @@ type tx struct {
 	observed bool
 	// appended counts the events appended, for the tenant's event count.
 	appended int
+	// pending are the appended events not inserted yet (see AppendEventID).
+	pending pendingEvents
 	// version is the tenant's change version this transaction committed
 	// (0: it did not bump it).
 	version int64
@@ -186,27 +188,37 @@ func encode(v any) ([]byte, error) {
 // PostgreSQL delivers to the other replicas when (and only if) the
 // transaction commits.
 func (t *tx) finish() error {
+	// One statement, so one round trip: the pending events, their count
+	// and the version, as data-modifying CTEs.
+	args := []any{t.tenant}
+	var ctes []string
+	if len(t.pending.ids) > 0 {
+		sql, a := t.pending.insert(len(args) + 1)
+		ctes = append(ctes, "e AS ("+sql+")")
+		args = append(args, a...)
+		t.pending = pendingEvents{}
+	}
 	if t.appended > 0 {
-		_, err := t.exec(`INSERT INTO event_counts AS c (tenant, shard, n) VALUES ($1, $2, $3)
-			ON CONFLICT (tenant, shard) DO UPDATE SET n = c.n + excluded.n`,
-			t.tenant, rand.IntN(eventCountShards), t.appended)
-		if err != nil {
-			return err
-		}
+		ctes = append(ctes, fmt.Sprintf(`c AS (INSERT INTO event_counts AS c (tenant, shard, n) VALUES ($1, $%d, $%d)
+			ON CONFLICT (tenant, shard) DO UPDATE SET n = c.n + excluded.n)`, len(args)+1, len(args)+2))
+		args = append(args, rand.IntN(eventCountShards), t.appended)
 	}
 	if t.observed {
-		var notified string
-		_, err := t.scanOne(`WITH v AS (
+		ctes = append(ctes, `v AS (
 				INSERT INTO tenant_versions AS tv (tenant, version) VALUES ($1, 1)
 				ON CONFLICT (tenant) DO UPDATE SET version = tv.version + 1
-				RETURNING version)
-			SELECT version, pg_notify($2, version::text || ' ' || $1)::text FROM v`,
-			[]any{t.tenant, t.channel}, &t.version, &notified)
-		if err != nil {
-			return err
-		}
+				RETURNING version)`)
+		args = append(args, t.channel)
+		var notified string
+		_, err := t.scanOne(fmt.Sprintf(`WITH %s SELECT version, pg_notify($%d, version::text || ' ' || $1)::text FROM v`,
+			strings.Join(ctes, ",\n"), len(args)), args, &t.version, &notified)
+		return err
 	}
-	return nil
+	if len(ctes) == 0 {
+		return nil
+	}
+	_, err := t.exec(`WITH `+strings.Join(ctes, ",\n")+` SELECT 1`, args...)
+	return err
 }
 
 // ---- keys ----
