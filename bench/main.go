@@ -44,6 +44,12 @@ type options struct {
 	anonymous   int
 	pgURL       string
 	pgUsers     int
+	// The Scale section (scale.go).
+	only         string
+	scaleUsers   int
+	scaleGroups  int
+	pgScaleUsers int
+	scaleDir     string
 }
 
 // results is the table, as saved in JSON.
@@ -67,6 +73,7 @@ type results struct {
 	LiveClose   *liveCloseResult   `json:"websocket_close_on_deactivation,omitempty"`
 	Anonymous   *anonymousResult   `json:"anonymous_signin,omitempty"`
 	Postgres    *postgresResults   `json:"postgres,omitempty"`
+	Scale       *scaleResults      `json:"scale,omitempty"`
 }
 
 func main() {
@@ -89,6 +96,11 @@ func main() {
 	flag.StringVar(&o.profile, "profile", "", "save 5 s CPU profiles of the gateway, taken during the first Portcullis and plain proxy runs and the concurrent SCIM POST run, to PREFIX-proxy.pprof, PREFIX-plain.pprof and PREFIX-scim-post.pprof")
 	flag.StringVar(&o.pgURL, "postgres", "", "also measure the PostgreSQL store (and two replicas on it): a postgres:// URL of a server where the harness may create and drop a database (default $"+testDatabaseEnv+"; neither: Badger only)")
 	flag.IntVar(&o.pgUsers, "pg-users", 20000, "users to store in PostgreSQL before the lookup figure (loading through SCIM is slower there)")
+	flag.StringVar(&o.only, "only", "", "run one section only: scale")
+	flag.IntVar(&o.scaleUsers, "scale-users", 1000000, "users of the Scale section's Badger store, loaded through the store (0: skip it)")
+	flag.IntVar(&o.scaleGroups, "scale-groups", 10000, "groups of the Scale section's Badger store (PostgreSQL's get as many per user)")
+	flag.IntVar(&o.pgScaleUsers, "pg-scale-users", 100000, "users of the Scale section's PostgreSQL store (0: skip it)")
+	flag.StringVar(&o.scaleDir, "scale-dir", "", "reuse the Scale section's Badger store kept by an earlier -keep run in this directory (for iterating; its size must match -scale-users/-scale-groups)")
 	flag.Parse()
 
 	if err := run(o); err != nil {
@@ -129,6 +141,14 @@ func run(o options) error {
 		return err
 	}
 	defer stopBackend()
+
+	if o.only == "scale" {
+		if res.Scale, err = runScale(o, bin, backend); err != nil {
+			return err
+		}
+		printTable(os.Stdout, res, o)
+		return saveJSON(res, o.out)
+	}
 
 	env, err := newBenchEnv(dir, backend, max(o.sessions, 1))
 	if err != nil {
@@ -235,6 +255,12 @@ func run(o options) error {
 		if res.Postgres, err = runPostgres(o, bin, backend); err != nil {
 			return fmt.Errorf("postgres: %w", err)
 		}
+	}
+
+	gw.stop()
+	logf("scale: a store of %d users (PostgreSQL: %d), loaded through the store", o.scaleUsers, o.pgScaleUsers)
+	if res.Scale, err = runScale(o, bin, backend); err != nil {
+		return err
 	}
 
 	printTable(os.Stdout, res, o)
