@@ -2,6 +2,7 @@ package scimhandler
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"sort"
 	"strconv"
@@ -374,8 +375,9 @@ func planFilter(q *query) ([]indexLookup, bool) {
 
 // collectAll pages through every record without filter or sort. A client
 // paging through the tenant (Okta imports with count=100) continues from
-// where its previous page ended, found in cursors, instead of skipping
-// startIndex-1 records again.
+// where its previous page ended, found in cursors; any other startIndex
+// starts from the id the store finds at that position (UserIDAt), so no
+// page reads the records before it.
 func collectAll(tx storage.ReadTx, rt *resourceType, offset, limit int, cursors *pageCursors, gen uint64) (int, []record, error) {
 	var total int
 	var err error
@@ -390,6 +392,21 @@ func collectAll(tx storage.ReadTx, rt *resourceType, offset, limit int, cursors 
 	after, seen := "", 0
 	if id, ok := cursors.get(gen, rt, offset); ok {
 		after, seen = id, offset
+	} else if offset > 0 {
+		// No page ended there: the store finds the record before the
+		// window from its position, without reading what lies before.
+		if rt == userResource {
+			after, err = tx.UserIDAt(offset - 1)
+		} else {
+			after, err = tx.GroupIDAt(offset - 1)
+		}
+		if errors.Is(err, storage.ErrNotFound) {
+			return total, nil, nil // deleted since the count: past the end
+		}
+		if err != nil {
+			return total, nil, err
+		}
+		seen = offset
 	}
 	var recs []record
 	err = scanRecords(tx, rt, after, func(rec record) (bool, error) {

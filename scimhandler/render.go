@@ -151,17 +151,26 @@ func renderUser(tx storage.ReadTx, u *storage.User, base string, o renderOpts) (
 		}
 		var groups []any
 		for _, gid := range ids {
-			g, err := tx.GetGroup(gid)
-			if errors.Is(err, storage.ErrNotFound) {
-				continue
-			}
-			if err != nil {
-				return nil, err
+			// A page of users names the same few groups again and again:
+			// their names are read once per request (o.names).
+			display, known := o.names[groupNameKey(gid)]
+			if !known {
+				g, err := tx.GetGroup(gid)
+				if errors.Is(err, storage.ErrNotFound) {
+					continue
+				}
+				if err != nil {
+					return nil, err
+				}
+				display = g.DisplayName
+				if o.names != nil {
+					o.names[groupNameKey(gid)] = display
+				}
 			}
 			groups = append(groups, map[string]any{
-				"value":   g.ID,
-				"display": g.DisplayName,
-				"$ref":    base + groupResource.Endpoint + "/" + g.ID,
+				"value":   gid,
+				"display": display,
+				"$ref":    base + groupResource.Endpoint + "/" + gid,
 				"type":    "direct",
 			})
 		}
@@ -171,6 +180,11 @@ func renderUser(tx storage.ReadTx, u *storage.User, base string, o renderOpts) (
 	}
 	return doc, nil
 }
+
+// groupNameKey is where renderUser keeps a group's displayName in
+// renderOpts.names, apart from members' display names (which are a user's
+// displayName for a user id).
+func groupNameKey(groupID string) string { return "group:" + groupID }
 
 // renderGroup builds the SCIM representation of g.
 func renderGroup(tx storage.ReadTx, g *storage.Group, base string, o renderOpts) (map[string]any, error) {

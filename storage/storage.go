@@ -375,12 +375,19 @@ type ReadTx interface {
 	// `after` ("" = from the first), until fn returns false or an error.
 	ScanUsers(after string, fn func(*User) (bool, error)) error
 	CountUsers() (int, error)
+	// UserIDAt is the id of the user at position (0-based) in id order,
+	// the order of ScanUsers; storage.ErrNotFound when there are not that
+	// many (or position < 0). SCIM paging jumps to startIndex with it, so
+	// a backend makes it cheaper than scanning position users.
+	UserIDAt(position int) (string, error)
 
 	GetGroup(id string) (*Group, error)
 	GroupsByDisplayName(displayName string) ([]*Group, error) // case-insensitive
 	GroupsByExternalID(externalID string) ([]*Group, error)
 	ScanGroups(after string, fn func(*Group) (bool, error)) error
 	CountGroups() (int, error)
+	// GroupIDAt is UserIDAt for groups.
+	GroupIDAt(position int) (string, error)
 
 	// Members calls fn for each member of the group in member-id order.
 	Members(groupID string, fn func(Member) (bool, error)) error

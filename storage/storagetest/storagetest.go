@@ -60,6 +60,7 @@ var suite = []struct {
 	{"MemberCounts", testMemberCounts},
 	{"ScanAndCountUsers", testScanUsers},
 	{"ScanAndCountGroups", testScanGroups},
+	{"IDAtPosition", testIDAt},
 	{"SCIMToken", testSCIMToken},
 	{"Sessions", testSessions},
 	{"Records", testRecords},
