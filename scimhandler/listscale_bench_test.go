@@ -18,7 +18,7 @@ var listScaleUsers = flag.Int("list-scale-users", 50000, "users stored for Bench
 
 // BenchmarkListUsersAtScale measures GET /Users pages of 100 (the first,
 // and deep ones at random startIndex, which no cursor of an earlier page
-// serves) with -list-scale-users users, each in 1 to 4 of 100 groups.
+// serves) and userName eq lookups of random users with -list-scale-users users, each in 1 to 4 of 100 groups.
 //
 //	go test ./scimhandler -run '^$' -bench ListUsersAtScale -list-scale-users 200000
 func BenchmarkListUsersAtScale(b *testing.B) {
@@ -72,6 +72,13 @@ func BenchmarkListUsersAtScale(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			benchRequest(b, c, e, "GET", e.base+"/Users?count=100", "", http.StatusOK)
+		}
+	})
+	b.Run("filter-eq", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			name := fmt.Sprintf("user%07d@example.com", rng.IntN(users))
+			benchRequest(b, c, e, "GET", e.base+"/Users?filter="+q(`userName eq "`+name+`"`), "", http.StatusOK)
 		}
 	})
 	b.Run("deep", func(b *testing.B) {
