@@ -90,12 +90,6 @@ func scanDocs[T any](t *tx, table, after string, id func(*T) string, fn func(*T)
 	}
 }
 
-func (t *tx) CountUsers() (int, error) {
-	var n int
-	_, err := t.scanOne(`SELECT count(*) FROM users WHERE tenant = $1`, []any{t.tenant}, &n)
-	return n, err
-}
-
 // emailKeys are the index keys of u's emails, distinct, sorted.
 func emailKeys(u *storage.User) [][]byte {
 	var out [][]byte
