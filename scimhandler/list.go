@@ -240,11 +240,16 @@ func (h *Handler) list(req *request, rts []*resourceType, p *listParams) error {
 			total += n
 			offset = max(0, offset-n)
 			limit -= len(recs)
+			groupsOf, err := pageGroups(tx, q, recs)
+			if err != nil {
+				return err
+			}
 			for _, rec := range recs {
 				doc := rec.doc
 				if doc == nil {
 					o := outputOpts(q.proj)
 					o.names = names
+					o.groupsOf = groupsOf
 					var err error
 					if doc, err = rec.render(tx, req.base, o); err != nil {
 						return err
@@ -270,6 +275,24 @@ func (h *Handler) list(req *request, rts []*resourceType, p *listParams) error {
 		"Resources":    resources,
 	})
 	return nil
+}
+
+// pageGroups reads the groups of the page's users that are still to be
+// rendered with their groups, in one store read (nil when none is).
+func pageGroups(tx storage.ReadTx, q *query, recs []record) (map[string][]*storage.Group, error) {
+	if q.rt != userResource || !outputOpts(q.proj).groups {
+		return nil, nil
+	}
+	var ids []string
+	for _, rec := range recs {
+		if rec.doc == nil && rec.user != nil {
+			ids = append(ids, rec.id)
+		}
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	return tx.GroupsOfEach(ids)
 }
 
 // search serves POST .../.search.

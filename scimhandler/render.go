@@ -16,6 +16,10 @@ type renderOpts struct {
 	// names, when set, keeps the display names read so far in this
 	// request: a list of groups often names the same members.
 	names map[string]string
+	// groupsOf, when set, holds the groups of the users being rendered,
+	// read for a whole page at once (storage.ReadTx.GroupsOfEach); a user
+	// absent from it is in no group.
+	groupsOf map[string][]*storage.Group
 }
 
 // outputOpts is what a response under p needs.
@@ -144,7 +148,20 @@ func renderUser(tx storage.ReadTx, u *storage.User, base string, o renderOpts) (
 	doc["id"] = u.ID
 	doc["schemas"] = schemasOf(userResource, doc)
 	doc["meta"] = metaOf(userResource, u.ID, u.Created, u.Modified, u.Version, base)
-	if o.groups {
+	if o.groups && o.groupsOf != nil {
+		var groups []any
+		for _, g := range o.groupsOf[u.ID] {
+			groups = append(groups, map[string]any{
+				"value":   g.ID,
+				"display": g.DisplayName,
+				"$ref":    base + groupResource.Endpoint + "/" + g.ID,
+				"type":    "direct",
+			})
+		}
+		if len(groups) > 0 {
+			doc["groups"] = groups
+		}
+	} else if o.groups {
 		ids, err := tx.GroupsOf(u.ID)
 		if err != nil {
 			return nil, err

@@ -396,6 +396,12 @@ type ReadTx interface {
 	// GroupsOf lists the ids of the groups the user or group is a direct
 	// member of, in id order.
 	GroupsOf(memberID string) ([]string, error)
+	// GroupsOfEach is GroupsOf for several members at once, with the
+	// groups' records: for each member id, the groups it is a direct
+	// member of, in group id order; a member in none (or unknown) is
+	// absent from the map. A page of users renders its users' groups with
+	// one read instead of two per user.
+	GroupsOfEach(memberIDs []string) (map[string][]*Group, error)
 
 	GetSCIMToken() (*SCIMToken, error)
 	// GetSession finds a session by the SHA-256 of its id.

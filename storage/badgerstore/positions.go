@@ -69,3 +69,36 @@ func (t *tx) idAt(countKind, recordKind byte, position int) (string, error) {
 	// rather than invent a position.
 	return "", storage.ErrNotFound
 }
+
+// GroupsOfEach reads each member's groups as GroupsOf does, and each
+// group's record once however many of the members share it.
+func (t *tx) GroupsOfEach(memberIDs []string) (map[string][]*storage.Group, error) {
+	out := make(map[string][]*storage.Group)
+	records := make(map[string]*storage.Group)
+	for _, id := range memberIDs {
+		if _, done := out[id]; done {
+			continue
+		}
+		gids, err := t.GroupsOf(id)
+		if err != nil {
+			return nil, err
+		}
+		var groups []*storage.Group
+		for _, gid := range gids {
+			g, ok := records[gid]
+			if !ok {
+				if g, err = t.GetGroup(gid); errors.Is(err, storage.ErrNotFound) {
+					continue
+				} else if err != nil {
+					return nil, err
+				}
+				records[gid] = g
+			}
+			groups = append(groups, g)
+		}
+		if len(groups) > 0 {
+			out[id] = groups
+		}
+	}
+	return out, nil
+}

@@ -1,6 +1,11 @@
 package postgres
 
-import "github.com/portcullis/portcullis/storage"
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/portcullis/portcullis/storage"
+)
 
 // CountUsers sums the tenant's id-bucket counts (migration 0003), a few
 // hundred rows where count(*) would step over every user.
@@ -46,4 +51,51 @@ func (t *tx) idAt(table, kind string, position int) (string, error) {
 		return "", storage.ErrNotFound
 	}
 	return id, nil
+}
+
+// GroupsOfEach reads the members' groups, records included, in one query
+// (memberships_member, then the groups' primary key).
+func (t *tx) GroupsOfEach(memberIDs []string) (map[string][]*storage.Group, error) {
+	out := make(map[string][]*storage.Group)
+	ids := make([]string, 0, len(memberIDs))
+	for _, id := range memberIDs {
+		if validID(id) {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	if t.failed != nil {
+		return nil, t.failed
+	}
+	rows, err := t.tx.Query(t.ctx, `SELECT m.member_id, g.doc FROM memberships m
+		JOIN groups g ON g.tenant = m.tenant AND g.id = m.group_id
+		WHERE m.tenant = $1 AND m.member_id = ANY($2) ORDER BY m.member_id, m.group_id`, t.tenant, ids)
+	if err != nil {
+		return nil, t.fail(err)
+	}
+	defer rows.Close()
+	records := make(map[string]*storage.Group)
+	for rows.Next() {
+		var member string
+		var doc []byte
+		if err := rows.Scan(&member, &doc); err != nil {
+			return nil, t.fail(err)
+		}
+		g := new(storage.Group)
+		if err := json.Unmarshal(doc, g); err != nil {
+			return nil, fmt.Errorf("postgres: a stored record does not decode: %w", err)
+		}
+		if shared, ok := records[g.ID]; ok {
+			g = shared
+		} else {
+			records[g.ID] = g
+		}
+		out[member] = append(out[member], g)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, t.fail(err)
+	}
+	return out, nil
 }

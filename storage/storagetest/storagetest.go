@@ -61,6 +61,7 @@ var suite = []struct {
 	{"ScanAndCountUsers", testScanUsers},
 	{"ScanAndCountGroups", testScanGroups},
 	{"IDAtPosition", testIDAt},
+	{"GroupsOfEach", testGroupsOfEach},
 	{"SCIMToken", testSCIMToken},
 	{"Sessions", testSessions},
 	{"Records", testRecords},
