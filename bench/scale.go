@@ -445,6 +445,12 @@ const reloadSamples = 200
 // tenant's generation) and two requests as the signed-in user: the first
 // reloads the identity from the store, the second is a cache hit.
 func measureReload(f *scaleFigures, env *benchEnv, scim *scimClient) error {
+	// A store kept from an earlier run (-scale-dir) has its user already.
+	if old, err := scimLookupID(scim, "/Users", fmt.Sprintf(`userName eq %q`, viewerName(0))); err == nil {
+		if _, err := scim.do(http.MethodDelete, "/Users/"+old, nil, nil); err != nil {
+			return err
+		}
+	}
 	cookie, id, err := env.signIn(scim, viewerName(0), viewerName(0))
 	if err != nil {
 		return err
