@@ -488,6 +488,7 @@ func measureReload(f *scaleFigures, env *benchEnv, scim *scimClient) error {
 		return err
 	}
 	rng := rand.New(rand.NewPCG(3, 4))
+	nonce := randomHex(4) // a kept store's users already hold the names of the last run
 	before, err := readIdentityCache(env.adminURL)
 	if err != nil {
 		return err
@@ -500,7 +501,7 @@ func measureReload(f *scaleFigures, env *benchEnv, scim *scimClient) error {
 		}
 		if _, err := scim.do(http.MethodPatch, "/Users/"+other, map[string]any{
 			"schemas":    []string{"urn:ietf:params:scim:api:messages:2.0:PatchOp"},
-			"Operations": []map[string]any{{"op": "replace", "value": map[string]any{"displayName": fmt.Sprintf("Renamed %d", i)}}},
+			"Operations": []map[string]any{{"op": "replace", "value": map[string]any{"displayName": fmt.Sprintf("Renamed %s %d", nonce, i)}}},
 		}, nil); err != nil {
 			return err
 		}
