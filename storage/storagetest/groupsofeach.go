@@ -9,7 +9,7 @@ import (
 
 // testGroupsOfEach: GroupsOfEach agrees with GroupsOf and GetGroup for
 // every member asked about, users and nested groups alike, hides a deleted
-// group at once, leaves out members in no group and unknown ids, and takes
+// group at once (as a group of a member, and as a member), leaves out members in no group and unknown ids, and takes
 // repeated ids and an empty list.
 func testGroupsOfEach(t *testing.T, h *harness) {
 	var gs []*storage.Group
@@ -34,6 +34,7 @@ func testGroupsOfEach(t *testing.T, h *harness) {
 			{gs[3], storage.Member{ID: alice.ID, Type: storage.MemberUser}},
 			{gs[1], storage.Member{ID: bob.ID, Type: storage.MemberUser}},
 			{gs[1], storage.Member{ID: gs[2].ID, Type: storage.MemberGroup}},
+			{gs[1], storage.Member{ID: gs[3].ID, Type: storage.MemberGroup}},
 		} {
 			if _, err := tx.AddMember(m.g.ID, m.m); err != nil {
 				return err
@@ -43,7 +44,7 @@ func testGroupsOfEach(t *testing.T, h *harness) {
 	})
 	h.update(tenant, func(tx storage.Tx) error { return tx.DeleteGroup(gs[3].ID) })
 
-	ask := []string{alice.ID, bob.ID, carol.ID, gs[2].ID, alice.ID, "no-such-member"}
+	ask := []string{alice.ID, bob.ID, carol.ID, gs[2].ID, alice.ID, "no-such-member", gs[3].ID}
 	h.view(tenant, func(tx storage.ReadTx) error {
 		got, err := tx.GroupsOfEach(ask)
 		wantErr(t, "GroupsOfEach", err, nil)
