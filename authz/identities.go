@@ -491,21 +491,17 @@ func (ids *Identities) refTableFor(tx storage.ReadTx, gen uint64, refs []string)
 
 // fill computes the identity of user into e.
 func (ids *Identities) fill(tx storage.ReadTx, e *entry, user *storage.User, table *refTable, roles *RoleTable) error {
-	groupIDs, err := tx.GroupsOf(user.ID)
+	// The groups with their records in one read (one query on a shared
+	// store, not one per group).
+	each, err := tx.GroupsOfEach([]string{user.ID})
 	if err != nil {
 		return err
 	}
-	member := make(map[string]bool, len(groupIDs))
-	names := make([]string, 0, len(groupIDs))
-	ownIDs := make([]string, 0, len(groupIDs))
-	for _, gid := range groupIDs {
-		g, err := tx.GetGroup(gid)
-		if errors.Is(err, storage.ErrNotFound) {
-			continue // deleted under a concurrent write; the generation moved
-		}
-		if err != nil {
-			return err
-		}
+	groups := each[user.ID]
+	member := make(map[string]bool, len(groups))
+	names := make([]string, 0, len(groups))
+	ownIDs := make([]string, 0, len(groups))
+	for _, g := range groups {
 		member[g.ID] = true
 		ownIDs = append(ownIDs, g.ID)
 		names = append(names, g.DisplayName)
