@@ -70,6 +70,9 @@ type latencies struct {
 	P50ms   float64 `json:"p50_ms"`
 	P99ms   float64 `json:"p99_ms"`
 	MaxMs   float64 `json:"max_ms"`
+	// CPUPerRequestUs is the gateway's CPU time over the samples per
+	// request (less swayed by a busy machine than the latencies).
+	CPUPerRequestUs float64 `json:"cpu_per_request_us,omitempty"`
 }
 
 func summarise(samples []time.Duration) latencies {
@@ -335,7 +338,7 @@ func measureScale(f *scaleFigures, o options, bin, backend, dir, storageLine, to
 	}
 
 	logf("scale: GET /Users pages of 100, first and deep")
-	if f.FirstPage, err = timePages(scim, func(int) int { return 1 }, 50); err != nil {
+	if f.FirstPage, err = timePages(scim, gw.pid(), func(int) int { return 1 }, 100); err != nil {
 		return err
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -345,7 +348,7 @@ func measureScale(f *scaleFigures, o options, bin, backend, dir, storageLine, to
 		}
 		return 1 + rng.IntN(f.Users-100)
 	}
-	if f.DeepPage, err = timePages(scim, deep, 50); err != nil {
+	if f.DeepPage, err = timePages(scim, gw.pid(), deep, 100); err != nil {
 		return err
 	}
 
@@ -418,9 +421,13 @@ func scaleFilterTargeter(c *scimClient, n int) vegeta.Targeter {
 // timePages times GET /Users?count=100&startIndex=at(i) for i < n, one at
 // a time; each must return a full page. Bounded: it stops early once the
 // pages have taken a minute.
-func timePages(c *scimClient, at func(int) int, n int) (latencies, error) {
+func timePages(c *scimClient, pid int, at func(int) int, n int) (latencies, error) {
 	var samples []time.Duration
 	began := time.Now()
+	cpuBefore, err := cpuTime(pid)
+	if err != nil {
+		return latencies{}, err
+	}
 	for i := 0; i < n && time.Since(began) < time.Minute; i++ {
 		var page struct {
 			ItemsPerPage int `json:"itemsPerPage"`
@@ -434,7 +441,13 @@ func timePages(c *scimClient, at func(int) int, n int) (latencies, error) {
 			return latencies{}, fmt.Errorf("page at %d held %d users", at(i), page.ItemsPerPage)
 		}
 	}
-	return summarise(samples), nil
+	cpuAfter, err := cpuTime(pid)
+	if err != nil {
+		return latencies{}, err
+	}
+	l := summarise(samples)
+	l.CPUPerRequestUs = float64((cpuAfter - cpuBefore).Microseconds()) / float64(max(len(samples), 1))
+	return l, nil
 }
 
 // reloadSamples is how many write-then-request pairs measureReload times.
@@ -564,8 +577,8 @@ func printScaleRows(w io.Writer, s *scaleResults) {
 		fmt.Fprintf(w, "scale %s: store\t%d users, %d groups\t%d memberships, loaded through the store in %.0f s\t\n", c.name, f.Users, f.Groups, f.Memberships, f.LoadSeconds)
 		fmt.Fprintf(w, "scale %s: gateway start-up\t%.0f ms\tto a SCIM read answering 200 (admin %.0f ms); the store alone opens in %.0f ms\t\n", c.name, f.StartupMs, f.AdminMs, f.StoreOpenMs)
 		fmt.Fprintf(w, "scale %s: GET /Users?filter=userName eq\tp50 %.2f ms, p99 %.2f ms\t%d lookups of random users, c=1\t\n", c.name, f.Filter.P50ms, f.Filter.P99ms, f.Filter.Requests)
-		fmt.Fprintf(w, "scale %s: GET /Users first page\tp50 %.2f ms, p99 %.2f ms\tcount=100, %d samples\t\n", c.name, f.FirstPage.P50ms, f.FirstPage.P99ms, f.FirstPage.Samples)
-		fmt.Fprintf(w, "scale %s: GET /Users deep page\tp50 %.2f ms, p99 %.2f ms\tcount=100 at random startIndex up to %d, %d samples, max %.2f ms\t\n", c.name, f.DeepPage.P50ms, f.DeepPage.P99ms, f.Users, f.DeepPage.Samples, f.DeepPage.MaxMs)
+		fmt.Fprintf(w, "scale %s: GET /Users first page\tp50 %.2f ms, p99 %.2f ms\tcount=100, %d samples, %.0f µs CPU/req\t\n", c.name, f.FirstPage.P50ms, f.FirstPage.P99ms, f.FirstPage.Samples, f.FirstPage.CPUPerRequestUs)
+		fmt.Fprintf(w, "scale %s: GET /Users deep page\tp50 %.2f ms, p99 %.2f ms\tcount=100 at random startIndex up to %d, %d samples, max %.2f ms, %.0f µs CPU/req\t\n", c.name, f.DeepPage.P50ms, f.DeepPage.P99ms, f.Users, f.DeepPage.Samples, f.DeepPage.MaxMs, f.DeepPage.CPUPerRequestUs)
 		fmt.Fprintf(w, "scale %s: identity reload after a write\tp50 %.2f ms, p99 %.2f ms\tsigned-in request after a PATCH of another user, vs p50 %.2f ms, p99 %.2f ms on a hit; %d samples, %.0f store loads\t\n", c.name, f.Reload.P50ms, f.Reload.P99ms, f.Hit.P50ms, f.Hit.P99ms, f.Reload.Samples, f.Loads)
 		fmt.Fprintf(w, "scale %s: gateway resident memory\t%.0f MiB\tafter the figures above\t\n", c.name, f.RSSMiB)
 	}
