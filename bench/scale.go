@@ -576,7 +576,7 @@ func printScaleRows(w io.Writer, s *scaleResults) {
 		}
 		fmt.Fprintf(w, "scale %s: store\t%d users, %d groups\t%d memberships, loaded through the store in %.0f s\t\n", c.name, f.Users, f.Groups, f.Memberships, f.LoadSeconds)
 		fmt.Fprintf(w, "scale %s: gateway start-up\t%.0f ms\tto a SCIM read answering 200 (admin %.0f ms); the store alone opens in %.0f ms\t\n", c.name, f.StartupMs, f.AdminMs, f.StoreOpenMs)
-		fmt.Fprintf(w, "scale %s: GET /Users?filter=userName eq\tp50 %.2f ms, p99 %.2f ms\t%d lookups of random users, c=1\t\n", c.name, f.Filter.P50ms, f.Filter.P99ms, f.Filter.Requests)
+		fmt.Fprintf(w, "scale %s: GET /Users?filter=userName eq\tp50 %.2f ms, p99 %.2f ms\t%d lookups of random users, c=1, %.0f µs CPU/req\t\n", c.name, f.Filter.P50ms, f.Filter.P99ms, f.Filter.Requests, f.Filter.CPUPerRequestUs)
 		fmt.Fprintf(w, "scale %s: GET /Users first page\tp50 %.2f ms, p99 %.2f ms\tcount=100, %d samples, %.0f µs CPU/req\t\n", c.name, f.FirstPage.P50ms, f.FirstPage.P99ms, f.FirstPage.Samples, f.FirstPage.CPUPerRequestUs)
 		fmt.Fprintf(w, "scale %s: GET /Users deep page\tp50 %.2f ms, p99 %.2f ms\tcount=100 at random startIndex up to %d, %d samples, max %.2f ms, %.0f µs CPU/req\t\n", c.name, f.DeepPage.P50ms, f.DeepPage.P99ms, f.Users, f.DeepPage.Samples, f.DeepPage.MaxMs, f.DeepPage.CPUPerRequestUs)
 		fmt.Fprintf(w, "scale %s: identity reload after a write\tp50 %.2f ms, p99 %.2f ms\tsigned-in request after a PATCH of another user, vs p50 %.2f ms, p99 %.2f ms on a hit; %d samples, %.0f store loads\t\n", c.name, f.Reload.P50ms, f.Reload.P99ms, f.Hit.P50ms, f.Hit.P99ms, f.Reload.Samples, f.Loads)
