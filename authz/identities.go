@@ -491,17 +491,25 @@ func (ids *Identities) refTableFor(tx storage.ReadTx, gen uint64, refs []string)
 
 // fill computes the identity of user into e.
 func (ids *Identities) fill(tx storage.ReadTx, e *entry, user *storage.User, table *refTable, roles *RoleTable) error {
-	// The groups with their records in one read (one query on a shared
-	// store, not one per group).
+	// The groups, then their records in one read (two queries on a
+	// shared store, not one per group).
 	each, err := tx.GroupsOfEach([]string{user.ID})
 	if err != nil {
 		return err
 	}
-	groups := each[user.ID]
-	member := make(map[string]bool, len(groups))
-	names := make([]string, 0, len(groups))
-	ownIDs := make([]string, 0, len(groups))
-	for _, g := range groups {
+	groupIDs := each[user.ID]
+	records, err := tx.GetGroups(groupIDs)
+	if err != nil {
+		return err
+	}
+	member := make(map[string]bool, len(groupIDs))
+	names := make([]string, 0, len(groupIDs))
+	ownIDs := make([]string, 0, len(groupIDs))
+	for _, gid := range groupIDs {
+		g := records[gid]
+		if g == nil {
+			continue // deleted under a concurrent write; the generation moved
+		}
 		member[g.ID] = true
 		ownIDs = append(ownIDs, g.ID)
 		names = append(names, g.DisplayName)

@@ -352,6 +352,21 @@ func measureScale(f *scaleFigures, o options, bin, backend, dir, storageLine, to
 		return err
 	}
 
+	if o.profile != "" {
+		// Pages for a little longer than the profile takes.
+		logf("scale: profiling the gateway over 5 s of pages")
+		go saveProfile(env.adminURL, o.profile+"-scale-pages.pprof")
+		mixed := func(i int) int {
+			if i%2 == 0 {
+				return 1
+			}
+			return deep(i)
+		}
+		if _, err := timePages(scim, gw.pid(), mixed, 600); err != nil {
+			return err
+		}
+	}
+
 	logf("scale: identity reload after an unrelated write")
 	if err := measureReload(f, env, scim); err != nil {
 		return err

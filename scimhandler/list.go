@@ -240,7 +240,7 @@ func (h *Handler) list(req *request, rts []*resourceType, p *listParams) error {
 			total += n
 			offset = max(0, offset-n)
 			limit -= len(recs)
-			groupsOf, err := pageGroups(tx, q, recs)
+			groupsOf, err := h.pageGroups(tx, gen, q, recs)
 			if err != nil {
 				return err
 			}
@@ -301,8 +301,10 @@ func writeListResponse(w http.ResponseWriter, total, startIndex int, resources [
 }
 
 // pageGroups reads the groups of the page's users that are still to be
-// rendered with their groups, in one store read (nil when none is).
-func pageGroups(tx storage.ReadTx, q *query, recs []record) (map[string][]*storage.Group, error) {
+// rendered with their groups: their ids in one store read, and the
+// records of those not in h.groups for this generation in another (nil
+// when no user needs them).
+func (h *Handler) pageGroups(tx storage.ReadTx, gen uint64, q *query, recs []record) (map[string][]*storage.Group, error) {
 	if q.rt != userResource || !outputOpts(q.proj).groups {
 		return nil, nil
 	}
@@ -315,7 +317,81 @@ func pageGroups(tx storage.ReadTx, q *query, recs []record) (map[string][]*stora
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	return tx.GroupsOfEach(ids)
+	each, err := tx.GroupsOfEach(ids)
+	if err != nil {
+		return nil, err
+	}
+	known, missing := h.groups.lookup(gen, each)
+	if len(missing) > 0 {
+		read, err := tx.GetGroups(missing)
+		if err != nil {
+			return nil, err
+		}
+		for id, g := range read {
+			known[id] = g
+		}
+		h.groups.put(gen, read)
+	}
+	out := make(map[string][]*storage.Group, len(each))
+	for member, gids := range each {
+		for _, gid := range gids {
+			if g := known[gid]; g != nil {
+				out[member] = append(out[member], g)
+			}
+		}
+	}
+	return out, nil
+}
+
+// groupRecords caches group records for one store generation, for the
+// groups of the users on a page: a directory of 10,000 groups puts ~250
+// different ones on a page of 100 users, each a point read and a decode
+// (~40% of the page at a million users), and the next page names the same
+// groups. Any write moves the generation and empties it (see pageCursors
+// for why a generation read before the snapshot makes that safe).
+type groupRecords struct {
+	mu  sync.Mutex
+	gen uint64
+	m   map[string]*storage.Group
+}
+
+// maxGroupRecords bounds the cache (a group record is a few hundred bytes).
+const maxGroupRecords = 20000
+
+// lookup returns the cached records of the groups in each (as a new map
+// the caller may add to) and the ids it does not hold.
+func (c *groupRecords) lookup(gen uint64, each map[string][]string) (map[string]*storage.Group, []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	known := make(map[string]*storage.Group)
+	var missing []string
+	for _, gids := range each {
+		for _, gid := range gids {
+			if _, seen := known[gid]; seen {
+				continue
+			}
+			g := (*storage.Group)(nil)
+			if c.gen == gen {
+				g = c.m[gid]
+			}
+			known[gid] = g
+			if g == nil {
+				missing = append(missing, gid)
+			}
+		}
+	}
+	return known, missing
+}
+
+func (c *groupRecords) put(gen uint64, read map[string]*storage.Group) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gen != gen || c.m == nil || len(c.m)+len(read) > maxGroupRecords {
+		c.gen, c.m = gen, make(map[string]*storage.Group, len(read))
+	}
+	for id, g := range read {
+		c.m[id] = g
+	}
 }
 
 // search serves POST .../.search.

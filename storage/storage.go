@@ -382,6 +382,9 @@ type ReadTx interface {
 	UserIDAt(position int) (string, error)
 
 	GetGroup(id string) (*Group, error)
+	// GetGroups reads several groups at once (one query on a shared
+	// store); an unknown id is absent from the map.
+	GetGroups(ids []string) (map[string]*Group, error)
 	GroupsByDisplayName(displayName string) ([]*Group, error) // case-insensitive
 	GroupsByExternalID(externalID string) ([]*Group, error)
 	ScanGroups(after string, fn func(*Group) (bool, error)) error
@@ -396,12 +399,11 @@ type ReadTx interface {
 	// GroupsOf lists the ids of the groups the user or group is a direct
 	// member of, in id order.
 	GroupsOf(memberID string) ([]string, error)
-	// GroupsOfEach is GroupsOf for several members at once, with the
-	// groups' records: for each member id, the groups it is a direct
-	// member of, in group id order; a member in none (or unknown) is
-	// absent from the map. A page of users renders its users' groups with
-	// one read instead of two per user.
-	GroupsOfEach(memberIDs []string) (map[string][]*Group, error)
+	// GroupsOfEach is GroupsOf for several members at once: for each
+	// member id, the ids of the groups it is a direct member of, in id
+	// order; a member in none (or unknown) is absent from the map. A page
+	// of users reads its users' groups with one read, not one per user.
+	GroupsOfEach(memberIDs []string) (map[string][]string, error)
 
 	GetSCIMToken() (*SCIMToken, error)
 	// GetSession finds a session by the SHA-256 of its id.

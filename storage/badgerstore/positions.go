@@ -72,10 +72,9 @@ func (t *tx) idAt(countKind, recordKind byte, position int) (string, error) {
 
 // GroupsOfEach reads each member's groups as GroupsOf does, but through
 // one iterator that seeks from member to member (a Badger iterator costs
-// a merge over every table to open: one per member was ~half of it), and
-// each group's record once however many of the members share it.
-func (t *tx) GroupsOfEach(memberIDs []string) (map[string][]*storage.Group, error) {
-	out := make(map[string][]*storage.Group)
+// a merge over every table to open: one per member was ~half of it).
+func (t *tx) GroupsOfEach(memberIDs []string) (map[string][]string, error) {
+	out := make(map[string][]string)
 	if len(memberIDs) == 0 {
 		return out, nil
 	}
@@ -88,13 +87,10 @@ func (t *tx) GroupsOfEach(memberIDs []string) (map[string][]*storage.Group, erro
 	opts.Prefix = t.k.kind(kindMemberOf)
 	it := t.txn.NewIterator(opts)
 	defer it.Close()
-	records := make(map[string]*storage.Group)
-	done := make(map[string]bool, len(memberIDs))
 	for _, id := range memberIDs {
-		if done[id] || !validID(id) {
+		if _, done := out[id]; done || !validID(id) {
 			continue
 		}
-		done[id] = true
 		var gids []string
 		prefix := t.k.comp(kindMemberOf, id)
 		for it.Seek(prefix); it.ValidForPrefix(prefix); it.Next() {
@@ -116,22 +112,28 @@ func (t *tx) GroupsOfEach(memberIDs []string) (map[string][]*storage.Group, erro
 			}
 			gids = append(gids, gid)
 		}
-		var groups []*storage.Group
-		for _, gid := range gids {
-			g, ok := records[gid]
-			if !ok {
-				if g, err = t.GetGroup(gid); errors.Is(err, storage.ErrNotFound) {
-					continue
-				} else if err != nil {
-					return nil, err
-				}
-				records[gid] = g
-			}
-			groups = append(groups, g)
+		if len(gids) > 0 {
+			out[id] = gids
 		}
-		if len(groups) > 0 {
-			out[id] = groups
+	}
+	return out, nil
+}
+
+// GetGroups is GetGroup for each id (point reads: nothing to batch).
+func (t *tx) GetGroups(ids []string) (map[string]*storage.Group, error) {
+	out := make(map[string]*storage.Group, len(ids))
+	for _, id := range ids {
+		if _, done := out[id]; done {
+			continue
 		}
+		g, err := t.GetGroup(id)
+		if errors.Is(err, storage.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out[id] = g
 	}
 	return out, nil
 }

@@ -1,11 +1,6 @@
 package postgres
 
-import (
-	"encoding/json"
-	"fmt"
-
-	"github.com/portcullis/portcullis/storage"
-)
+import "github.com/portcullis/portcullis/storage"
 
 // CountUsers sums the tenant's id-bucket counts (migration 0003), a few
 // hundred rows where count(*) would step over every user.
@@ -53,49 +48,60 @@ func (t *tx) idAt(table, kind string, position int) (string, error) {
 	return id, nil
 }
 
-// GroupsOfEach reads the members' groups, records included, in one query
-// (memberships_member, then the groups' primary key).
-func (t *tx) GroupsOfEach(memberIDs []string) (map[string][]*storage.Group, error) {
-	out := make(map[string][]*storage.Group)
-	ids := make([]string, 0, len(memberIDs))
-	for _, id := range memberIDs {
-		if validID(id) {
-			ids = append(ids, id)
-		}
-	}
+// GroupsOfEach reads the members' groups in one query
+// (memberships_member).
+func (t *tx) GroupsOfEach(memberIDs []string) (map[string][]string, error) {
+	out := make(map[string][]string)
+	ids := validIDs(memberIDs)
 	if len(ids) == 0 {
 		return out, nil
 	}
 	if t.failed != nil {
 		return nil, t.failed
 	}
-	rows, err := t.tx.Query(t.ctx, `SELECT m.member_id, g.doc FROM memberships m
-		JOIN groups g ON g.tenant = m.tenant AND g.id = m.group_id
-		WHERE m.tenant = $1 AND m.member_id = ANY($2) ORDER BY m.member_id, m.group_id`, t.tenant, ids)
+	rows, err := t.tx.Query(t.ctx, `SELECT member_id, group_id FROM memberships
+		WHERE tenant = $1 AND member_id = ANY($2) ORDER BY member_id, group_id`, t.tenant, ids)
 	if err != nil {
 		return nil, t.fail(err)
 	}
 	defer rows.Close()
-	records := make(map[string]*storage.Group)
 	for rows.Next() {
-		var member string
-		var doc []byte
-		if err := rows.Scan(&member, &doc); err != nil {
+		var member, group string
+		if err := rows.Scan(&member, &group); err != nil {
 			return nil, t.fail(err)
 		}
-		g := new(storage.Group)
-		if err := json.Unmarshal(doc, g); err != nil {
-			return nil, fmt.Errorf("postgres: a stored record does not decode: %w", err)
-		}
-		if shared, ok := records[g.ID]; ok {
-			g = shared
-		} else {
-			records[g.ID] = g
-		}
-		out[member] = append(out[member], g)
+		out[member] = append(out[member], group)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, t.fail(err)
 	}
 	return out, nil
+}
+
+// GetGroups reads the groups in one query.
+func (t *tx) GetGroups(ids []string) (map[string]*storage.Group, error) {
+	out := make(map[string]*storage.Group, len(ids))
+	valid := validIDs(ids)
+	if len(valid) == 0 {
+		return out, nil
+	}
+	gs, err := docs[storage.Group](t, `SELECT doc FROM groups WHERE tenant = $1 AND id = ANY($2)`, t.tenant, valid)
+	if err != nil {
+		return nil, err
+	}
+	for _, g := range gs {
+		out[g.ID] = g
+	}
+	return out, nil
+}
+
+// validIDs is ids without those no record can have.
+func validIDs(ids []string) []string {
+	out := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if validID(id) {
+			out = append(out, id)
+		}
+	}
+	return out
 }
