@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"time"
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
@@ -312,6 +313,7 @@ func runScalePostgres(o options, bin, backend, server string) (*scaleFigures, er
 // measureScale starts the gateway on the loaded store and takes the
 // figures over HTTP.
 func measureScale(f *scaleFigures, o options, bin, backend, dir, storageLine, token string) error {
+	name, _, _ := strings.Cut(strings.TrimPrefix(storageLine, "storage "), " ") // badger or postgres
 	env, err := newBenchEnv(dir, backend, 1)
 	if err != nil {
 		return err
@@ -355,7 +357,7 @@ func measureScale(f *scaleFigures, o options, bin, backend, dir, storageLine, to
 	if o.profile != "" {
 		// Pages for a little longer than the profile takes.
 		logf("scale: profiling the gateway over 5 s of pages")
-		go saveProfile(env.adminURL, o.profile+"-scale-pages.pprof")
+		go saveProfile(env.adminURL, o.profile+"-scale-"+name+"-pages.pprof")
 		mixed := func(i int) int {
 			if i%2 == 0 {
 				return 1
