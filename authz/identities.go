@@ -512,7 +512,14 @@ func (ids *Identities) refTableFor(tx storage.ReadTx, gen uint64, refs []string)
 
 // fill computes the identity of user into e.
 func (ids *Identities) fill(tx storage.ReadTx, e *entry, user *storage.User, table *refTable, roles *RoleTable) error {
-	groupIDs, err := tx.GroupsOf(user.ID)
+	// The groups, then their records in one read (two queries on a
+	// shared store, not one per group).
+	each, err := tx.GroupsOfEach([]string{user.ID})
+	if err != nil {
+		return err
+	}
+	groupIDs := each[user.ID]
+	records, err := tx.GetGroups(groupIDs)
 	if err != nil {
 		return err
 	}
@@ -520,12 +527,9 @@ func (ids *Identities) fill(tx storage.ReadTx, e *entry, user *storage.User, tab
 	names := make([]string, 0, len(groupIDs))
 	ownIDs := make([]string, 0, len(groupIDs))
 	for _, gid := range groupIDs {
-		g, err := tx.GetGroup(gid)
-		if errors.Is(err, storage.ErrNotFound) {
+		g := records[gid]
+		if g == nil {
 			continue // deleted under a concurrent write; the generation moved
-		}
-		if err != nil {
-			return err
 		}
 		member[g.ID] = true
 		ownIDs = append(ownIDs, g.ID)

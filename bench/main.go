@@ -45,6 +45,11 @@ type options struct {
 	anonymous   int
 	pgURL       string
 	pgUsers     int
+	// The Scale section (scale.go).
+	scaleUsers   int
+	scaleGroups  int
+	pgScaleUsers int
+	scaleDir     string
 	// rate is the open-loop request rate of the proxy runs, and
 	// closedRequests the requests of their closed-loop throughput runs.
 	rate           float64
@@ -89,6 +94,7 @@ type results struct {
 	LiveClose   *liveCloseResult   `json:"websocket_close_on_deactivation,omitempty"`
 	Anonymous   *anonymousResult   `json:"anonymous_signin,omitempty"`
 	Postgres    *postgresResults   `json:"postgres,omitempty"`
+	Scale       *scaleResults      `json:"scale,omitempty"`
 }
 
 func main() {
@@ -101,7 +107,7 @@ func main() {
 	flag.IntVar(&o.rounds, "rounds", 6, "alternating proxy rounds (one open-loop run per site each)")
 	flag.IntVar(&o.closedRequests, "closed-requests", 5000, "requests of the closed-loop proxy throughput runs, at -c (0: skip)")
 	flag.IntVar(&o.profileSeconds, "profile-seconds", 5, "length of the CPU profiles of the proxy runs (-profile); keep it under a run's length")
-	flag.StringVar(&o.only, "only", "", "run only these parts, comma-separated: proxy, "+onlySCIMPost+" (the POST /Users runs alone, on Badger and, with -postgres, PostgreSQL)")
+	flag.StringVar(&o.only, "only", "", "run only these parts, comma-separated: proxy, scale, "+onlySCIMPost+" (the POST /Users runs alone, on Badger and, with -postgres, PostgreSQL)")
 	flag.IntVar(&o.sessions, "sessions", 50, "signed-in users the Portcullis proxy runs take turns as")
 	flag.IntVar(&o.concurrency, "c", 16, "concurrency of the proxy runs and of the concurrent SCIM runs")
 	flag.IntVar(&o.scimPosts, "scim-posts", 1000, "POST /Users requests per SCIM throughput run")
@@ -112,9 +118,13 @@ func main() {
 	flag.StringVar(&o.out, "out", "", "where to save the JSON (default bench/results/<time>.json)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (store, Caddyfile, logs)")
 	flag.BoolVar(&o.skipProxy, "skip-proxy", false, "skip the proxy comparison")
-	flag.StringVar(&o.profile, "profile", "", "save 5 s CPU profiles of the gateway, taken during the first Portcullis and plain proxy runs and the concurrent SCIM POST run, to PREFIX-proxy.pprof, PREFIX-plain.pprof and PREFIX-scim-post.pprof")
+	flag.StringVar(&o.profile, "profile", "", "save 5 s CPU profiles of the gateway, taken during the first Portcullis and plain proxy runs and the concurrent SCIM POST run, to PREFIX-proxy.pprof, PREFIX-plain.pprof and PREFIX-scim-post.pprof (and, over 5 s of Scale pages, PREFIX-scale-badger-pages.pprof and PREFIX-scale-postgres-pages.pprof)")
 	flag.StringVar(&o.pgURL, "postgres", "", "also measure the PostgreSQL store (and two replicas on it): a postgres:// URL of a server where the harness may create and drop a database (default $"+testDatabaseEnv+"; neither: Badger only)")
 	flag.IntVar(&o.pgUsers, "pg-users", 20000, "users to store in PostgreSQL before the lookup figure (loading through SCIM is slower there)")
+	flag.IntVar(&o.scaleUsers, "scale-users", 1000000, "users of the Scale section's Badger store, loaded through the store (0: skip it)")
+	flag.IntVar(&o.scaleGroups, "scale-groups", 10000, "groups of the Scale section's Badger store (PostgreSQL's get as many per user)")
+	flag.IntVar(&o.pgScaleUsers, "pg-scale-users", 100000, "users of the Scale section's PostgreSQL store (0: skip it)")
+	flag.StringVar(&o.scaleDir, "scale-dir", "", "reuse the Scale section's Badger store kept by an earlier -keep run in this directory (for iterating; its size must match -scale-users/-scale-groups)")
 	flag.Parse()
 
 	if err := run(o); err != nil {
@@ -155,6 +165,14 @@ func run(o options) error {
 		return err
 	}
 	defer stopBackend()
+
+	if o.only == "scale" {
+		if res.Scale, err = runScale(o, bin, backend); err != nil {
+			return err
+		}
+		printTable(os.Stdout, res, o)
+		return saveJSON(res, o.out)
+	}
 
 	env, err := newBenchEnv(dir, backend, max(o.sessions, 1))
 	if err != nil {
@@ -270,6 +288,12 @@ func run(o options) error {
 		if res.Postgres, err = runPostgres(o, bin, backend); err != nil {
 			return fmt.Errorf("postgres: %w", err)
 		}
+	}
+
+	gw.stop()
+	logf("scale: a store of %d users (PostgreSQL: %d), loaded through the store", o.scaleUsers, o.pgScaleUsers)
+	if res.Scale, err = runScale(o, bin, backend); err != nil {
+		return err
 	}
 
 	printTable(os.Stdout, res, o)

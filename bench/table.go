@@ -23,6 +23,11 @@ func printTable(w io.Writer, r *results, o options) {
 	fmt.Fprintf(tw, "Portcullis benchmark\t%s, %d CPUs, %s\t\n", r.GoVersion, r.CPUs, r.Started.Format("2006-01-02 15:04 UTC"))
 	fmt.Fprintln(tw, "measure\tvalue\tdetail\t")
 	fmt.Fprintln(tw, "-------\t-----\t------\t")
+	if o.only == "scale" {
+		printScaleRows(tw, r.Scale)
+		tw.Flush()
+		return
+	}
 	if p := r.Proxy; p != nil {
 		printProxyRows(tw, p, o)
 	}
@@ -51,6 +56,9 @@ func printTable(w io.Writer, r *results, o options) {
 	}
 	if p := r.Postgres; p != nil {
 		printPostgresRows(tw, p, o)
+	}
+	if r.Scale != nil {
+		printScaleRows(tw, r.Scale)
 	}
 	tw.Flush()
 	var codes []string

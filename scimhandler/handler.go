@@ -92,6 +92,7 @@ type Handler struct {
 	tokens   tokenCache
 	failures *failureLimiter
 	cursors  pageCursors
+	groups   groupRecords // of the users on a page (list.go)
 	writes   resourceLocks
 }
 

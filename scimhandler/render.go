@@ -16,6 +16,10 @@ type renderOpts struct {
 	// names, when set, keeps the display names read so far in this
 	// request: a list of groups often names the same members.
 	names map[string]string
+	// groupsOf, when set, holds the groups of the users being rendered,
+	// read for a whole page at once (storage.ReadTx.GroupsOfEach); a user
+	// absent from it is in no group.
+	groupsOf map[string][]*storage.Group
 }
 
 // outputOpts is what a response under p needs.
@@ -150,24 +154,46 @@ func renderUser(tx storage.ReadTx, u *storage.User, base string, o renderOpts) (
 	doc["id"] = u.ID
 	doc["schemas"] = schemasOf(userResource, doc)
 	doc["meta"] = metaOf(userResource, u.ID, u.Created, u.Modified, u.Version, base)
-	if o.groups {
+	if o.groups && o.groupsOf != nil {
+		var groups []any
+		for _, g := range o.groupsOf[u.ID] {
+			groups = append(groups, map[string]any{
+				"value":   g.ID,
+				"display": g.DisplayName,
+				"$ref":    base + groupResource.Endpoint + "/" + g.ID,
+				"type":    "direct",
+			})
+		}
+		if len(groups) > 0 {
+			doc["groups"] = groups
+		}
+	} else if o.groups {
 		ids, err := tx.GroupsOf(u.ID)
 		if err != nil {
 			return nil, err
 		}
 		var groups []any
 		for _, gid := range ids {
-			g, err := tx.GetGroup(gid)
-			if errors.Is(err, storage.ErrNotFound) {
-				continue
-			}
-			if err != nil {
-				return nil, err
+			// A page of users names the same few groups again and again:
+			// their names are read once per request (o.names).
+			display, known := o.names[groupNameKey(gid)]
+			if !known {
+				g, err := tx.GetGroup(gid)
+				if errors.Is(err, storage.ErrNotFound) {
+					continue
+				}
+				if err != nil {
+					return nil, err
+				}
+				display = g.DisplayName
+				if o.names != nil {
+					o.names[groupNameKey(gid)] = display
+				}
 			}
 			groups = append(groups, map[string]any{
-				"value":   g.ID,
-				"display": g.DisplayName,
-				"$ref":    base + groupResource.Endpoint + "/" + g.ID,
+				"value":   gid,
+				"display": display,
+				"$ref":    base + groupResource.Endpoint + "/" + gid,
 				"type":    "direct",
 			})
 		}
@@ -188,6 +214,11 @@ func renderUserDoc(doc map[string]any, u *storage.User, base string) map[string]
 	doc["meta"] = metaOf(userResource, u.ID, u.Created, u.Modified, u.Version, base)
 	return doc
 }
+
+// groupNameKey is where renderUser keeps a group's displayName in
+// renderOpts.names, apart from members' display names (which are a user's
+// displayName for a user id).
+func groupNameKey(groupID string) string { return "group:" + groupID }
 
 // renderGroup builds the SCIM representation of g.
 func renderGroup(tx storage.ReadTx, g *storage.Group, base string, o renderOpts) (map[string]any, error) {

@@ -375,12 +375,22 @@ type ReadTx interface {
 	// `after` ("" = from the first), until fn returns false or an error.
 	ScanUsers(after string, fn func(*User) (bool, error)) error
 	CountUsers() (int, error)
+	// UserIDAt is the id of the user at position (0-based) in id order,
+	// the order of ScanUsers; storage.ErrNotFound when there are not that
+	// many (or position < 0). SCIM paging jumps to startIndex with it, so
+	// a backend makes it cheaper than scanning position users.
+	UserIDAt(position int) (string, error)
 
 	GetGroup(id string) (*Group, error)
+	// GetGroups reads several groups at once (one query on a shared
+	// store); an unknown id is absent from the map.
+	GetGroups(ids []string) (map[string]*Group, error)
 	GroupsByDisplayName(displayName string) ([]*Group, error) // case-insensitive
 	GroupsByExternalID(externalID string) ([]*Group, error)
 	ScanGroups(after string, fn func(*Group) (bool, error)) error
 	CountGroups() (int, error)
+	// GroupIDAt is UserIDAt for groups.
+	GroupIDAt(position int) (string, error)
 
 	// Members calls fn for each member of the group in member-id order.
 	Members(groupID string, fn func(Member) (bool, error)) error
@@ -389,6 +399,11 @@ type ReadTx interface {
 	// GroupsOf lists the ids of the groups the user or group is a direct
 	// member of, in id order.
 	GroupsOf(memberID string) ([]string, error)
+	// GroupsOfEach is GroupsOf for several members at once: for each
+	// member id, the ids of the groups it is a direct member of, in id
+	// order; a member in none (or unknown) is absent from the map. A page
+	// of users reads its users' groups with one read, not one per user.
+	GroupsOfEach(memberIDs []string) (map[string][]string, error)
 
 	GetSCIMToken() (*SCIMToken, error)
 	// GetSession finds a session by the SHA-256 of its id.

@@ -32,8 +32,7 @@ import (
 // means it is on disk. An Update that finds nothing running runs alone,
 // exactly as before, so a single writer pays nothing for this.
 
-// maxGroup bounds how many fns share one transaction (and the counter
-// shards a group holds, one each, see shardPool).
+// maxGroup bounds how many fns share one transaction.
 const maxGroup = 16
 
 // maxGroupWait bounds how long an Update waits to be taken into a group
@@ -201,20 +200,13 @@ func (s *Store) attemptGroup(group []*commitReq) (members []*tx, failed int, err
 	txn := s.db.NewTransaction(true)
 	defer txn.Discard()
 	ts := make([]*tx, len(group))
-	defer func() {
-		for _, t := range ts {
-			if t != nil && t.held {
-				s.shards.give(t.shard)
-			}
-		}
-	}()
 	skipped := make([]bool, len(group))
 	for i, r := range group {
 		if r.ctx.Err() != nil {
 			skipped[i] = true
 			continue
 		}
-		t := &tx{txn: txn, k: keyer{tenantPrefix(r.tenant)}, writable: true, shards: s.shards, retention: s.retention(r.tenant)}
+		t := &tx{txn: txn, k: keyer{tenantPrefix(r.tenant)}, writable: true, retention: s.retention(r.tenant)}
 		ts[i] = t
 		if !runsCleanly(r.fn, t) || t.tooBig {
 			return nil, i, nil

@@ -27,7 +27,8 @@ import (
 //	kindRecord     comp(kind) comp(key)                 -> expiry (8 bytes) + value
 //	kindEvent      event id                             -> Event JSON
 //	kindAnchor     'g' group id | 'm' member id         -> empty
-//	kindCount      'u' | 'g', shard byte                -> int64 (8 bytes)
+//	kindCount      'u' | 'g', shard byte                -> (schema < 4 only)
+//	kindIDCount    'u' | 'g', idBucket(id)              -> int64 (8 bytes)
 //	kindMemberCount comp(group id) shard byte           -> int64 (8 bytes)
 //	kindMapping    group reference                      -> Mapping JSON
 //
@@ -64,28 +65,50 @@ const (
 	kindRecord    = 'r'
 	kindEvent     = 'v'
 	kindAnchor    = 'a'
-	kindCount     = 'c'
-	kindMapping   = 'M'
+	// kindCount held the fnv-sharded counts of schema versions below 4;
+	// the migration to 4 deletes them (see idcount_migration.go).
+	kindCount = 'c'
+	// kindIDCount is new in schema version 4: counts by id bucket.
+	kindIDCount = 'b'
+	kindMapping = 'M'
 	// kindMemberCount is new in schema version 3 (see schema.go).
 	kindMemberCount = 'k'
 )
 
-// Counts of users and groups are kept in countShards counter keys per kind,
-// updated in the transaction that creates or deletes the record. Reading
-// 32 keys is O(1) where walking 100,000 keys is not (SCIM asks for the
-// total on every page). Sharding keeps concurrent creates from all
-// conflicting on one counter: each write transaction takes a shard that no
-// other transaction of the process holds (see shardPool), so concurrent
-// creates never conflict on a counter. (Shards picked by a hash of the id
-// did: 16 concurrent SCIM creates conflicted on 0.28 of them, each
-// conflict a backoff and a second run of the transaction.) A count is the
-// sum of its shards, whichever shard a create or delete used, so a shard
-// may go negative.
+// Counts of users and groups are kept per id bucket: one counter key per
+// distinct idBucket(id) (the first countBucketLen bytes of the id), updated
+// in the transaction that creates or deletes the record. Two things read
+// them:
+//
+//   - CountUsers/CountGroups sum them: reading ~256 small keys is O(1)
+//     next to walking a million records (SCIM asks for the total on every
+//     page);
+//   - UserIDAt/GroupIDAt find the position of a SCIM startIndex: the
+//     buckets are in id order (a prefix of an id sorts with it), so the
+//     running sum of the counters finds the bucket holding the position,
+//     and a key-only walk of that bucket the id. A page deep in a million
+//     users then costs ~256 counter reads and at most one bucket's keys
+//     (~4,000 at a million UUIDs), not half a million records.
+//
+// Generated ids are random UUIDs, so two hex digits give 256 buckets of
+// even size, and concurrent creates conflict only when their ids share a
+// bucket (one retries). Ids of another shape still count correctly, only
+// in fewer, larger buckets. Changing countBucketLen needs a migration.
 const (
-	countShards = 32
-	countUsers  = 'u'
-	countGroups = 'g'
+	countBucketLen = 2
+	countUsers     = 'u'
+	countGroups    = 'g'
 )
+
+// idBucket is the counter bucket of id: its first countBucketLen bytes
+// (the whole id when shorter). Truncation keeps order: if a <= b then
+// idBucket(a) <= idBucket(b).
+func idBucket(id string) string {
+	if len(id) > countBucketLen {
+		return id[:countBucketLen]
+	}
+	return id
+}
 
 // Each group's membership keys are counted in memberCountShards counter
 // keys (a shard is absent while its count is 0), updated in the
@@ -208,47 +231,10 @@ func parseTombstone(key []byte) (tenant, groupID string, ok bool) {
 	return string(rest[:n]), string(rest[n:]), n > 0 && len(rest) > int(n)
 }
 
-// countShard is the counter key of kind in shard (below countShards).
-func (k keyer) countShard(kind byte, shard byte) []byte {
-	return append(k.kind(kindCount), kind, shard)
+// countShard is the counter of id's bucket (see idBucket).
+func (k keyer) countShard(kind byte, id string) []byte {
+	return append(k.counts(kind), idBucket(id)...)
 }
-
-// hashShard is the shard of id when the pool has none free.
-func hashShard(id string) byte {
-	h := fnv.New32a()
-	h.Write([]byte(id))
-	return byte(h.Sum32() % countShards)
-}
-
-// shardPool hands out the counter shards, one per write transaction that
-// updates a count, so that transactions in flight at the same time update
-// different keys. An attempt of a transaction keeps its shard until it
-// committed or failed. With more than countShards writers at
-// once, the others fall back to hashShard and may conflict, as before.
-type shardPool struct{ free chan byte }
-
-func newShardPool() *shardPool {
-	p := &shardPool{free: make(chan byte, countShards)}
-	for i := range countShards {
-		p.free <- byte(i)
-	}
-	return p
-}
-
-// take returns a free shard, or ok false when none is.
-func (p *shardPool) take() (shard byte, ok bool) {
-	if p == nil {
-		return 0, false
-	}
-	select {
-	case b := <-p.free:
-		return b, true
-	default:
-		return 0, false
-	}
-}
-
-func (p *shardPool) give(shard byte) { p.free <- shard }
 
 // memberCounts is the prefix of the member counter shards of groupID.
 func (k keyer) memberCounts(groupID string) []byte {
@@ -266,8 +252,9 @@ func memberShard(memberID string) byte {
 	return byte(h.Sum32() % memberCountShards)
 }
 
+// counts is the prefix of the counters of kind (countUsers, countGroups).
 func (k keyer) counts(kind byte) []byte {
-	return append(k.kind(kindCount), kind)
+	return append(k.kind(kindIDCount), kind)
 }
 
 func (k keyer) session(hash [32]byte) []byte {

@@ -18,7 +18,9 @@ import (
 //	   with data and no schemaKey is version 1)
 //	2  records its version under schemaKey; data as in 1
 //	3  counts each group's membership keys in kindMemberCount shards
-const SchemaVersion = 3
+//	4  counts users and groups per id bucket (kindIDCount), not in fnv
+//	   shards (kindCount), so a position is found from the counters
+const SchemaVersion = 4
 
 // currentSchemaVersion names the version the release fixture is written at.
 const currentSchemaVersion = SchemaVersion
@@ -46,6 +48,7 @@ type migration struct {
 var migrations = []migration{
 	{from: 1, what: "record the schema version", run: func(*badger.DB) error { return nil }},
 	{from: 2, what: "count the members of every group", run: countAllMembers},
+	{from: 3, what: "count users and groups by id bucket", run: countByIDBucket},
 }
 
 // releaseFixtureName is the file under testdata/ of a store written by the

@@ -94,8 +94,6 @@ type Store struct {
 	// maxAttempts is the retry bound of Update (defaultMaxAttempts; tests
 	// lower it).
 	maxAttempts int
-	// shards hands write transactions their counter shards.
-	shards *shardPool
 	// conflicts counts attempts that Badger refused for a conflict and
 	// that ran again (or gave up); benchmarks report it per operation.
 	conflicts atomic.Uint64
@@ -139,7 +137,6 @@ func open(dir string, logger *zap.Logger, sweep bool) (*Store, error) {
 		db:          db,
 		logger:      logger,
 		maxAttempts: defaultMaxAttempts,
-		shards:      newShardPool(),
 		stop:        make(chan struct{}),
 		gcDone:      make(chan struct{}),
 		sweepKick:   make(chan struct{}, 1),
@@ -368,12 +365,7 @@ func (s *Store) run(ctx context.Context, prefix []byte, fn func(*tx) error) (*tx
 func (s *Store) attempt(prefix []byte, fn func(*tx) error) (*tx, error) {
 	txn := s.db.NewTransaction(true)
 	defer txn.Discard()
-	t := &tx{txn: txn, k: keyer{prefix}, writable: true, shards: s.shards}
-	defer func() {
-		if t.held {
-			s.shards.give(t.shard)
-		}
-	}()
+	t := &tx{txn: txn, k: keyer{prefix}, writable: true}
 	if err := fn(t); err != nil {
 		return nil, fnError{err}
 	}

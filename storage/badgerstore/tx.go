@@ -42,12 +42,6 @@ type tx struct {
 	// tombMembers caches, per group, how many of its members are such
 	// deleted groups (see tombstoneMembers); reset by membership writes.
 	tombMembers map[string]int
-	// shard is the counter shard the transaction updates counts in,
-	// taken from shards on the first count it updates (see shardPool);
-	// held says the store's run must give it back.
-	shards *shardPool
-	shard  byte
-	held   bool
 }
 
 var _ storage.Tx = (*tx)(nil)
@@ -160,17 +154,11 @@ func (t *tx) suffixes(prefix []byte) ([]string, error) {
 	return out, err
 }
 
-// addCount adds d to the count of kind in the transaction's counter shard
-// (see countShards and shardPool); id picks the shard when none is free.
+// addCount adds d to the count of kind in id's bucket (see idBucket).
+// Concurrent creates do not conflict on it: group commit runs them in one
+// transaction (see groupcommit.go).
 func (t *tx) addCount(kind byte, id string, d int64) error {
-	if !t.held {
-		if b, ok := t.shards.take(); ok {
-			t.shard, t.held = b, true
-		} else {
-			t.shard = hashShard(id)
-		}
-	}
-	key := t.k.countShard(kind, t.shard)
+	key := t.k.countShard(kind, id)
 	n, err := t.readCounter(key)
 	if err != nil {
 		return err

@@ -43,12 +43,6 @@ func (t *tx) ScanGroups(after string, fn func(*storage.Group) (bool, error)) err
 	return scanDocs(t, "groups", after, func(g *storage.Group) string { return g.ID }, fn)
 }
 
-func (t *tx) CountGroups() (int, error) {
-	var n int
-	_, err := t.scanOne(`SELECT count(*) FROM groups WHERE tenant = $1`, []any{t.tenant}, &n)
-	return n, err
-}
-
 func (t *tx) PutGroup(g *storage.Group) error {
 	if err := t.write(); err != nil {
 		return err

@@ -9,9 +9,15 @@ import (
 	"github.com/portcullis/portcullis/storage"
 )
 
-// scanPage is how many records ScanUsers and ScanGroups read per query: fn
-// runs between pages, free to use the transaction itself.
-const scanPage = 200
+// ScanUsers and ScanGroups read records a page per query (fn runs between
+// pages, free to use the transaction itself): scanFirstPage first, which
+// is what a SCIM page of 100 needs (reading more would decode records no
+// one asked for), then pages twice as large up to scanMaxPage, so a whole
+// scan takes few round trips.
+const (
+	scanFirstPage = 100
+	scanMaxPage   = 800
+)
 
 func (t *tx) GetUser(id string) (*storage.User, error) {
 	if !validID(id) {
@@ -72,9 +78,9 @@ func scanDocs[T any](t *tx, table, after string, id func(*T) string, fn func(*T)
 	if !validText(after) {
 		return errors.New("postgres: scan cursor is not UTF-8 text")
 	}
-	for {
+	for size := scanFirstPage; ; size = min(2*size, scanMaxPage) {
 		page, err := docs[T](t, `SELECT doc FROM `+table+` WHERE tenant = $1 AND id > $2 ORDER BY id LIMIT $3`,
-			t.tenant, after, scanPage)
+			t.tenant, after, size)
 		if err != nil {
 			return err
 		}
@@ -83,17 +89,11 @@ func scanDocs[T any](t *tx, table, after string, id func(*T) string, fn func(*T)
 				return err
 			}
 		}
-		if len(page) < scanPage {
+		if len(page) < size {
 			return nil
 		}
 		after = id(page[len(page)-1])
 	}
-}
-
-func (t *tx) CountUsers() (int, error) {
-	var n int
-	_, err := t.scanOne(`SELECT count(*) FROM users WHERE tenant = $1`, []any{t.tenant}, &n)
-	return n, err
 }
 
 // emailKeys are the index keys of u's emails, distinct, sorted.

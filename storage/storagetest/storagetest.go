@@ -60,6 +60,8 @@ var suite = []struct {
 	{"MemberCounts", testMemberCounts},
 	{"ScanAndCountUsers", testScanUsers},
 	{"ScanAndCountGroups", testScanGroups},
+	{"IDAtPosition", testIDAt},
+	{"GroupsOfEach", testGroupsOfEach},
 	{"SCIMToken", testSCIMToken},
 	{"Sessions", testSessions},
 	{"Records", testRecords},

@@ -1,0 +1,46 @@
+package scimhandler
+
+import (
+	"encoding/json"
+	"net/http/httptest"
+	"testing"
+)
+
+// TestWriteListResponseMatchesWriteJSON: the hand-built ListResponse is
+// byte for byte what writeJSON made of the same map.
+func TestWriteListResponseMatchesWriteJSON(t *testing.T) {
+	cases := []struct {
+		name       string
+		total      int
+		startIndex int
+		resources  []json.RawMessage
+	}{
+		{"empty", 0, 1, []json.RawMessage{}},
+		{"past the end", 3, 10, []json.RawMessage{}},
+		{"two", 1000000, 500001, []json.RawMessage{
+			json.RawMessage(`{"id":"a","userName":"<b>&x","groups":[{"value":"g"}]}`),
+			json.RawMessage(`{"id":"b","displayName":"Ünïcode \u2028"}`),
+			json.RawMessage("{\"id\":\"c\",\"displayName\":\"raw \u2028 \u2029\"}"),
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			want := httptest.NewRecorder()
+			writeJSON(want, 200, map[string]any{
+				"schemas":      []string{schemaListResponse},
+				"totalResults": c.total,
+				"startIndex":   c.startIndex,
+				"itemsPerPage": len(c.resources),
+				"Resources":    c.resources,
+			})
+			got := httptest.NewRecorder()
+			writeListResponse(got, c.total, c.startIndex, c.resources)
+			if got.Body.String() != want.Body.String() {
+				t.Errorf("body\n got %s\nwant %s", got.Body, want.Body)
+			}
+			if got.Code != want.Code || got.Header().Get("Content-Type") != want.Header().Get("Content-Type") {
+				t.Errorf("status %d %q, want %d %q", got.Code, got.Header().Get("Content-Type"), want.Code, want.Header().Get("Content-Type"))
+			}
+		})
+	}
+}
