@@ -44,6 +44,9 @@ type options struct {
 	anonymous   int
 	pgURL       string
 	pgUsers     int
+	idle        time.Duration
+	onlyIdle    bool
+	onlyMemory  bool
 }
 
 // results is the table, as saved in JSON.
@@ -67,6 +70,8 @@ type results struct {
 	LiveClose   *liveCloseResult   `json:"websocket_close_on_deactivation,omitempty"`
 	Anonymous   *anonymousResult   `json:"anonymous_signin,omitempty"`
 	Postgres    *postgresResults   `json:"postgres,omitempty"`
+	Idle        *idleResults       `json:"idle_cpu,omitempty"`
+	Memory      *memoryResults     `json:"memory_small,omitempty"`
 }
 
 func main() {
@@ -89,6 +94,9 @@ func main() {
 	flag.StringVar(&o.profile, "profile", "", "save 5 s CPU profiles of the gateway, taken during the first Portcullis and plain proxy runs and the concurrent SCIM POST run, to PREFIX-proxy.pprof, PREFIX-plain.pprof and PREFIX-scim-post.pprof")
 	flag.StringVar(&o.pgURL, "postgres", "", "also measure the PostgreSQL store (and two replicas on it): a postgres:// URL of a server where the harness may create and drop a database (default $"+testDatabaseEnv+"; neither: Badger only)")
 	flag.IntVar(&o.pgUsers, "pg-users", 20000, "users to store in PostgreSQL before the lookup figure (loading through SCIM is slower there)")
+	flag.DurationVar(&o.idle, "idle", 60*time.Second, "window of the idle CPU figures (0: skip them)")
+	flag.BoolVar(&o.onlyIdle, "only-idle", false, "measure only the idle CPU figures")
+	flag.BoolVar(&o.onlyMemory, "only-memory", false, "measure only the resident memory of plain Caddy vs the gateway with -sessions signed-in users")
 	flag.Parse()
 
 	if err := run(o); err != nil {
@@ -129,6 +137,13 @@ func run(o options) error {
 		return err
 	}
 	defer stopBackend()
+	if err := measureQuiet(res, bin, backend, o); err != nil {
+		return err
+	}
+	if o.onlyIdle || o.onlyMemory {
+		printTable(os.Stdout, res, o)
+		return saveJSON(res, o.out)
+	}
 
 	env, err := newBenchEnv(dir, backend, max(o.sessions, 1))
 	if err != nil {

@@ -23,6 +23,11 @@ func printTable(w io.Writer, r *results, o options) {
 	fmt.Fprintf(tw, "Portcullis benchmark\t%s, %d CPUs, %s\t\n", r.GoVersion, r.CPUs, r.Started.Format("2006-01-02 15:04 UTC"))
 	fmt.Fprintln(tw, "measure\tvalue\tdetail\t")
 	fmt.Fprintln(tw, "-------\t-----\t------\t")
+	printQuietRows(tw, r)
+	if o.onlyIdle || o.onlyMemory {
+		tw.Flush()
+		return
+	}
 	if p := r.Proxy; p != nil {
 		fmt.Fprintf(tw, "proxy CPU per request\t%.1f µs vs %.1f µs plain\tratio %.2f (decides)\t\n", p.Portcullis.CPUPerRequestUs, p.Plain.CPUPerRequestUs, p.CPURatio)
 		fmt.Fprintf(tw, "proxy throughput\t%.0f/s vs %.0f/s plain\tratio %.2f\t\n", p.Portcullis.PerSecond, p.Plain.PerSecond, p.ThroughputRatio)
