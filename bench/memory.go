@@ -2,8 +2,11 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"os"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 )
@@ -27,6 +30,49 @@ type memoryResults struct {
 	PlainMiB     float64 `json:"plain_caddy_rss_mib"`
 	GatewayMiB   float64 `json:"gateway_rss_mib"`
 	OverPlainMiB float64 `json:"gateway_over_plain_mib"`
+	// The parts of each RSS: anonymous memory (the Go heap, Badger's
+	// arenas) and mapped files (the binary's pages, Badger's mmap'd files).
+	Plain   rssParts `json:"plain_caddy_rss_parts"`
+	Gateway rssParts `json:"gateway_rss_parts"`
+}
+
+// rssParts splits a process's RSS (/proc/PID/status).
+type rssParts struct {
+	AnonMiB float64 `json:"anon_mib"`
+	FileMiB float64 `json:"file_mib"`
+}
+
+func readRSSParts(pid int) (rssParts, error) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return rssParts{}, err
+	}
+	var p rssParts
+	for _, line := range strings.Split(string(raw), "\n") {
+		name, rest, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		var dst *float64
+		switch name {
+		case "RssAnon":
+			dst = &p.AnonMiB
+		case "RssFile":
+			dst = &p.FileMiB
+		default:
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) == 0 {
+			continue
+		}
+		kb, err := strconv.ParseFloat(f[0], 64)
+		if err != nil {
+			return rssParts{}, err
+		}
+		*dst = kb / 1024
+	}
+	return p, nil
 }
 
 // measureQuiet takes the figures of this file and idle.go, each in
@@ -51,87 +97,126 @@ func measureQuiet(res *results, bin, backend string, o options) error {
 
 func measureSmallMemory(bin, backend string, o options) (*memoryResults, error) {
 	res := &memoryResults{Sessions: o.sessions, Requests: memoryRequests}
-	plain, err := plainRSS(bin, backend, o)
+	plain, plainParts, err := plainRSS(bin, backend, o)
 	if err != nil {
 		return nil, fmt.Errorf("memory, plain Caddy: %w", err)
 	}
-	gateway, err := gatewayRSS(bin, backend, o)
+	gateway, gatewayParts, err := gatewayRSS(bin, backend, o)
 	if err != nil {
 		return nil, fmt.Errorf("memory, gateway: %w", err)
 	}
 	res.PlainMiB, res.GatewayMiB, res.OverPlainMiB = plain, gateway, gateway-plain
-	logf("memory: plain Caddy %.1f MiB, gateway %.1f MiB (+%.1f MiB)", plain, gateway, gateway-plain)
+	res.Plain, res.Gateway = plainParts, gatewayParts
+	logf("memory: plain Caddy %.1f MiB (anon %.1f, files %.1f), gateway %.1f MiB (anon %.1f, files %.1f): +%.1f MiB",
+		plain, plainParts.AnonMiB, plainParts.FileMiB, gateway, gatewayParts.AnonMiB, gatewayParts.FileMiB, gateway-plain)
 	return res, nil
 }
 
 // plainRSS is plain Caddy's RSS after the load.
-func plainRSS(bin, backend string, o options) (float64, error) {
+func plainRSS(bin, backend string, o options) (float64, rssParts, error) {
 	dir, err := os.MkdirTemp("", "portcullis-bench-mem-")
 	if err != nil {
-		return 0, err
+		return 0, rssParts{}, err
 	}
 	defer os.RemoveAll(dir)
 	caddyfile, adminURL, siteURL, err := idleConfig{backend: backend}.plainCaddyfile()
 	if err != nil {
-		return 0, err
+		return 0, rssParts{}, err
 	}
 	gw, err := startGateway(bin, dir, caddyfile, adminURL+"/config/")
 	if err != nil {
-		return 0, err
+		return 0, rssParts{}, err
 	}
 	defer gw.stop()
 	tr := staticTarget(http.MethodGet, siteURL+"/", http.Header{"Accept": {"text/html"}}, nil)
 	if _, err := runLoad("mem-plain", tr, o.concurrency, memoryRequests, o.maxRun, 0); err != nil {
-		return 0, err
+		return 0, rssParts{}, err
 	}
-	return settledRSS(gw.pid())
+	return settledRSS(gw.pid(), adminURL, o.profile, "plain")
 }
 
 // gatewayRSS is the gateway's RSS after the load, as o.sessions signed-in
 // users in turn.
-func gatewayRSS(bin, backend string, o options) (float64, error) {
+func gatewayRSS(bin, backend string, o options) (float64, rssParts, error) {
+	none := rssParts{}
 	dir, err := os.MkdirTemp("", "portcullis-bench-mem-")
 	if err != nil {
-		return 0, err
+		return 0, none, err
 	}
 	defer os.RemoveAll(dir)
 	env, err := newBenchEnv(dir, backend, o.sessions)
 	if err != nil {
-		return 0, err
+		return 0, none, err
 	}
 	defer env.idp.Close()
 	gw, err := startGateway(bin, dir, env.caddyfile(), env.adminURL+"/config/")
 	if err != nil {
-		return 0, err
+		return 0, none, err
 	}
 	defer gw.stop()
+	if p, err := readRSSParts(gw.pid()); err == nil {
+		logf("memory: gateway started: anon %.1f MiB, files %.1f MiB", p.AnonMiB, p.FileMiB)
+	}
 	scim, err := newSCIMClient(env.adminURL, env.gatewayURL, benchTenant)
 	if err != nil {
-		return 0, err
+		return 0, none, err
 	}
 	headers := make([]http.Header, o.sessions)
 	for i := range headers {
 		cookie, _, err := env.signIn(scim, viewerName(i), viewerName(i))
 		if err != nil {
-			return 0, err
+			return 0, none, err
 		}
 		headers[i] = http.Header{"Cookie": {cookie}, "Accept": {"text/html"}}
 	}
+	if p, err := readRSSParts(gw.pid()); err == nil {
+		logf("memory: %d users signed in: anon %.1f MiB, files %.1f MiB", o.sessions, p.AnonMiB, p.FileMiB)
+	}
 	r, err := runLoad("mem-gateway", roundRobinTarget(env.gatewayURL+"/", headers), o.concurrency, memoryRequests, o.maxRun, 0)
 	if err != nil {
-		return 0, err
+		return 0, none, err
 	}
 	if r.StatusCodes["200"] != int(r.Requests) {
-		return 0, fmt.Errorf("the Portcullis site answered %v, want only 200", r.StatusCodes)
+		return 0, none, fmt.Errorf("the Portcullis site answered %v, want only 200", r.StatusCodes)
 	}
-	return settledRSS(gw.pid())
+	return settledRSS(gw.pid(), env.adminURL, o.profile, "gateway")
 }
 
 // settledRSS reads RSS a moment after the load, once the connections the
-// load generator closed are gone.
-func settledRSS(pid int) (float64, error) {
+// load generator closed are gone. With -profile it also saves the
+// process's heap profile to PREFIX-heap-<name>.pprof.
+func settledRSS(pid int, adminURL, profile, name string) (float64, rssParts, error) {
 	time.Sleep(2 * time.Second)
-	return residentMiB(pid)
+	rss, err := residentMiB(pid)
+	if err != nil {
+		return 0, rssParts{}, err
+	}
+	parts, err := readRSSParts(pid)
+	if err != nil {
+		return 0, rssParts{}, err
+	}
+	if profile != "" {
+		saveHeapProfile(adminURL, profile+"-heap-"+name+".pprof")
+	}
+	return rss, parts, nil
+}
+
+func saveHeapProfile(adminURL, file string) {
+	resp, err := http.Get(adminURL + "/debug/pprof/heap")
+	if err != nil {
+		logf("heap profile: %v", err)
+		return
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err == nil {
+		err = os.WriteFile(file, raw, 0o644)
+	}
+	if err != nil {
+		logf("heap profile: %v", err)
+		return
+	}
+	logf("saved a heap profile to %s", file)
 }
 
 // plainCaddyfile is plain Caddy: an admin endpoint and one reverse_proxy
