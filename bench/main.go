@@ -66,6 +66,7 @@ type results struct {
 	Groups      int                `json:"groups_stored"`
 	LoadSeconds float64            `json:"load_seconds"`
 	RSSMiB      float64            `json:"rss_mib"`
+	RSSParts    rssParts           `json:"rss_parts"`
 	Deprovision *deprovisionResult `json:"deprovision,omitempty"`
 	LiveClose   *liveCloseResult   `json:"websocket_close_on_deactivation,omitempty"`
 	Anonymous   *anonymousResult   `json:"anonymous_signin,omitempty"`
@@ -230,6 +231,9 @@ func run(o options) error {
 		}
 	}
 	if res.RSSMiB, err = residentMiB(gw.pid()); err != nil {
+		return err
+	}
+	if res.RSSParts, err = readRSSParts(gw.pid()); err != nil {
 		return err
 	}
 
