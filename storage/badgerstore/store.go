@@ -72,7 +72,10 @@ type Options struct {
 	MemTableSize int64
 	// BlockCacheSize caches decompressed blocks of the LSM tree (keys,
 	// index entries and small values; records are in the value log). It
-	// fills only with blocks read, so a small store never reaches it.
+	// fills only with blocks read, so a small store never reaches it. The
+	// tree of 100,000 users and their indexes is ~20 MiB on disk (Snappy),
+	// so 32 MiB keeps most of it hot; a store of millions reads the rest
+	// from the page cache and decompresses it again.
 	BlockCacheSize int64
 }
 
