@@ -47,6 +47,7 @@ type options struct {
 	idle        time.Duration
 	onlyIdle    bool
 	onlyMemory  bool
+	memtable    string
 }
 
 // results is the table, as saved in JSON.
@@ -98,6 +99,7 @@ func main() {
 	flag.DurationVar(&o.idle, "idle", 60*time.Second, "window of the idle CPU figures (0: skip them)")
 	flag.BoolVar(&o.onlyIdle, "only-idle", false, "measure only the idle CPU figures")
 	flag.BoolVar(&o.onlyMemory, "only-memory", false, "measure only the resident memory of plain Caddy vs the gateway with -sessions signed-in users")
+	flag.StringVar(&o.memtable, "memtable-size", "", "memtable_size of the small-scale memory figure's gateway (default: the store's default)")
 	flag.Parse()
 
 	if err := run(o); err != nil {
