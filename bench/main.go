@@ -45,6 +45,9 @@ type options struct {
 	anonymous   int
 	pgURL       string
 	pgUsers     int
+	// The quiet figures (idle.go, memory.go).
+	idle     time.Duration
+	memtable string
 	// The Scale section (scale.go).
 	scaleUsers   int
 	scaleGroups  int
@@ -90,11 +93,14 @@ type results struct {
 	Groups      int                `json:"groups_stored"`
 	LoadSeconds float64            `json:"load_seconds"`
 	RSSMiB      float64            `json:"rss_mib"`
+	RSSParts    rssParts           `json:"rss_parts"`
 	Deprovision *deprovisionResult `json:"deprovision,omitempty"`
 	LiveClose   *liveCloseResult   `json:"websocket_close_on_deactivation,omitempty"`
 	Anonymous   *anonymousResult   `json:"anonymous_signin,omitempty"`
 	Postgres    *postgresResults   `json:"postgres,omitempty"`
 	Scale       *scaleResults      `json:"scale,omitempty"`
+	Idle        *idleResults       `json:"idle_cpu,omitempty"`
+	Memory      *memoryResults     `json:"memory_small,omitempty"`
 }
 
 func main() {
@@ -107,7 +113,7 @@ func main() {
 	flag.IntVar(&o.rounds, "rounds", 6, "alternating proxy rounds (one open-loop run per site each)")
 	flag.IntVar(&o.closedRequests, "closed-requests", 5000, "requests of the closed-loop proxy throughput runs, at -c (0: skip)")
 	flag.IntVar(&o.profileSeconds, "profile-seconds", 5, "length of the CPU profiles of the proxy runs (-profile); keep it under a run's length")
-	flag.StringVar(&o.only, "only", "", "run only these parts, comma-separated: proxy, scale, "+onlySCIMPost+" (the POST /Users runs alone, on Badger and, with -postgres, PostgreSQL)")
+	flag.StringVar(&o.only, "only", "", "run only these parts, comma-separated: idle, memory (plain Caddy vs 50 signed-in users), proxy, "+onlySCIMPost+" (the POST /Users runs alone, on Badger and, with -postgres, PostgreSQL), scale; default: everything")
 	flag.IntVar(&o.sessions, "sessions", 50, "signed-in users the Portcullis proxy runs take turns as")
 	flag.IntVar(&o.concurrency, "c", 16, "concurrency of the proxy runs and of the concurrent SCIM runs")
 	flag.IntVar(&o.scimPosts, "scim-posts", 1000, "POST /Users requests per SCIM throughput run")
@@ -125,6 +131,8 @@ func main() {
 	flag.IntVar(&o.scaleGroups, "scale-groups", 10000, "groups of the Scale section's Badger store (PostgreSQL's get as many per user)")
 	flag.IntVar(&o.pgScaleUsers, "pg-scale-users", 100000, "users of the Scale section's PostgreSQL store (0: skip it)")
 	flag.StringVar(&o.scaleDir, "scale-dir", "", "reuse the Scale section's Badger store kept by an earlier -keep run in this directory (for iterating; its size must match -scale-users/-scale-groups)")
+	flag.DurationVar(&o.idle, "idle", 60*time.Second, "window of the idle CPU figures (0: skip them)")
+	flag.StringVar(&o.memtable, "memtable-size", "", "memtable_size of the small-scale memory figure's gateway (default: the store's default)")
 	flag.Parse()
 
 	if err := run(o); err != nil {
@@ -165,10 +173,15 @@ func run(o options) error {
 		return err
 	}
 	defer stopBackend()
-
-	if o.only == "scale" {
-		if res.Scale, err = runScale(o, bin, backend); err != nil {
-			return err
+	if err := measureQuiet(res, bin, backend, o); err != nil {
+		return err
+	}
+	if o.only != "" && !o.runs("proxy") && !o.runs(onlySCIMPost) {
+		// Only parts that start gateways of their own.
+		if o.runs("scale") && o.scaleUsers+o.pgScaleUsers > 0 {
+			if res.Scale, err = runScale(o, bin, backend); err != nil {
+				return err
+			}
 		}
 		printTable(os.Stdout, res, o)
 		return saveJSON(res, o.out)
@@ -191,6 +204,9 @@ func run(o options) error {
 	if o.only == onlySCIMPost {
 		return runSCIMPostOnly(o, res, gw, env, scim, bin, backend)
 	}
+	if o.runs(onlySCIMPost) && o.only != "" {
+		return fmt.Errorf("-only %s runs alone", onlySCIMPost)
+	}
 
 	if !o.skipProxy && o.runs("proxy") {
 		logf("proxy: Portcullis vs matched and bare plain reverse_proxy, %d rounds × %d requests at %.0f/s", o.rounds, o.proxyReqs, o.rate)
@@ -199,7 +215,13 @@ func run(o options) error {
 		}
 	}
 	if o.only != "" {
-		// The parts below have no -only name yet.
+		// The parts below are of the full run only.
+		gw.stop()
+		if o.runs("scale") && o.scaleUsers+o.pgScaleUsers > 0 {
+			if res.Scale, err = runScale(o, bin, backend); err != nil {
+				return err
+			}
+		}
 		printTable(os.Stdout, res, o)
 		return saveJSON(res, o.out)
 	}
@@ -268,6 +290,9 @@ func run(o options) error {
 		}
 	}
 	if res.RSSMiB, err = residentMiB(gw.pid()); err != nil {
+		return err
+	}
+	if res.RSSParts, err = readRSSParts(gw.pid()); err != nil {
 		return err
 	}
 

@@ -23,8 +23,11 @@ func printTable(w io.Writer, r *results, o options) {
 	fmt.Fprintf(tw, "Portcullis benchmark\t%s, %d CPUs, %s\t\n", r.GoVersion, r.CPUs, r.Started.Format("2006-01-02 15:04 UTC"))
 	fmt.Fprintln(tw, "measure\tvalue\tdetail\t")
 	fmt.Fprintln(tw, "-------\t-----\t------\t")
-	if o.only == "scale" {
-		printScaleRows(tw, r.Scale)
+	printQuietRows(tw, r)
+	if o.only != "" && !o.runs("proxy") {
+		if r.Scale != nil {
+			printScaleRows(tw, r.Scale)
+		}
 		tw.Flush()
 		return
 	}
@@ -32,7 +35,10 @@ func printTable(w io.Writer, r *results, o options) {
 		printProxyRows(tw, p, o)
 	}
 	if o.only != "" {
-		// The rows below are of parts without an -only name yet.
+		// The rows below are of the full run only.
+		if r.Scale != nil {
+			printScaleRows(tw, r.Scale)
+		}
 		tw.Flush()
 		return
 	}
@@ -41,7 +47,7 @@ func printTable(w io.Writer, r *results, o options) {
 	fmt.Fprintf(tw, "SCIM PATCH add-member c=1\t%.0f/s\tgroup of %d+ members, p50 %.2f ms, p99 %.2f ms\t\n", r.PatchAdd1.PerSecond, r.GroupSize, r.PatchAdd1.P50ms, r.PatchAdd1.P99ms)
 	fmt.Fprintf(tw, "SCIM PATCH add-member c=%d\t%.0f/s\tsame group, p50 %.2f ms, p99 %.2f ms\t\n", o.concurrency, r.PatchAdd16.PerSecond, r.PatchAdd16.P50ms, r.PatchAdd16.P99ms)
 	fmt.Fprintf(tw, "GET /Users?filter=userName eq\tp50 %.2f ms, p99 %.2f ms\t%d users stored, %d lookups\t\n", r.Filter.P50ms, r.Filter.P99ms, r.UsersStored, r.Filter.Requests)
-	fmt.Fprintf(tw, "gateway resident memory\t%.0f MiB\t%d users, %d groups (loaded in %.0f s)\t\n", r.RSSMiB, r.UsersStored, r.Groups, r.LoadSeconds)
+	fmt.Fprintf(tw, "gateway resident memory\t%.0f MiB\t%d users, %d groups (loaded in %.0f s); anon %.0f MiB, mapped files %.0f MiB\t\n", r.RSSMiB, r.UsersStored, r.Groups, r.LoadSeconds, r.RSSParts.AnonMiB, r.RSSParts.FileMiB)
 	if a := r.Anonymous; a != nil {
 		fmt.Fprintf(tw, "anonymous /sso/login\t%.0f/s\t%d requests, %.0f µs CPU/req\t\n", a.Starts.PerSecond, a.Starts.Requests, a.Starts.CPUPerRequestUs)
 		fmt.Fprintf(tw, "garbage OIDC callbacks\t%.0f/s\t%d requests, %.0f µs CPU/req, answers %v\t\n", float64(a.Callbacks.Requests)/max(a.Callbacks.Seconds, 1e-9), a.Callbacks.Requests, a.Callbacks.CPUPerRequestUs, a.Callbacks.StatusCodes)

@@ -84,6 +84,10 @@ type BadgerStorage struct {
 	// (storagekek.go): 32 bytes in hex or base64, typically
 	// {env.PORTCULLIS_KEY}.
 	KeyEncryptionKey string `json:"key_encryption_key,omitempty"`
+	// MemTableSize and BlockCacheSize size the store's memory, in bytes
+	// (0: badgerstore.DefaultOptions); see storage_badgersizes.go.
+	MemTableSize   int64 `json:"memtable_size,omitempty"`
+	BlockCacheSize int64 `json:"block_cache_size,omitempty"`
 
 	absDir string
 	kek    []byte
@@ -109,8 +113,10 @@ func (b *BadgerStorage) Provision(caddy.Context) error {
 		return fmt.Errorf("badger storage directory %q: %w", dir, err)
 	}
 	b.absDir = abs
-	b.kek, err = provisionKEK(b.KeyEncryptionKey, "badger", false)
-	return err
+	if b.kek, err = provisionKEK(b.KeyEncryptionKey, "badger", false); err != nil {
+		return err
+	}
+	return b.checkSizes()
 }
 
 func (b *BadgerStorage) keyEncryptionKey() []byte { return b.kek }
@@ -125,7 +131,7 @@ func (b *BadgerStorage) StoreKey() string { return "badger:" + b.absDir }
 
 // OpenStore implements StoreOpener.
 func (b *BadgerStorage) OpenStore(logger *zap.Logger) (storage.Store, error) {
-	st, err := badgerstore.Open(b.absDir, logger)
+	st, err := badgerstore.OpenWithOptions(b.absDir, logger, b.storeOptions())
 	if err != nil {
 		return nil, err
 	}
@@ -136,6 +142,8 @@ func (b *BadgerStorage) OpenStore(logger *zap.Logger) (storage.Store, error) {
 //
 //	storage badger [<dir>] {
 //		key_encryption_key <key>
+//		memtable_size <size>   # e.g. 16MiB
+//		block_cache <size>     # e.g. 32MiB
 //	}
 func (b *BadgerStorage) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // backend name
@@ -146,11 +154,21 @@ func (b *BadgerStorage) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		return d.ArgErr()
 	}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		if d.Val() != "key_encryption_key" {
-			return d.Errf("unrecognized storage badger option %q (expected key_encryption_key)", d.Val())
-		}
-		if err := unmarshalKEK(d, &b.KeyEncryptionKey); err != nil {
-			return err
+		switch d.Val() {
+		case "key_encryption_key":
+			if err := unmarshalKEK(d, &b.KeyEncryptionKey); err != nil {
+				return err
+			}
+		case "memtable_size":
+			if err := unmarshalSize(d, &b.MemTableSize); err != nil {
+				return err
+			}
+		case "block_cache":
+			if err := unmarshalSize(d, &b.BlockCacheSize); err != nil {
+				return err
+			}
+		default:
+			return d.Errf("unrecognized storage badger option %q (expected key_encryption_key, memtable_size or block_cache)", d.Val())
 		}
 		if d.NextArg() {
 			return d.ArgErr()

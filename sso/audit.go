@@ -109,38 +109,65 @@ func (s *Service) appendAudit(ctx context.Context, e storage.Event) (eventID str
 // maxFlushedTallies bounds the events one flush writes (one transaction).
 const maxFlushedTallies = 500
 
-// flushRefusals records, once a window, the refusals that went unrecorded
-// because their address (or user) was already recorded in the window and
-// has been quiet since.
+// flushRefusals records the refusals that went unrecorded because their
+// address (or user) was already recorded in the window and has been quiet
+// since. It sleeps until the limiter signals such a refusal, then flushes
+// once a window until none is left: a tenant that refuses nobody (the
+// usual case) wakes no goroutine, and a gateway of many tenants keeps no
+// timer per tenant.
 func (s *Service) flushRefusals(ctx context.Context) {
 	defer s.wg.Done()
-	t := time.NewTicker(refusalWindow)
-	defer t.Stop()
+	var t *time.Timer
+	defer func() {
+		if t != nil {
+			t.Stop()
+		}
+	}()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-s.refusals.unrecorded:
 		}
-		now := s.now()
-		due := s.refusals.dueTallies(now, maxFlushedTallies)
-		over, since := s.refusals.takeOverBudget()
-		if len(due) == 0 && over == 0 {
-			continue
-		}
-		err := s.store.Update(ctx, s.cfg.Tenant, func(tx storage.Tx) error {
-			for _, d := range due {
-				if err := tx.AppendEvent(refusalEvent(now, d.protocol, d.userID, d.lastReason, d.client, d.pending, d.pendingSince)); err != nil {
-					return err
-				}
+		for left := true; left; left = s.refusals.hasUnrecorded() {
+			// A refusal left unrecorded now is due at most a window
+			// from now (its key was recorded within the last window).
+			if t == nil {
+				t = time.NewTimer(refusalWindow)
+			} else {
+				t.Reset(refusalWindow)
 			}
-			if over > 0 {
-				return tx.AppendEvent(overBudgetEvent(now, over, since))
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
 			}
-			return nil
-		})
-		if err != nil {
-			s.log.Error("cannot record refused sign-ins", zap.Error(err), zap.Int("tallies", len(due)))
+			s.flushDueRefusals(ctx)
 		}
+	}
+}
+
+// flushDueRefusals writes the events of the tallies due now and of the
+// refusals over the tenant's budget, in one transaction.
+func (s *Service) flushDueRefusals(ctx context.Context) {
+	now := s.now()
+	due := s.refusals.dueTallies(now, maxFlushedTallies)
+	over, since := s.refusals.takeOverBudget()
+	if len(due) == 0 && over == 0 {
+		return
+	}
+	err := s.store.Update(ctx, s.cfg.Tenant, func(tx storage.Tx) error {
+		for _, d := range due {
+			if err := tx.AppendEvent(refusalEvent(now, d.protocol, d.userID, d.lastReason, d.client, d.pending, d.pendingSince)); err != nil {
+				return err
+			}
+		}
+		if over > 0 {
+			return tx.AppendEvent(overBudgetEvent(now, over, since))
+		}
+		return nil
+	})
+	if err != nil {
+		s.log.Error("cannot record refused sign-ins", zap.Error(err), zap.Int("tallies", len(due)))
 	}
 }

@@ -24,7 +24,7 @@ import (
 // even while the address also sends anonymous garbage; they are limited by
 // the address's bucket all the same. Refusals left unrecorded when an
 // address goes quiet are written by flushRefusals once per window, one
-// event per key.
+// event per key; it runs only while some are left (no timer otherwise).
 const (
 	refusalBurst  = 10
 	refusalRefill = 6 * time.Second
@@ -59,6 +59,11 @@ type refusalLimiter struct {
 	budgetUsed      int
 	overBudget      int
 	overBudgetSince time.Time
+
+	// unrecorded is signalled (without blocking; one pending signal is
+	// enough) when a refusal is left out of a record: flushRefusals
+	// sleeps on it, so a tenant nobody is refused at has no timer.
+	unrecorded chan struct{}
 }
 
 type refusalBucket struct {
@@ -91,7 +96,32 @@ func newRefusalLimiter() *refusalLimiter {
 	return &refusalLimiter{
 		burst: refusalBurst, refill: refusalRefill, window: refusalWindow, max: maxTrackedRefusers,
 		buckets: newLRU[*refusalBucket](), tallies: newLRU[*refusalTally](),
+		unrecorded: make(chan struct{}, 1),
 	}
+}
+
+// signalUnrecorded wakes flushRefusals. l.mu is held.
+func (l *refusalLimiter) signalUnrecorded() {
+	select {
+	case l.unrecorded <- struct{}{}:
+	default:
+	}
+}
+
+// hasUnrecorded says whether any refusal waits for a record: a key's
+// pending count, or the tenant's over-budget count.
+func (l *refusalLimiter) hasUnrecorded() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.overBudget > 0 {
+		return true
+	}
+	found := false
+	l.tallies.each(func(t *refusalTally) bool {
+		found = t.pending > 0
+		return !found
+	})
+	return found
 }
 
 // refused records a refusal from client (a clientaddr key) at now; userID
@@ -128,11 +158,14 @@ func (l *refusalLimiter) refused(client, userID, protocol, reason string, now ti
 				l.overBudgetSince = now
 			}
 			l.overBudget++
+			l.signalUnrecorded()
 			return v
 		}
 		v.record, v.count, v.since = true, t.pending, t.pendingSince
 		t.lastRecord, t.pending = now, 0
+		return v
 	}
+	l.signalUnrecorded()
 	return v
 }
 

@@ -145,3 +145,58 @@ func TestRefusalRecordBudget(t *testing.T) {
 		t.Fatal("no record in the next window")
 	}
 }
+
+// TestRefusalLimiterSignalsUnrecorded: the limiter wakes flushRefusals
+// only when a refusal is left out of a record (and says so until the
+// flush takes it), so a tenant nobody is refused at keeps no timer.
+func TestRefusalLimiterSignalsUnrecorded(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	signalled := func(l *refusalLimiter) bool {
+		select {
+		case <-l.unrecorded:
+			return true
+		default:
+			return false
+		}
+	}
+	tests := []struct {
+		name       string
+		refusals   int // from one address, a millisecond apart
+		wantSignal bool
+	}{
+		{"none", 0, false},
+		{"one, recorded at once", 1, false},
+		{"three, two left unrecorded", 3, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := newRefusalLimiter()
+			for i := 0; i < tt.refusals; i++ {
+				l.refused("192.0.2.1", "", "oidc", "bad", t0.Add(time.Duration(i)*time.Millisecond))
+			}
+			if got := signalled(l); got != tt.wantSignal {
+				t.Fatalf("signalled = %v, want %v", got, tt.wantSignal)
+			}
+			if got := l.hasUnrecorded(); got != tt.wantSignal {
+				t.Fatalf("hasUnrecorded = %v, want %v", got, tt.wantSignal)
+			}
+			l.dueTallies(t0.Add(refusalWindow+time.Second), 10)
+			if l.hasUnrecorded() {
+				t.Fatal("hasUnrecorded after the flush took every due tally")
+			}
+		})
+	}
+	// Over the tenant's record budget: counted, signalled, and pending
+	// until takeOverBudget.
+	l := newRefusalLimiter()
+	for i := 0; i <= refusalRecordBudget; i++ {
+		l.refused(fmt.Sprintf("198.51.100.%d", i), "", "oidc", "bad", t0)
+	}
+	if !signalled(l) || !l.hasUnrecorded() {
+		t.Fatal("a refusal over the budget was not signalled")
+	}
+	l.takeOverBudget()
+	if l.hasUnrecorded() {
+		t.Fatal("hasUnrecorded after takeOverBudget")
+	}
+}

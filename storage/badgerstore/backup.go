@@ -110,7 +110,7 @@ func loadInto(dir string, r *endCheckingReader, logger *zap.Logger) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("badgerstore: %w", err)
 	}
-	db, err := badger.Open(badgerOptions(dir, logger))
+	db, err := badger.Open(badgerOptions(dir, logger, DefaultOptions, 2))
 	if err != nil {
 		return fmt.Errorf("badgerstore: open %s (a running gateway holds its store open: stop it, or restore into a new directory): %w", dir, err)
 	}

@@ -81,7 +81,7 @@ func checkCountersMatchKeys(t *testing.T, db *badger.DB, tenant, when string) {
 // counts every group's members; running the step again changes nothing.
 func TestMigrationCountsMembers(t *testing.T) {
 	dir := t.TempDir()
-	s, err := open(dir, nil, false) // no sweeper: the tombstone stays
+	s, err := open(dir, nil, Options{}, false) // no sweeper: the tombstone stays
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +159,7 @@ func TestMigrationCountsMembers(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	s, err = open(dir, nil, false)
+	s, err = open(dir, nil, Options{}, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,23 +40,11 @@ const (
 
 // Memory-conscious Badger options. Badger's defaults (64 MiB memtables x 5,
 // 256 MiB block cache, 1 GiB value-log files) are sized for a large
-// database server; the gateway is one process among others and reports its
-// resident memory at 100,000 users, so:
+// database server; the gateway is one process among others, so its store
+// is sized by Options (DefaultOptions for a gateway) and these:
 const (
-	// memTableSize bounds the in-memory write buffer (one active plus
-	// numMemtables-1 being flushed); its arena is Go heap. It also sets
-	// the largest single transaction Badger accepts: 15% of it, i.e.
-	// ~4.8 MiB or ~52,000 written keys (badger.ErrTxnTooBig beyond), which
-	// must hold e.g. a SCIM PATCH of 10,000 member changes (three keys
-	// each). Deleting a group needs a handful whatever its size (see
-	// sweep.go). 16 MiB would halve that limit for 16 MiB saved.
-	memTableSize = 32 << 20
+	// numMemtables: one memtable taking writes and one being flushed.
 	numMemtables = 2
-	// blockCacheSize caches decompressed LSM blocks. With records in the
-	// value log, the tree of 100,000 users and their indexes is ~20 MiB
-	// on disk (Snappy), so 32 MiB keeps most of it hot; more would only
-	// duplicate what the OS page cache already holds.
-	blockCacheSize = 32 << 20
 	// valueThreshold: values longer than this live in the value log, not
 	// in the LSM tree (Badger's key-value separation). The tree then holds
 	// keys, index entries and small values only (~50 bytes an entry), so
@@ -68,9 +56,60 @@ const (
 	// valueLogFileSize: 64 MiB files keep each mmap small and let GC
 	// rewrite one file at a time.
 	valueLogFileSize = 64 << 20
-	// numCompactors: Badger's minimum; the host has few cores.
-	numCompactors = 2
 )
+
+// Options sizes the store's memory. A zero field takes its value from
+// DefaultOptions.
+type Options struct {
+	// MemTableSize is the in-memory write buffer. Badger allocates it as
+	// one arena of ~1.3x this size on the Go heap, resident for as long
+	// as the store is open (twice over while one is being flushed). It
+	// also bounds the largest transaction to 15% of it: about 250 SCIM
+	// membership changes (with their audit events) per MiB, so ~4,000
+	// per request at the default 16 MiB, ~8,000 at 32 MiB; beyond,
+	// storage.ErrTooBig (a SCIM 413). The storage suite's 5,000
+	// memberships in one transaction need 16 MiB.
+	MemTableSize int64
+	// BlockCacheSize caches decompressed blocks of the LSM tree (keys,
+	// index entries and small values; records are in the value log). It
+	// fills only with blocks read, so a small store never reaches it. The
+	// tree of 100,000 users and their indexes is ~20 MiB on disk (Snappy),
+	// so 32 MiB keeps most of it hot; a store of millions reads the rest
+	// from the page cache and decompresses it again.
+	BlockCacheSize int64
+}
+
+// DefaultOptions are the sizes for a gateway: see Options and the README's
+// storage section for the trade-off.
+var DefaultOptions = Options{
+	MemTableSize:   16 << 20,
+	BlockCacheSize: 32 << 20,
+}
+
+// Minimums of Options: a smaller memtable could not hold a transaction of
+// a couple of hundred member changes; Badger needs a block cache to read
+// the Snappy-compressed tree at all.
+const (
+	minMemTableSize   = 1 << 20
+	minBlockCacheSize = 1 << 20
+)
+
+// WithDefaults fills zero fields from DefaultOptions and checks the rest.
+func (o Options) WithDefaults() (Options, error) {
+	if o.MemTableSize == 0 {
+		o.MemTableSize = DefaultOptions.MemTableSize
+	}
+	if o.BlockCacheSize == 0 {
+		o.BlockCacheSize = DefaultOptions.BlockCacheSize
+	}
+	if o.MemTableSize < minMemTableSize || o.MemTableSize >= 1<<31 {
+		return o, fmt.Errorf("badgerstore: memtable size %d out of range [1 MiB, 2 GiB)", o.MemTableSize)
+	}
+	if o.BlockCacheSize < minBlockCacheSize {
+		return o, fmt.Errorf("badgerstore: block cache size %d under 1 MiB", o.BlockCacheSize)
+	}
+	return o, nil
+}
 
 // Store is a storage.Store on an embedded Badger database.
 type Store struct {
@@ -99,33 +138,47 @@ type Store struct {
 	conflicts atomic.Uint64
 
 	// stop ends the background goroutines (GC and event pruning, the
-	// sweeper); Close waits for gcDone and sweepDone.
+	// sweeper, the compactor); Close waits for them.
 	stop      chan struct{}
 	gcDone    chan struct{}
 	sweepKick chan struct{}
 	sweepDone chan struct{}
-	closeOnce sync.Once
-	closeErr  error
+	// writeKick wakes the on-demand compactor after commits
+	// (compaction.go); compactDone is closed when it has stopped.
+	writeKick   chan struct{}
+	compactDone chan struct{}
+	closeOnce   sync.Once
+	closeErr    error
 }
 
 // ErrClosed is returned by View and Update after Close.
 var ErrClosed = errors.New("badgerstore: store is closed")
 
-// Open opens (creating if needed) the Badger database in dir. Commits are
-// synchronous: when Update returns nil the change is on disk. A nil logger
-// discards Badger's messages.
+// Open opens (creating if needed) the Badger database in dir with
+// DefaultOptions. Commits are synchronous: when Update returns nil the
+// change is on disk. A nil logger discards Badger's messages.
 func Open(dir string, logger *zap.Logger) (*Store, error) {
-	return open(dir, logger, true)
+	return OpenWithOptions(dir, logger, Options{})
 }
 
-// open is Open; sweep false leaves tombstones unswept (for tests of a
-// crash mid-sweep).
-func open(dir string, logger *zap.Logger, sweep bool) (*Store, error) {
+// OpenWithOptions is Open with the memory sizes of opts (zero fields:
+// DefaultOptions).
+func OpenWithOptions(dir string, logger *zap.Logger, opts Options) (*Store, error) {
+	return open(dir, logger, opts, true)
+}
+
+// open is OpenWithOptions; sweep false leaves tombstones unswept (for
+// tests of a crash mid-sweep).
+func open(dir string, logger *zap.Logger, opts Options, sweep bool) (*Store, error) {
+	opts, err := opts.WithDefaults()
+	if err != nil {
+		return nil, err
+	}
 	if logger == nil {
 		logger = zap.NewNop()
 	}
 	logger = logger.Named("badger")
-	db, err := badger.Open(badgerOptions(dir, logger))
+	db, err := badger.Open(badgerOptions(dir, logger, opts, 0))
 	if err != nil {
 		return nil, fmt.Errorf("badgerstore: open %s: %w", dir, err)
 	}
@@ -141,8 +194,11 @@ func open(dir string, logger *zap.Logger, sweep bool) (*Store, error) {
 		gcDone:      make(chan struct{}),
 		sweepKick:   make(chan struct{}, 1),
 		sweepDone:   make(chan struct{}),
+		writeKick:   make(chan struct{}, 1),
+		compactDone: make(chan struct{}),
 	}
 	go s.runGC()
+	go s.runCompactor()
 	if sweep {
 		go s.runSweeper()
 	} else {
@@ -152,19 +208,23 @@ func open(dir string, logger *zap.Logger, sweep bool) (*Store, error) {
 }
 
 // badgerOptions are the options of every Badger database of a store:
-// synchronous commits and the memory bounds above.
-func badgerOptions(dir string, logger *zap.Logger) badger.Options {
+// synchronous commits and the memory bounds above. compactors is Badger's
+// NumCompactors: 0 in a Store, which compacts on demand (compaction.go);
+// a one-off process that writes in bulk with no Store around it (a
+// restore) passes 2, Badger's own polling compactors.
+func badgerOptions(dir string, logger *zap.Logger, opts Options, compactors int) badger.Options {
 	return badger.DefaultOptions(dir).
 		WithSyncWrites(true).
 		// Not WithLoggingLevel: it replaces the logger with Badger's own
 		// stderr one. zapLogger does the level filtering instead.
 		WithLogger(zapLogger{logger.Sugar()}).
-		WithMemTableSize(memTableSize).
+		WithMemTableSize(opts.MemTableSize).
 		WithNumMemtables(numMemtables).
-		WithBlockCacheSize(blockCacheSize).
+		WithBlockCacheSize(opts.BlockCacheSize).
 		WithValueThreshold(valueThreshold).
 		WithValueLogFileSize(valueLogFileSize).
-		WithNumCompactors(numCompactors).
+		WithNumCompactors(compactors).
+		WithNumLevelZeroTablesStall(level0Stall).
 		WithMetricsEnabled(false).
 		WithDetectConflicts(true)
 }
@@ -212,6 +272,8 @@ func (s *Store) Close() error {
 		s.mu.Lock()
 		s.closed = true
 		s.mu.Unlock()
+		// After the last commit: a compaction in progress then ends.
+		<-s.compactDone
 		s.closeErr = s.db.Close()
 	})
 	return s.closeErr
@@ -325,6 +387,7 @@ func (s *Store) run(ctx context.Context, prefix []byte, fn func(*tx) error) (*tx
 		}
 		t, err := s.attempt(prefix, fn)
 		if err == nil {
+			s.kickCompactor()
 			return t, nil
 		}
 		var fe fnError

@@ -22,7 +22,7 @@ func fillGroup(t *testing.T, s *Store, gid string, n int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const batch = 10_000
+	const batch = 5_000 // within the default memtable's transaction bound
 	for start := 0; start < n; start += batch {
 		err := s.Update(context.Background(), sweepTenant, func(tx storage.Tx) error {
 			for i := start; i < min(start+batch, n); i++ {
@@ -133,7 +133,7 @@ func TestDeleteGroupOf100000Members(t *testing.T) {
 func TestSweepResumesAfterCrash(t *testing.T) {
 	const n = 3*sweepBatch + 17
 	dir := t.TempDir()
-	s, err := open(dir, nil, false) // no sweeper: it must not finish
+	s, err := open(dir, nil, Options{}, false) // no sweeper: it must not finish
 	if err != nil {
 		t.Fatal(err)
 	}

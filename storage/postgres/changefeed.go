@@ -40,6 +40,9 @@ type changeFeed struct {
 	channel      string // see channelFor
 
 	listening atomic.Bool
+	// down is signalled (without blocking) each time the listening
+	// connection fails; the poller sleeps on it while notifications flow.
+	down      chan struct{}
 	listenPID atomic.Uint32 // backend pid of the listening connection
 	polls     atomic.Uint64
 	connects  atomic.Uint64
@@ -152,6 +155,10 @@ func (s *Store) runListener() {
 		if s.ctx.Err() != nil {
 			return
 		}
+		select {
+		case s.feed.down <- struct{}{}:
+		default:
+		}
 		s.logger.Warn("change notifications interrupted; polling until they are back", zap.Error(err))
 		select {
 		case <-s.ctx.Done():
@@ -228,19 +235,35 @@ func (s *Store) listen(ctx context.Context) error {
 }
 
 // runPoller reads every tenant's version each poll interval while the
-// listening connection is down.
+// listening connection is down. While notifications flow it sleeps on
+// feed.down: no timer, so an idle gateway is not woken each interval.
 func (s *Store) runPoller() {
 	defer s.wg.Done()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-s.feed.down:
+		}
+		if !s.pollWhileDown() {
+			return
+		}
+	}
+}
+
+// pollWhileDown polls each interval until the listener is back; false
+// when the store is closing.
+func (s *Store) pollWhileDown() bool {
 	t := time.NewTicker(s.feed.pollInterval)
 	defer t.Stop()
 	for {
 		select {
 		case <-s.ctx.Done():
-			return
+			return false
 		case <-t.C:
 		}
 		if s.feed.listening.Load() {
-			continue
+			return true
 		}
 		ctx, cancel := context.WithTimeout(s.ctx, s.feed.pollInterval)
 		err := s.resync(ctx, s.pool)

@@ -150,6 +150,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		cancel:      cancel,
 	}
 	s.feed.pollInterval = poll
+	s.feed.down = make(chan struct{}, 1)
 	var schema string
 	if err := pool.QueryRow(ctx, "SELECT current_schema()").Scan(&schema); err != nil {
 		pool.Close()
