@@ -214,15 +214,24 @@ func (h *Identity) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyh
 // provider, made once per cached identity, answers all of them: setting
 // eight static values per request would grow the replacer's map (and
 // every Set takes its lock). A provider added later is asked after the
-// static values, so when an earlier handler of this request set one of the
-// names (basic_auth's {http.auth.user.id}, another identity route), the
-// values are set instead, and override it as they always did. Handlers
+// static values and after every earlier provider, so when an earlier
+// handler of this request answers any one of the names (basic_auth's Set
+// of {http.auth.user.id}, another identity route, a `map` whose
+// destination is {portcullis.user.role} and whose source a client
+// controls), the values are set instead, and override it as they always
+// did. Every name is checked, not a few: a name left to an earlier
+// provider would be that provider's value, not the identity's. Handlers
 // after this one that Set a name (vars http.auth.user.id) still win.
 func setPlaceholders(repl *caddy.Replacer, id *authz.Identity) {
 	f := id.PlaceholderFunc()
-	_, userSet := repl.Get(authz.PlaceholderAuthUserID)
-	_, tenantSet := repl.Get(authz.PlaceholderTenant)
-	if f == nil || userSet || tenantSet {
+	answered := f == nil
+	for _, p := range id.Placeholders() {
+		if answered {
+			break
+		}
+		_, answered = repl.Get(p.Name)
+	}
+	if answered {
 		for _, p := range id.Placeholders() {
 			repl.Set(p.Name, p.Value)
 		}
