@@ -21,7 +21,7 @@ func TestDeleteGroupOf100000Members(t *testing.T) {
 		t.Skip("builds a group of 100,000 members")
 	}
 	e := newEnv(t)
-	const members, batch = 100_000, 10_000
+	const members, batch = 100_000, 5_000
 	ids := make([]string, members)
 	for start := 0; start < members; start += batch {
 		err := e.badger.Update(context.Background(), tenant, func(tx storage.Tx) error {
