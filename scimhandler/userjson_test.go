@@ -43,7 +43,7 @@ func TestUserJSONMatchesGenericPath(t *testing.T) {
 			attrs: handlerStored(map[string]any{"userName": "stored", "displayName": "Stored", "active": true,
 				"externalId": "stored-ext", "id": "x", "meta": map[string]any{}, "groups": []any{}, "password": "p", "schemas": []any{"s"}})},
 		{name: "enterprise extension and numbers", groups: []*storage.Group{engineering}, wantSplice: true,
-			user: storage.User{UserName: "e", Active: true, ExternalID: "E-1"},
+			user:  storage.User{UserName: "e", Active: true, ExternalID: "E-1"},
 			attrs: []byte(`{"nickName":"Ned","timezone":"Europe/Paris","urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":{"costCenter":"4130","employeeNumber":"701984","manager":{"value":"m-1"}},"x-level":-1.50e+3,"x-list":[1,0,true,false,null,[],{}]}`)},
 		{name: "unknown extension object and null known extension", wantSplice: true,
 			user:  storage.User{UserName: "u", Active: true},
