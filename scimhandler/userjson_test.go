@@ -111,3 +111,34 @@ func TestUserJSONMatchesGenericPath(t *testing.T) {
 		})
 	}
 }
+
+// FuzzUserJSON: whatever the stored attributes, a spliced document is the
+// generic one.
+func FuzzUserJSON(f *testing.F) {
+	for _, seed := range []string{``, `null`, `{}`, `{"name":{"familyName":"b","givenName":"a"}}`,
+		`{"emails":[{"primary":true,"value":"x@y"}],"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":{"department":"R&D"}}`,
+		`{"a":-0.5e-3,"b":[true,null,"ü"]}`, `{"urn:x:y":{"k":1}}`} {
+		f.Add([]byte(seed), "user", "Group <1>")
+	}
+	var w userJSON
+	f.Fuzz(func(t *testing.T, attrs []byte, userName, groupName string) {
+		u := storage.User{ID: "id-1", UserName: userName, Active: true, Emails: []string{userName},
+			Attributes: attrs, Created: time.Unix(1700000000, 5).UTC(), Version: 3}
+		groups := []*storage.Group{{ID: "g-1", DisplayName: groupName}}
+		got, ok := w.appendUser(nil, &u, "http://127.0.0.1/scim/v2", groups)
+		if !ok {
+			return
+		}
+		doc, err := renderUser(nil, &u, "http://127.0.0.1/scim/v2", renderOpts{groups: true, groupsOf: map[string][]*storage.Group{u.ID: groups}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := marshalResource(userResource, doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != string(want) {
+			t.Errorf("attributes %q:\nspliced %s\ngeneric %s", attrs, got, want)
+		}
+	})
+}
