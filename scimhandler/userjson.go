@@ -14,16 +14,18 @@ import (
 // adding id/schemas/meta/groups to the map, and encoding it again. The
 // stored attributes are already JSON: userJSON splices them, value by
 // value, between the typed fields, writing exactly the bytes the generic
-// path (renderUser, then marshalResource) writes. It only splices values
-// whose stored text is what appendDocJSON would write for their decoded
-// form (no whitespace, object keys sorted and unique, strings without
-// escapes); for anything else it says so and the caller takes the generic
-// path (TestUserJSONMatchesGenericPath compares the two).
+// path (renderUser, then marshalResource) writes. Each stored value is
+// copied in the form appendDocJSON writes for its decoded form (whitespace
+// dropped, object keys sorted, duplicates resolved as the decoder does);
+// for what it does not rewrite (strings with escapes, invalid JSON) it
+// says so and the caller takes the generic path
+// (TestUserJSONMatchesGenericPath and FuzzUserJSON compare the two).
 
 // userJSON writes user documents; one serves a page (it reuses its
 // scratch space and is not safe for concurrent use).
 type userJSON struct {
-	fields []splicedField
+	fields  []splicedField
+	scratch []byte // the stored values, rewritten as appendDocJSON writes them
 	// The user being written.
 	u           *storage.User
 	base        string
@@ -240,39 +242,48 @@ func userFieldClass(key string) (class, order int) {
 }
 
 // storedFields adds the stored attributes userAttributesOf keeps to
-// w.fields, and says whether they hold emails; ok is false when they are
-// not spliceable as they are.
+// w.fields, each value in the form appendDocJSON writes (in w.scratch),
+// and says whether they hold emails; ok is false when they are not
+// spliceable.
 func (w *userJSON) storedFields(raw []byte) (hasEmails, ok bool) {
-	if len(raw) == 0 || string(raw) == "null" {
+	w.scratch = w.scratch[:0]
+	i := skipSpace(raw, 0)
+	if i == len(raw) || (len(raw)-i >= 4 && string(raw[i:i+4]) == "null" && skipSpace(raw, i+4) == len(raw)) {
 		return false, true
 	}
-	if raw[0] != '{' {
+	if raw[i] != '{' {
 		return false, false
 	}
-	i := 1
-	if i < len(raw) && raw[i] == '}' {
-		return false, i+1 == len(raw)
+	if i = skipSpace(raw, i+1); i < len(raw) && raw[i] == '}' {
+		return false, skipSpace(raw, i+1) == len(raw)
 	}
-	prev := ""
-	for first := true; ; first = false {
+	stored := len(w.fields)
+	for {
 		keyEnd, ok := scanPlainJSONString(raw, i)
 		if !ok {
 			return false, false
 		}
 		key := string(raw[i+1 : keyEnd-1])
+		if !plainString(key, false) {
+			return false, false
+		}
 		// Duplicate keys (the decoder keeps the last) and keys that differ
 		// from a typed one only in case take the generic path.
-		if (!first && key <= prev) || !plainString(key, false) {
+		for _, f := range w.fields[stored:] {
+			if f.key == key {
+				return false, false
+			}
+		}
+		i = skipSpace(raw, keyEnd)
+		if i >= len(raw) || raw[i] != ':' {
 			return false, false
 		}
-		prev = key
-		if keyEnd >= len(raw) || raw[keyEnd] != ':' {
+		start := len(w.scratch)
+		var valEnd int
+		if w.scratch, valEnd, ok = w.canonicalJSON(w.scratch, raw, skipSpace(raw, i+1), 0); !ok {
 			return false, false
 		}
-		valEnd, ok := scanCanonicalJSON(raw, keyEnd+1, 0)
-		if !ok || valEnd >= len(raw) {
-			return false, false
-		}
+		value := w.scratch[start:len(w.scratch):len(w.scratch)]
 		typed := false
 		for _, t := range typedUserKeys {
 			if strings.EqualFold(key, t) {
@@ -290,17 +301,29 @@ func (w *userJSON) storedFields(raw []byte) (hasEmails, ok bool) {
 		switch {
 		case key == "emails":
 			hasEmails = true
-			w.fields = append(w.fields, splicedField{key: key, class: fieldOrdered, order: userKeyOrder[key], raw: raw[keyEnd+1 : valEnd]})
+			w.fields = append(w.fields, splicedField{key: key, class: fieldOrdered, order: userKeyOrder[key], raw: value})
 		case !typed:
-			f := splicedField{key: key, raw: raw[keyEnd+1 : valEnd]}
+			f := splicedField{key: key, raw: value}
 			f.class, f.order = userFieldClass(key)
 			w.fields = append(w.fields, f)
+		default:
+			// Still recorded, for the duplicate check, as a field
+			// written from the typed ones (dropped below).
+			w.fields = append(w.fields, splicedField{key: key, class: -1})
 		}
-		switch raw[valEnd] {
+		i = skipSpace(raw, valEnd)
+		if i >= len(raw) {
+			return false, false
+		}
+		switch raw[i] {
 		case ',':
-			i = valEnd + 1
+			i = skipSpace(raw, i+1)
 		case '}':
-			return hasEmails, valEnd+1 == len(raw)
+			if skipSpace(raw, i+1) != len(raw) {
+				return false, false
+			}
+			w.fields = slices.DeleteFunc(w.fields, func(f splicedField) bool { return f.class < 0 })
+			return hasEmails, true
 		default:
 			return false, false
 		}
@@ -344,76 +367,137 @@ func appendJSONString(dst []byte, s string) []byte {
 // take the generic path.
 const maxSpliceDepth = 32
 
-// scanCanonicalJSON returns the end of the JSON value starting at b[i]
-// when it is written exactly as appendDocJSON(…, false) writes its
-// decoded form (UseNumber); ok is false otherwise.
-func scanCanonicalJSON(b []byte, i, depth int) (end int, ok bool) {
+// canonicalJSON appends the JSON value starting at b[i] as appendDocJSON
+// (without HTML escaping) writes its decoded form (UseNumber): whitespace
+// dropped, object keys sorted, the last of duplicate keys kept, numbers
+// and strings as they are. ok is false for what it does not rewrite
+// (strings with escapes or characters encoding/json escapes, invalid
+// JSON, deep nesting): the generic path takes those.
+func (w *userJSON) canonicalJSON(dst, b []byte, i, depth int) (out []byte, end int, ok bool) {
 	if i >= len(b) || depth > maxSpliceDepth {
-		return 0, false
+		return dst, 0, false
 	}
 	switch c := b[i]; {
 	case c == '"':
-		return scanPlainJSONString(b, i)
+		end, ok = scanPlainJSONString(b, i)
 	case c == '{':
-		i++
-		if i < len(b) && b[i] == '}' {
-			return i + 1, true
-		}
-		var prev []byte
-		for first := true; ; first = false {
-			keyEnd, ok := scanPlainJSONString(b, i)
-			if !ok {
-				return 0, false
-			}
-			key := b[i+1 : keyEnd-1]
-			if !first && string(key) <= string(prev) {
-				return 0, false
-			}
-			prev = key
-			if keyEnd >= len(b) || b[keyEnd] != ':' {
-				return 0, false
-			}
-			if i, ok = scanCanonicalJSON(b, keyEnd+1, depth+1); !ok || i >= len(b) {
-				return 0, false
-			}
-			switch b[i] {
-			case ',':
-				i++
-			case '}':
-				return i + 1, true
-			default:
-				return 0, false
-			}
-		}
+		return w.canonicalObject(dst, b, i, depth)
 	case c == '[':
-		i++
-		if i < len(b) && b[i] == ']' {
-			return i + 1, true
+		dst = append(dst, '[')
+		if i = skipSpace(b, i+1); i < len(b) && b[i] == ']' {
+			return append(dst, ']'), i + 1, true
 		}
-		for {
-			var ok bool
-			if i, ok = scanCanonicalJSON(b, i, depth+1); !ok || i >= len(b) {
-				return 0, false
+		for first := true; ; first = false {
+			if !first {
+				dst = append(dst, ',')
+			}
+			if dst, i, ok = w.canonicalJSON(dst, b, i, depth+1); !ok {
+				return dst, 0, false
+			}
+			if i = skipSpace(b, i); i >= len(b) {
+				return dst, 0, false
 			}
 			switch b[i] {
 			case ',':
-				i++
+				i = skipSpace(b, i+1)
 			case ']':
-				return i + 1, true
+				return append(dst, ']'), i + 1, true
 			default:
-				return 0, false
+				return dst, 0, false
 			}
 		}
 	case c == 't':
-		return scanLiteral(b, i, "true")
+		end, ok = scanLiteral(b, i, "true")
 	case c == 'f':
-		return scanLiteral(b, i, "false")
+		end, ok = scanLiteral(b, i, "false")
 	case c == 'n':
-		return scanLiteral(b, i, "null")
+		end, ok = scanLiteral(b, i, "null")
 	case c == '-' || (c >= '0' && c <= '9'):
-		return scanJSONNumber(b, i)
+		end, ok = scanJSONNumber(b, i)
 	}
-	return 0, false
+	if !ok {
+		return dst, 0, false
+	}
+	return append(dst, b[i:end]...), end, true
+}
+
+// objectMember is one member of an object canonicalObject rewrites: its
+// canonical "key":value text, at [start, end) of the output.
+type objectMember struct {
+	key        string
+	start, end int
+}
+
+// canonicalObject is canonicalJSON for an object.
+func (w *userJSON) canonicalObject(dst, b []byte, i, depth int) (out []byte, end int, ok bool) {
+	open := len(dst)
+	dst = append(dst, '{')
+	if i = skipSpace(b, i+1); i < len(b) && b[i] == '}' {
+		return append(dst, '}'), i + 1, true
+	}
+	var members []objectMember
+	sorted := true
+	for {
+		keyEnd, ok := scanPlainJSONString(b, i)
+		if !ok {
+			return dst, 0, false
+		}
+		key := string(b[i+1 : keyEnd-1])
+		if n := len(members); n > 0 && key <= members[n-1].key {
+			sorted = false
+		}
+		if len(members) > 0 {
+			dst = append(dst, ',')
+		}
+		m := objectMember{key: key, start: len(dst)}
+		dst = append(dst, b[i:keyEnd]...)
+		dst = append(dst, ':')
+		if i = skipSpace(b, keyEnd); i >= len(b) || b[i] != ':' {
+			return dst, 0, false
+		}
+		if dst, i, ok = w.canonicalJSON(dst, b, skipSpace(b, i+1), depth+1); !ok {
+			return dst, 0, false
+		}
+		m.end = len(dst)
+		members = append(members, m)
+		if i = skipSpace(b, i); i >= len(b) {
+			return dst, 0, false
+		}
+		switch b[i] {
+		case ',':
+			i = skipSpace(b, i+1)
+			continue
+		case '}':
+		default:
+			return dst, 0, false
+		}
+		break
+	}
+	if !sorted {
+		// Sort the members written (stably: of equal keys, the last
+		// wins, as when decoding) and write them again in that order.
+		written := append([]byte(nil), dst[open:]...)
+		slices.SortStableFunc(members, func(a, b objectMember) int { return strings.Compare(a.key, b.key) })
+		dst = append(dst[:open], '{')
+		for k, m := range members {
+			if k+1 < len(members) && members[k+1].key == m.key {
+				continue
+			}
+			if len(dst) > open+1 {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, written[m.start-open:m.end-open]...)
+		}
+	}
+	return append(dst, '}'), i + 1, true
+}
+
+// skipSpace skips JSON whitespace from b[i].
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
 }
 
 func scanLiteral(b []byte, i int, lit string) (int, bool) {

@@ -56,8 +56,11 @@ func TestUserJSONMatchesGenericPath(t *testing.T) {
 		{name: "html escapes stored by marshalDoc", user: storage.User{UserName: "h"},
 			attrs: handlerStored(map[string]any{"title": "R&D <lead>"})},
 		{name: "escaped string", user: storage.User{UserName: "h"}, attrs: []byte(`{"title":"a\"b"}`)},
-		{name: "whitespace", user: storage.User{UserName: "w"}, attrs: []byte(`{"title": "a"}`)},
-		{name: "unsorted nested keys", user: storage.User{UserName: "s"}, attrs: []byte(`{"name":{"givenName":"a","familyName":"b"}}`)},
+		{name: "whitespace", user: storage.User{UserName: "w"}, attrs: []byte(" {\n\t\"title\" : \"a\" , \"x\":[ 1 , { } , [ ] ] }\r\n"), wantSplice: true},
+		{name: "unsorted keys", user: storage.User{UserName: "s"}, wantSplice: true,
+			attrs: []byte(`{"name":{"givenName":"Scale","familyName":"User 7"},"emails":[{"value":"u7@x","type":"work","primary":true}]}`)},
+		{name: "duplicate nested keys", user: storage.User{UserName: "s"}, wantSplice: true,
+			attrs: []byte(`{"name":{"z":1,"a":2,"z":3,"a":{"b":1,"b":2}}}`)},
 		{name: "duplicate keys", user: storage.User{UserName: "d"}, attrs: []byte(`{"title":"a","title":"b"}`)},
 		{name: "key differing in case from a typed one", user: storage.User{UserName: "c"}, attrs: []byte(`{"USERNAME":"x"}`)},
 		{name: "extension in another case", user: storage.User{UserName: "c"},
@@ -117,7 +120,7 @@ func TestUserJSONMatchesGenericPath(t *testing.T) {
 func FuzzUserJSON(f *testing.F) {
 	for _, seed := range []string{``, `null`, `{}`, `{"name":{"familyName":"b","givenName":"a"}}`,
 		`{"emails":[{"primary":true,"value":"x@y"}],"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":{"department":"R&D"}}`,
-		`{"a":-0.5e-3,"b":[true,null,"ü"]}`, `{"urn:x:y":{"k":1}}`} {
+		`{"a":-0.5e-3,"b":[true,null,"ü"]}`, `{"urn:x:y":{"k":1}}`, ` { "b" : {"z":1,"a":[ {"y":2,"x":1} ]}, "a":2 } `} {
 		f.Add([]byte(seed), "user", "Group <1>")
 	}
 	var w userJSON
