@@ -147,6 +147,11 @@ func (p *projection) wantsSub(name, sub string) bool {
 	return true
 }
 
+// returnsAll says whether p leaves every attribute returned by default.
+func (p *projection) returnsAll() bool {
+	return p == nil || (p.include == nil && p.exclude == nil)
+}
+
 // alwaysReturned are never removed by a projection.
 func alwaysReturned(key string) bool {
 	return strings.EqualFold(key, "id") || strings.EqualFold(key, "schemas")

@@ -1,8 +1,10 @@
 package badgerstore
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
+	"slices"
 
 	"github.com/dgraph-io/badger/v4"
 
@@ -87,13 +89,33 @@ func (t *tx) GroupsOfEach(memberIDs []string) (map[string][]string, error) {
 	opts.Prefix = t.k.kind(kindMemberOf)
 	it := t.txn.NewIterator(opts)
 	defer it.Close()
+	// The members of a page are neighbours in key order: walked in key
+	// order, each member's keys start where the previous member's ended, a
+	// few Next steps where a Seek (a merge over every table) was ~70% of
+	// the call.
+	type member struct {
+		id     string
+		prefix []byte
+	}
+	members := make([]member, 0, len(memberIDs))
 	for _, id := range memberIDs {
-		if _, done := out[id]; done || !validID(id) {
+		if validID(id) {
+			members = append(members, member{id, t.k.comp(kindMemberOf, id)})
+		}
+	}
+	slices.SortFunc(members, func(a, b member) int { return bytes.Compare(a.prefix, b.prefix) })
+	started := false
+	for _, m := range members {
+		id, prefix := m.id, m.prefix
+		if _, done := out[id]; done {
 			continue
 		}
 		var gids []string
-		prefix := t.k.comp(kindMemberOf, id)
-		for it.Seek(prefix); it.ValidForPrefix(prefix); it.Next() {
+		if !started || !stepTo(it, prefix, maxSteps) {
+			it.Seek(prefix)
+		}
+		started = true
+		for ; it.ValidForPrefix(prefix); it.Next() {
 			item := it.Item()
 			gid := string(item.Key()[len(prefix):])
 			if tombs[gid] {
@@ -117,6 +139,21 @@ func (t *tx) GroupsOfEach(memberIDs []string) (map[string][]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// maxSteps bounds the Next steps stepTo takes before a Seek is cheaper.
+const maxSteps = 8
+
+// stepTo moves it forward to the first key at or after target within n
+// steps; false when it did not get there (it then needs a Seek).
+func stepTo(it *badger.Iterator, target []byte, n int) bool {
+	for range n {
+		if !it.Valid() || bytes.Compare(it.Item().Key(), target) >= 0 {
+			return true
+		}
+		it.Next()
+	}
+	return !it.Valid() || bytes.Compare(it.Item().Key(), target) >= 0
 }
 
 // GetGroups is GetGroup for each id (point reads: nothing to batch).
