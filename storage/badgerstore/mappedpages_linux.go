@@ -60,7 +60,29 @@ func trimMappedFiles(dir string, budget int64, logger *zap.Logger) {
 		logger.Debug("reading the store's mappings failed", zap.Error(err))
 		return
 	}
+	// The value log and the memtable WAL first: records, one page or so
+	// per read, the bulk of the store. The tables (.sst) hold the index
+	// blocks and bloom filters every lookup reads, so they go only when
+	// the rest was not enough.
+	for _, tables := range []bool{false, true} {
+		if tables {
+			if rss, err := residentFileBytes(); err != nil || rss <= budget {
+				return
+			}
+		}
+		if !pageOut(ranges, tables, logger) {
+			return
+		}
+	}
+}
+
+// pageOut pages out the ranges that are tables (or that are not). False
+// when the kernel does not support MADV_PAGEOUT.
+func pageOut(ranges []addrRange, tables bool, logger *zap.Logger) bool {
 	for _, r := range ranges {
+		if r.table != tables {
+			continue
+		}
 		_, _, errno := unix.Syscall(unix.SYS_MADVISE, r.start, r.end-r.start, unix.MADV_PAGEOUT)
 		switch {
 		case errno == 0, errno == unix.ENOMEM, errno == unix.EAGAIN:
@@ -68,11 +90,12 @@ func trimMappedFiles(dir string, budget int64, logger *zap.Logger) {
 		case errno == unix.EINVAL:
 			pageoutUnsupported.Store(true)
 			logger.Warn("the kernel does not support MADV_PAGEOUT: the store's mapped files stay resident")
-			return
+			return false
 		default:
 			logger.Debug("paging out a store file failed", zap.Error(errno))
 		}
 	}
+	return true
 }
 
 // residentFileBytes is RssFile of /proc/self/status: the process's
@@ -94,7 +117,11 @@ func residentFileBytes() (int64, error) {
 	return kb << 10, nil
 }
 
-type addrRange struct{ start, end uintptr }
+// addrRange is a mapping of a store file; table marks an SSTable.
+type addrRange struct {
+	start, end uintptr
+	table      bool
+}
 
 // mappedFileRanges lists the address ranges of /proc/self/maps that map a
 // file in dir.
@@ -132,7 +159,8 @@ func mappedFileRanges(dir string) ([]addrRange, error) {
 		if err1 != nil || err2 != nil || end <= start {
 			continue
 		}
-		ranges = append(ranges, addrRange{uintptr(start), uintptr(end)})
+		path := bytes.TrimSuffix(line[i:], []byte(" (deleted)"))
+		ranges = append(ranges, addrRange{uintptr(start), uintptr(end), bytes.HasSuffix(path, []byte(".sst"))})
 	}
 	return ranges, sc.Err()
 }
