@@ -17,9 +17,9 @@ import "time"
 // and at most once every trimInterval while the store is in use, and
 // sleeps on the channel when it is idle: no timer without traffic. A check
 // reads the process's RssFile (/proc/self/status: one small read); over
-// the budget (Options.MappedMemory) it finds the mappings of files in the
-// store's directory in /proc/self/maps and asks the kernel to page them
-// out with madvise(MADV_PAGEOUT) (mappedpages_linux.go for why that advice
+// the budget (Options.MappedMemory) it sums the resident pages of the
+// mappings of files in the store's directory (/proc/self/smaps) and, over
+// it too, asks the kernel to page them out with madvise(MADV_PAGEOUT) (mappedpages_linux.go for why that advice
 // and not MADV_DONTNEED).
 const trimInterval = 5 * time.Second
 

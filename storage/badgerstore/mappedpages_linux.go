@@ -45,14 +45,17 @@ import (
 // MADV_PAGEOUT; the trimmer then stops trying.
 var pageoutUnsupported atomic.Bool
 
-// trimMappedFiles pages out the mappings of files in dir when the
-// process's file-backed resident memory exceeds budget.
+// trimMappedFiles pages out the mappings of files in dir when their
+// resident pages exceed budget: the value log and WAL first, the tables
+// too when those alone are over it.
 func trimMappedFiles(dir string, budget int64, logger *zap.Logger) {
 	if pageoutUnsupported.Load() {
 		return
 	}
-	rss, err := residentFileBytes()
-	if err != nil || rss <= budget {
+	// RssFile (one short read) bounds the store's pages from above; only
+	// over the budget is it worth reading smaps, which costs a walk of
+	// every mapping's page tables.
+	if rss, err := residentFileBytes(); err != nil || rss <= budget {
 		return
 	}
 	ranges, err := mappedFileRanges(dir)
@@ -60,20 +63,25 @@ func trimMappedFiles(dir string, budget int64, logger *zap.Logger) {
 		logger.Debug("reading the store's mappings failed", zap.Error(err))
 		return
 	}
+	var logs, tables int64
+	for _, r := range ranges {
+		if r.table {
+			tables += r.rss
+		} else {
+			logs += r.rss
+		}
+	}
+	if logs+tables <= budget {
+		return
+	}
 	// The value log and the memtable WAL first: records, one page or so
 	// per read, the bulk of the store. The tables (.sst) hold the index
 	// blocks and bloom filters every lookup reads, so they go only when
-	// the rest was not enough.
-	for _, tables := range []bool{false, true} {
-		if tables {
-			if rss, err := residentFileBytes(); err != nil || rss <= budget {
-				return
-			}
-		}
-		if !pageOut(ranges, tables, logger) {
-			return
-		}
+	// they alone are over the budget.
+	if !pageOut(ranges, false, logger) || tables <= budget {
+		return
 	}
+	pageOut(ranges, true, logger)
 }
 
 // pageOut pages out the ranges that are tables (or that are not). False
@@ -117,14 +125,16 @@ func residentFileBytes() (int64, error) {
 	return kb << 10, nil
 }
 
-// addrRange is a mapping of a store file; table marks an SSTable.
+// addrRange is a mapping of a store file: its resident bytes, and
+// whether it is an SSTable.
 type addrRange struct {
 	start, end uintptr
+	rss        int64
 	table      bool
 }
 
-// mappedFileRanges lists the address ranges of /proc/self/maps that map a
-// file in dir.
+// mappedFileRanges lists the mappings of files in dir, from
+// /proc/self/smaps.
 func mappedFileRanges(dir string) ([]addrRange, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
@@ -135,23 +145,33 @@ func mappedFileRanges(dir string) ([]addrRange, error) {
 		abs = real
 	}
 	prefix := []byte(filepath.Clean(abs) + "/")
-	f, err := os.Open("/proc/self/maps")
+	f, err := os.Open("/proc/self/smaps")
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
 	var ranges []addrRange
+	mine := false // the current mapping is a store file
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		// start-end perms offset dev inode path
 		line := sc.Bytes()
-		i := bytes.Index(line, prefix)
-		if i < 0 {
+		if v, ok := bytes.CutPrefix(line, []byte("Rss:")); ok {
+			if mine {
+				kb, _ := strconv.ParseInt(string(bytes.TrimSpace(bytes.TrimSuffix(bytes.TrimSpace(v), []byte("kB")))), 10, 64)
+				ranges[len(ranges)-1].rss = kb << 10
+			}
 			continue
 		}
+		// A mapping's header: start-end perms offset dev inode path. Its
+		// fields ("Size:", ...) have no "-" before the first space.
 		addrs, _, _ := bytes.Cut(line, []byte(" "))
 		lo, hi, ok := bytes.Cut(addrs, []byte("-"))
 		if !ok {
+			continue
+		}
+		mine = false
+		i := bytes.Index(line, prefix)
+		if i < 0 {
 			continue
 		}
 		start, err1 := strconv.ParseUint(string(lo), 16, 64)
@@ -160,7 +180,8 @@ func mappedFileRanges(dir string) ([]addrRange, error) {
 			continue
 		}
 		path := bytes.TrimSuffix(line[i:], []byte(" (deleted)"))
-		ranges = append(ranges, addrRange{uintptr(start), uintptr(end), bytes.HasSuffix(path, []byte(".sst"))})
+		ranges = append(ranges, addrRange{start: uintptr(start), end: uintptr(end), table: bytes.HasSuffix(path, []byte(".sst"))})
+		mine = true
 	}
 	return ranges, sc.Err()
 }

@@ -80,9 +80,8 @@ type Options struct {
 	// MappedMemory bounds the resident pages of the store's mmap'd files
 	// (value log, tables, memtable WAL), which Badger leaves mapped as
 	// reads and writes touch them: while the store is in use, at most
-	// every few seconds, when the process's file-backed resident memory
-	// (RssFile: these pages plus the program's own code) exceeds it, the
-	// store asks the kernel to page its files out (mappedpages*.go). The
+	// every few seconds, when those pages exceed it, the store asks the
+	// kernel to page its files out (mappedpages*.go). The
 	// data stays on disk; a later read of a trimmed page reads it again.
 	// Negative: never trim.
 	MappedMemory int64
