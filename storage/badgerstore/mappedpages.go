@@ -21,7 +21,7 @@ import "time"
 // mappings of files in the store's directory (/proc/self/smaps) and, over
 // it too, asks the kernel to page them out with madvise(MADV_PAGEOUT) (mappedpages_linux.go for why that advice
 // and not MADV_DONTNEED).
-const trimInterval = 5 * time.Second
+const trimInterval = time.Second
 
 // kickTrimmer tells the trimmer the store is in use, without blocking.
 func (s *Store) kickTrimmer() {

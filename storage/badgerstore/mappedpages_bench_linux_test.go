@@ -14,7 +14,7 @@ import (
 // BenchmarkUserByUserNameTrimmed100k is BenchmarkUserByUserName100k with
 // the store's mapped pages paged out (untimed) before every lookup (the
 // worst case: each lookup faults its pages in from disk) or before every
-// 1,000th (a trim every 5 s at 200 lookups a second); all files, or the
+// 1,000th (a trim a second at 1,000 lookups a second); all files, or the
 // value log and WAL only (the trimmer's first step).
 func BenchmarkUserByUserNameTrimmed100k(b *testing.B) {
 	s := loadFixture(b)
