@@ -88,6 +88,10 @@ type BadgerStorage struct {
 	// (0: badgerstore.DefaultOptions); see storage_badgersizes.go.
 	MemTableSize   int64 `json:"memtable_size,omitempty"`
 	BlockCacheSize int64 `json:"block_cache_size,omitempty"`
+	// MappedMemory bounds the resident pages of the store's mapped files
+	// (badgerstore.Options.MappedMemory), in bytes; -1 (Caddyfile "off"):
+	// never trim them.
+	MappedMemory int64 `json:"mapped_memory,omitempty"`
 
 	absDir string
 	kek    []byte
@@ -167,8 +171,12 @@ func (b *BadgerStorage) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := unmarshalSize(d, &b.BlockCacheSize); err != nil {
 				return err
 			}
+		case "mapped_memory":
+			if err := unmarshalSizeOrOff(d, &b.MappedMemory); err != nil {
+				return err
+			}
 		default:
-			return d.Errf("unrecognized storage badger option %q (expected key_encryption_key, memtable_size or block_cache)", d.Val())
+			return d.Errf("unrecognized storage badger option %q (expected key_encryption_key, memtable_size, block_cache or mapped_memory)", d.Val())
 		}
 		if d.NextArg() {
 			return d.ArgErr()

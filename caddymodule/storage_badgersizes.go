@@ -10,7 +10,7 @@ import (
 )
 
 // The Badger store's memory sizes (storage badger { memtable_size ...;
-// block_cache ... }), for an operator who trades memory for the largest
+// block_cache ...; mapped_memory ... }), for an operator who trades memory for the largest
 // SCIM request (memtable) or for lookups in a store much larger than the
 // default cache (block cache): README "Storage", docs/operations.md.
 
@@ -29,9 +29,21 @@ func unmarshalSize(d *caddyfile.Dispenser, dst *int64) error {
 	return nil
 }
 
+// unmarshalSizeOrOff is unmarshalSize that also takes "off" (-1).
+func unmarshalSizeOrOff(d *caddyfile.Dispenser, dst *int64) error {
+	if d.NextArg() {
+		if d.Val() == "off" {
+			*dst = -1
+			return nil
+		}
+		d.Prev() // back to the option's name, for unmarshalSize
+	}
+	return unmarshalSize(d, dst)
+}
+
 // storeOptions are the sizes to open the store with (0: the default).
 func (b *BadgerStorage) storeOptions() badgerstore.Options {
-	return badgerstore.Options{MemTableSize: b.MemTableSize, BlockCacheSize: b.BlockCacheSize}
+	return badgerstore.Options{MemTableSize: b.MemTableSize, BlockCacheSize: b.BlockCacheSize, MappedMemory: b.MappedMemory}
 }
 
 // checkSizes refuses sizes the store would refuse, at provisioning, so a
@@ -39,6 +51,9 @@ func (b *BadgerStorage) storeOptions() badgerstore.Options {
 func (b *BadgerStorage) checkSizes() error {
 	if b.MemTableSize < 0 || b.BlockCacheSize < 0 {
 		return fmt.Errorf("storage badger: sizes must not be negative")
+	}
+	if b.MappedMemory < -1 {
+		return fmt.Errorf("storage badger: mapped_memory must be a size or -1 (off)")
 	}
 	if _, err := b.storeOptions().WithDefaults(); err != nil {
 		return fmt.Errorf("storage badger: %w", err)

@@ -54,15 +54,18 @@ func TestStorageBadgerSizes(t *testing.T) {
 		wantMemtable int64
 		wantCache    int64
 		wantErr      string // substring; "" for none
+		wantMapped   int64
 	}{
-		{"none", "storage badger /data", 0, 0, ""},
-		{"binary units", "storage badger /data {\n memtable_size 32MiB\n block_cache 64MiB\n}", 32 << 20, 64 << 20, ""},
-		{"decimal units and bytes", "storage badger /data {\n memtable_size 20MB\n block_cache 1048576\n}", 20_000_000, 1 << 20, ""},
-		{"not a size", "storage badger /data {\n memtable_size lots\n}", 0, 0, "memtable_size"},
-		{"zero", "storage badger /data {\n block_cache 0\n}", 0, 0, "block_cache"},
-		{"missing value", "storage badger /data {\n block_cache\n}", 0, 0, "argument"},
-		{"extra value", "storage badger /data {\n block_cache 1MiB 2MiB\n}", 0, 0, "argument"},
-		{"unknown option", "storage badger /data {\n index_cache 16MiB\n}", 0, 0, "index_cache"},
+		{"none", "storage badger /data", 0, 0, "", 0},
+		{"binary units", "storage badger /data {\n memtable_size 32MiB\n block_cache 64MiB\n mapped_memory 96MiB\n}", 32 << 20, 64 << 20, "", 96 << 20},
+		{"decimal units and bytes", "storage badger /data {\n memtable_size 20MB\n block_cache 1048576\n}", 20_000_000, 1 << 20, "", 0},
+		{"not a size", "storage badger /data {\n memtable_size lots\n}", 0, 0, "memtable_size", 0},
+		{"zero", "storage badger /data {\n block_cache 0\n}", 0, 0, "block_cache", 0},
+		{"missing value", "storage badger /data {\n block_cache\n}", 0, 0, "argument", 0},
+		{"extra value", "storage badger /data {\n block_cache 1MiB 2MiB\n}", 0, 0, "argument", 0},
+		{"mapped memory off", "storage badger /data {\n mapped_memory off\n}", 0, 0, "", -1},
+		{"mapped memory not a size", "storage badger /data {\n mapped_memory some\n}", 0, 0, "mapped_memory", 0},
+		{"unknown option", "storage badger /data {\n index_cache 16MiB\n}", 0, 0, "index_cache", 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -79,8 +82,8 @@ func TestStorageBadgerSizes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if b.MemTableSize != tt.wantMemtable || b.BlockCacheSize != tt.wantCache {
-				t.Errorf("sizes %d, %d; want %d, %d", b.MemTableSize, b.BlockCacheSize, tt.wantMemtable, tt.wantCache)
+			if b.MemTableSize != tt.wantMemtable || b.BlockCacheSize != tt.wantCache || b.MappedMemory != tt.wantMapped {
+				t.Errorf("sizes %d, %d, %d; want %d, %d, %d", b.MemTableSize, b.BlockCacheSize, b.MappedMemory, tt.wantMemtable, tt.wantCache, tt.wantMapped)
 			}
 		})
 	}
@@ -98,6 +101,8 @@ func TestStorageBadgerSizesChecked(t *testing.T) {
 		{"set", BadgerStorage{MemTableSize: 64 << 20, BlockCacheSize: 256 << 20}, false},
 		{"memtable too small", BadgerStorage{MemTableSize: 1000}, true},
 		{"negative cache", BadgerStorage{BlockCacheSize: -1}, true},
+		{"mapped memory off", BadgerStorage{MappedMemory: -1}, false},
+		{"mapped memory negative", BadgerStorage{MappedMemory: -2}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

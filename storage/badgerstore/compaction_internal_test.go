@@ -87,8 +87,9 @@ func TestOptionsWithDefaults(t *testing.T) {
 		wantErr bool
 	}{
 		{"zero", Options{}, DefaultOptions, false},
-		{"memtable set", Options{MemTableSize: 64 << 20}, Options{MemTableSize: 64 << 20, BlockCacheSize: DefaultOptions.BlockCacheSize}, false},
-		{"cache set", Options{BlockCacheSize: 128 << 20}, Options{MemTableSize: DefaultOptions.MemTableSize, BlockCacheSize: 128 << 20}, false},
+		{"memtable set", Options{MemTableSize: 64 << 20}, Options{MemTableSize: 64 << 20, BlockCacheSize: DefaultOptions.BlockCacheSize, MappedMemory: DefaultOptions.MappedMemory}, false},
+		{"cache set", Options{BlockCacheSize: 128 << 20}, Options{MemTableSize: DefaultOptions.MemTableSize, BlockCacheSize: 128 << 20, MappedMemory: DefaultOptions.MappedMemory}, false},
+		{"trimming off", Options{MappedMemory: -1}, Options{MemTableSize: DefaultOptions.MemTableSize, BlockCacheSize: DefaultOptions.BlockCacheSize, MappedMemory: -1}, false},
 		{"memtable too small", Options{MemTableSize: 4096}, Options{}, true},
 		{"memtable too large", Options{MemTableSize: 4 << 30}, Options{}, true},
 		{"cache too small", Options{BlockCacheSize: 100}, Options{}, true},

@@ -77,6 +77,14 @@ type Options struct {
 	// so 32 MiB keeps most of it hot; a store of millions reads the rest
 	// from the page cache and decompresses it again.
 	BlockCacheSize int64
+	// MappedMemory bounds the resident pages of the store's mmap'd files
+	// (value log, tables, memtable WAL), which Badger leaves mapped as
+	// reads and writes touch them: while the store is in use, at most
+	// every few seconds, when those pages exceed it, the store asks the
+	// kernel to page its files out (mappedpages*.go). The
+	// data stays on disk; a later read of a trimmed page reads it again.
+	// Negative: never trim.
+	MappedMemory int64
 }
 
 // DefaultOptions are the sizes for a gateway: see Options and the README's
@@ -84,6 +92,7 @@ type Options struct {
 var DefaultOptions = Options{
 	MemTableSize:   16 << 20,
 	BlockCacheSize: 32 << 20,
+	MappedMemory:   64 << 20,
 }
 
 // Minimums of Options: a smaller memtable could not hold a transaction of
@@ -102,6 +111,9 @@ func (o Options) WithDefaults() (Options, error) {
 	if o.BlockCacheSize == 0 {
 		o.BlockCacheSize = DefaultOptions.BlockCacheSize
 	}
+	if o.MappedMemory == 0 {
+		o.MappedMemory = DefaultOptions.MappedMemory
+	}
 	if o.MemTableSize < minMemTableSize || o.MemTableSize >= 1<<31 {
 		return o, fmt.Errorf("badgerstore: memtable size %d out of range [1 MiB, 2 GiB)", o.MemTableSize)
 	}
@@ -114,6 +126,7 @@ func (o Options) WithDefaults() (Options, error) {
 // Store is a storage.Store on an embedded Badger database.
 type Store struct {
 	db     *badger.DB
+	dir    string
 	logger *zap.Logger
 
 	// mu guards closed: View and Update hold it shared, Close exclusively,
@@ -147,8 +160,13 @@ type Store struct {
 	// (compaction.go); compactDone is closed when it has stopped.
 	writeKick   chan struct{}
 	compactDone chan struct{}
-	closeOnce   sync.Once
-	closeErr    error
+	// trimKick wakes the trimmer of mapped pages after commits and reads
+	// (mappedpages.go; nil when Options.MappedMemory is negative);
+	// trimDone is closed when it has stopped.
+	trimKick  chan struct{}
+	trimDone  chan struct{}
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // ErrClosed is returned by View and Update after Close.
@@ -188,6 +206,7 @@ func open(dir string, logger *zap.Logger, opts Options, sweep bool) (*Store, err
 	}
 	s := &Store{
 		db:          db,
+		dir:         dir,
 		logger:      logger,
 		maxAttempts: defaultMaxAttempts,
 		stop:        make(chan struct{}),
@@ -196,9 +215,16 @@ func open(dir string, logger *zap.Logger, opts Options, sweep bool) (*Store, err
 		sweepDone:   make(chan struct{}),
 		writeKick:   make(chan struct{}, 1),
 		compactDone: make(chan struct{}),
+		trimDone:    make(chan struct{}),
 	}
 	go s.runGC()
 	go s.runCompactor()
+	if opts.MappedMemory > 0 {
+		s.trimKick = make(chan struct{}, 1)
+		go s.runTrimmer(opts.MappedMemory)
+	} else {
+		close(s.trimDone)
+	}
 	if sweep {
 		go s.runSweeper()
 	} else {
@@ -274,6 +300,7 @@ func (s *Store) Close() error {
 		s.mu.Unlock()
 		// After the last commit: a compaction in progress then ends.
 		<-s.compactDone
+		<-s.trimDone
 		s.closeErr = s.db.Close()
 	})
 	return s.closeErr
@@ -319,6 +346,7 @@ func (s *Store) View(ctx context.Context, tenant string, fn func(storage.ReadTx)
 	if s.closed {
 		return ErrClosed
 	}
+	s.kickTrimmer()
 	txn := s.db.NewTransaction(false)
 	defer txn.Discard()
 	return fn(&tx{txn: txn, k: keyer{tenantPrefix(tenant)}, retention: s.retention(tenant)})
@@ -388,6 +416,7 @@ func (s *Store) run(ctx context.Context, prefix []byte, fn func(*tx) error) (*tx
 		t, err := s.attempt(prefix, fn)
 		if err == nil {
 			s.kickCompactor()
+			s.kickTrimmer()
 			return t, nil
 		}
 		var fe fnError

@@ -1,0 +1,66 @@
+package badgerstore
+
+import "time"
+
+// Bounding the resident pages of Badger's mapped files.
+//
+// Badger v4 reads its value log (.vlog), tables (.sst) and memtable WAL
+// (.mem) through MAP_SHARED mmaps and offers no pread mode. Every page a
+// read or write touches (and, by fault-around, its neighbours) stays
+// mapped into the process for as long as the file is open, so VmRSS grows
+// with the store (~800 MiB at a million users) although those pages are
+// page cache the kernel could reclaim: they still count in VmRSS, in the
+// OOM killer's score and on every dashboard.
+//
+// The trimmer gives them back. Commits and reads kick it (a non-blocking
+// send on a channel of one, like the compactor's); it then checks at once
+// and at most once every trimInterval while the store is in use, and
+// sleeps on the channel when it is idle: no timer without traffic. A check
+// reads the process's RssFile (/proc/self/status: one small read); over
+// the budget (Options.MappedMemory) it sums the resident pages of the
+// mappings of files in the store's directory (/proc/self/smaps) and, over
+// it too, asks the kernel to page them out with madvise(MADV_PAGEOUT) (mappedpages_linux.go for why that advice
+// and not MADV_DONTNEED).
+const trimInterval = time.Second
+
+// kickTrimmer tells the trimmer the store is in use, without blocking.
+func (s *Store) kickTrimmer() {
+	if s.trimKick == nil {
+		return
+	}
+	select {
+	case s.trimKick <- struct{}{}:
+	default:
+	}
+}
+
+// runTrimmer trims the mapped pages while the store is in use (see above),
+// until Close.
+func (s *Store) runTrimmer(budget int64) {
+	defer close(s.trimDone)
+	var t *time.Timer
+	defer func() {
+		if t != nil {
+			t.Stop()
+		}
+	}()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-s.trimKick:
+		}
+		trimMappedFiles(s.dir, budget, s.logger)
+		// At most one check per interval, whatever the traffic.
+		if t == nil {
+			t = time.NewTimer(trimInterval)
+		} else {
+			t.Reset(trimInterval)
+		}
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+	}
+}
