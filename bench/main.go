@@ -53,6 +53,8 @@ type options struct {
 	scaleGroups  int
 	pgScaleUsers int
 	scaleDir     string
+	// scaleMappedMemory is the Scale gateway's mapped_memory ("": default).
+	scaleMappedMemory string
 	// rate is the open-loop request rate of the proxy runs, and
 	// closedRequests the requests of their closed-loop throughput runs.
 	rate           float64
@@ -131,6 +133,7 @@ func main() {
 	flag.IntVar(&o.scaleGroups, "scale-groups", 10000, "groups of the Scale section's Badger store (PostgreSQL's get as many per user)")
 	flag.IntVar(&o.pgScaleUsers, "pg-scale-users", 100000, "users of the Scale section's PostgreSQL store (0: skip it)")
 	flag.StringVar(&o.scaleDir, "scale-dir", "", "reuse the Scale section's Badger store kept by an earlier -keep run in this directory (for iterating; its size must match -scale-users/-scale-groups)")
+	flag.StringVar(&o.scaleMappedMemory, "scale-mapped-memory", "", "mapped_memory of the Scale section's Badger gateway (e.g. off; default: the store's default)")
 	flag.DurationVar(&o.idle, "idle", 60*time.Second, "window of the idle CPU figures (0: skip them)")
 	flag.StringVar(&o.memtable, "memtable-size", "", "memtable_size of the small-scale memory figure's gateway (default: the store's default)")
 	flag.Parse()

@@ -251,7 +251,11 @@ func runScale(o options, bin, backend string) (*scaleResults, error) {
 		if err := st.Close(); err != nil {
 			return nil, err
 		}
-		if err := measureScale(f, o, bin, backend, dir, "storage badger "+data, token); err != nil {
+		storageLine := "storage badger " + data
+		if o.scaleMappedMemory != "" {
+			storageLine += " {\n\t\tmapped_memory " + o.scaleMappedMemory + "\n\t}"
+		}
+		if err := measureScale(f, o, bin, backend, dir, storageLine, token); err != nil {
 			return nil, fmt.Errorf("scale (badger): %w", err)
 		}
 		res.Badger = f

@@ -92,7 +92,7 @@ type Options struct {
 var DefaultOptions = Options{
 	MemTableSize:   16 << 20,
 	BlockCacheSize: 32 << 20,
-	MappedMemory:   64 << 20,
+	MappedMemory:   256 << 20,
 }
 
 // Minimums of Options: a smaller memtable could not hold a transaction of
