@@ -2,7 +2,6 @@ package badgerstore
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"slices"
 
@@ -28,27 +27,17 @@ func (t *tx) idAt(countKind, recordKind byte, position int) (string, error) {
 		return "", storage.ErrNotFound
 	}
 	skip := int64(position)
-	var bucket []byte
-	err := t.iterate(t.k.counts(countKind), "", func(suffix []byte, item *badger.Item) (bool, error) {
-		var n int64
-		if err := item.Value(func(b []byte) error {
-			if len(b) != 8 {
-				return errors.New("badgerstore: counter is corrupt")
-			}
-			n = int64(binary.BigEndian.Uint64(b))
-			return nil
-		}); err != nil {
-			return false, err
-		}
-		if skip < n {
-			bucket = append([]byte(nil), suffix...)
-			return false, nil
-		}
-		skip -= max(n, 0)
-		return true, nil
-	})
+	bc, err := t.bucketCounts(countKind)
 	if err != nil {
 		return "", err
+	}
+	var bucket []byte
+	for i, n := range bc.counts {
+		if skip < n {
+			bucket = []byte(bc.buckets[i])
+			break
+		}
+		skip -= max(n, 0)
 	}
 	if bucket == nil {
 		return "", storage.ErrNotFound

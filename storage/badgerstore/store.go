@@ -135,6 +135,8 @@ type Store struct {
 	closed bool
 
 	generations sync.Map // tenant -> *atomic.Uint64
+	// countCache holds id-bucket counters per snapshot (countcache.go).
+	countCache sync.Map
 	// queue holds the Updates waiting to share the next transaction
 	// (groupcommit.go); grouped counts fns committed in a group of two
 	// or more.
@@ -349,7 +351,7 @@ func (s *Store) View(ctx context.Context, tenant string, fn func(storage.ReadTx)
 	s.kickTrimmer()
 	txn := s.db.NewTransaction(false)
 	defer txn.Discard()
-	return fn(&tx{txn: txn, k: keyer{tenantPrefix(tenant)}, retention: s.retention(tenant)})
+	return fn(&tx{txn: txn, k: keyer{tenantPrefix(tenant)}, retention: s.retention(tenant), countCache: &s.countCache})
 }
 
 // fnError marks an error returned by the caller's fn, which is never retried.

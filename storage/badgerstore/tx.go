@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -42,6 +43,10 @@ type tx struct {
 	// tombMembers caches, per group, how many of its members are such
 	// deleted groups (see tombstoneMembers); reset by membership writes.
 	tombMembers map[string]int
+	// countCache, in read-only transactions, shares the id-bucket
+	// counters between transactions of one snapshot (countcache.go); nil:
+	// every read walks them.
+	countCache *sync.Map
 }
 
 var _ storage.Tx = (*tx)(nil)
@@ -220,17 +225,15 @@ func (t *tx) sumMemberCounts(groupID string) (int, error) {
 
 // sumCounts adds up the counter shards of kind.
 func (t *tx) sumCounts(kind byte) (int, error) {
+	bc, err := t.bucketCounts(kind)
+	if err != nil {
+		return 0, err
+	}
 	var total int64
-	err := t.iterate(t.k.counts(kind), "", func(_ []byte, item *badger.Item) (bool, error) {
-		return true, item.Value(func(b []byte) error {
-			if len(b) != 8 {
-				return errors.New("badgerstore: counter is corrupt")
-			}
-			total += int64(binary.BigEndian.Uint64(b))
-			return nil
-		})
-	})
-	return int(total), err
+	for _, n := range bc.counts {
+		total += n
+	}
+	return int(total), nil
 }
 
 func (t *tx) count(prefix []byte) (int, error) {
