@@ -41,19 +41,7 @@ func runLoad(name string, tr vegeta.Targeter, concurrency int, maxRequests uint6
 		vegeta.HTTP2(false),
 	)
 	pacer := countPacer{max: maxRequests}
-	var cpuBefore time.Duration
-	if pid > 0 {
-		var err error
-		if cpuBefore, err = cpuTime(pid); err != nil {
-			return loadResult{}, err
-		}
-	}
-	var m vegeta.Metrics
-	for res := range atk.Attack(tr, pacer, maxDuration, name) {
-		m.Add(res)
-	}
-	m.Close()
-	return finishRun(name, &m, pid, cpuBefore)
+	return attack(name, atk, tr, pacer, maxDuration, pid)
 }
 
 // openLoopInFlight bounds the requests an open-loop run has in flight (and
@@ -82,6 +70,12 @@ func runOpenLoad(name string, tr vegeta.Targeter, rate float64, duration time.Du
 		vegeta.Redirects(vegeta.NoFollow),
 	)
 	pacer := vegeta.ConstantPacer{Freq: int(rate), Per: time.Second}
+	return attack(name, atk, tr, pacer, duration, pid)
+}
+
+// attack runs atk until the pacer or maxDuration stops it and measures
+// the run, with the CPU time pid used meanwhile (pid > 0).
+func attack(name string, atk *vegeta.Attacker, tr vegeta.Targeter, pacer vegeta.Pacer, maxDuration time.Duration, pid int) (loadResult, error) {
 	var cpuBefore time.Duration
 	if pid > 0 {
 		var err error
@@ -90,7 +84,7 @@ func runOpenLoad(name string, tr vegeta.Targeter, rate float64, duration time.Du
 		}
 	}
 	var m vegeta.Metrics
-	for res := range atk.Attack(tr, pacer, duration, name) {
+	for res := range atk.Attack(tr, pacer, maxDuration, name) {
 		m.Add(res)
 	}
 	m.Close()

@@ -230,14 +230,7 @@ func run(o options) error {
 	}
 
 	var next atomic.Uint64
-	logf("SCIM: POST /Users at c=1 and c=%d", o.concurrency)
-	if res.SCIMPost1, err = runLoad("post-c1", scim.userTargeter(&next), 1, uint64(o.scimPosts), o.maxRun, gw.pid()); err != nil {
-		return err
-	}
-	if o.profile != "" {
-		go saveProfile(env.adminURL, o.profile+"-scim-post.pprof")
-	}
-	if res.SCIMPost16, err = runLoad("post-c16", scim.userTargeter(&next), o.concurrency, uint64(o.scimPosts), o.maxRun, gw.pid()); err != nil {
+	if err := measurePosts(o, res, gw, env, scim, &next); err != nil {
 		return err
 	}
 

@@ -197,17 +197,10 @@ const onlySCIMPost = "scim-post"
 // saves the JSON like a full run.
 func runSCIMPostOnly(o options, res *results, gw *gateway, env *benchEnv, scim *scimClient, bin, backend string) error {
 	var next atomic.Uint64
+	if err := measurePosts(o, res, gw, env, scim, &next); err != nil {
+		return err
+	}
 	var err error
-	logf("SCIM: POST /Users at c=1 and c=%d", o.concurrency)
-	if res.SCIMPost1, err = runLoad("post-c1", scim.userTargeter(&next), 1, uint64(o.scimPosts), o.maxRun, gw.pid()); err != nil {
-		return err
-	}
-	if o.profile != "" {
-		go saveProfile(env.adminURL, o.profile+"-scim-post.pprof")
-	}
-	if res.SCIMPost16, err = runLoad("post-c16", scim.userTargeter(&next), o.concurrency, uint64(o.scimPosts), o.maxRun, gw.pid()); err != nil {
-		return err
-	}
 	if postgresServer(o.pgURL) != "" {
 		gw.stop()
 		o.skipProxy = true
@@ -236,4 +229,19 @@ func runSCIMPostOnly(o options, res *results, gw *gateway, env *benchEnv, scim *
 	}
 	tw.Flush()
 	return saveJSON(res, o.out)
+}
+
+// measurePosts takes the POST /Users figures at c=1 and at -c (profiling
+// the concurrent run if asked); next numbers the users created.
+func measurePosts(o options, res *results, gw *gateway, env *benchEnv, scim *scimClient, next *atomic.Uint64) error {
+	var err error
+	logf("SCIM: POST /Users at c=1 and c=%d", o.concurrency)
+	if res.SCIMPost1, err = runLoad("post-c1", scim.userTargeter(next), 1, uint64(o.scimPosts), o.maxRun, gw.pid()); err != nil {
+		return err
+	}
+	if o.profile != "" {
+		go saveProfile(env.adminURL, o.profile+"-scim-post.pprof")
+	}
+	res.SCIMPost16, err = runLoad("post-c16", scim.userTargeter(next), o.concurrency, uint64(o.scimPosts), o.maxRun, gw.pid())
+	return err
 }
