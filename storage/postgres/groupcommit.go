@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"go.uber.org/zap"
 
 	"github.com/portcullis/portcullis/storage"
 )
@@ -192,14 +191,7 @@ func (s *Store) runGroupAttempts(ctx context.Context, tenant string, group []*co
 		clear(results)
 		t, err := s.attemptGroup(ctx, tenant, retention, group, results)
 		if err == nil {
-			if t.version > 0 {
-				s.noteVersion(tenant, uint64(t.version))
-			}
-			if t.appended > 0 {
-				if err := s.holdCap(ctx, tenant); err != nil {
-					s.logger.Warn("holding the audit log to its cap failed", zap.String("tenant", tenant), zap.Error(err))
-				}
-			}
+			s.committed(ctx, tenant, t)
 			return nil
 		}
 		if !retryable(err) {

@@ -275,16 +275,7 @@ func (s *Store) updateAlone(ctx context.Context, tenant string, fn func(storage.
 		}
 		t, err := s.attempt(ctx, tenant, retention, fn)
 		if err == nil {
-			if t.version > 0 {
-				s.noteVersion(tenant, uint64(t.version))
-			}
-			if t.appended > 0 {
-				if err := s.holdCap(ctx, tenant); err != nil {
-					// The commit stands; the next append or
-					// prune tries again.
-					s.logger.Warn("holding the audit log to its cap failed", zap.String("tenant", tenant), zap.Error(err))
-				}
-			}
+			s.committed(ctx, tenant, t)
 			return nil
 		}
 		if !retryable(err) {
@@ -383,4 +374,19 @@ func (s *Store) Generation(tenant string) uint64 {
 		return v.(*atomic.Uint64).Load()
 	}
 	return 0
+}
+
+// committed does what follows a committed transaction t of tenant, alone
+// or a group's: the change feed learns its version, and the audit log is
+// held to its cap when it appended events.
+func (s *Store) committed(ctx context.Context, tenant string, t *tx) {
+	if t.version > 0 {
+		s.noteVersion(tenant, uint64(t.version))
+	}
+	if t.appended > 0 {
+		if err := s.holdCap(ctx, tenant); err != nil {
+			// The commit stands; the next append or prune tries again.
+			s.logger.Warn("holding the audit log to its cap failed", zap.String("tenant", tenant), zap.Error(err))
+		}
+	}
 }
