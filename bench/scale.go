@@ -63,6 +63,10 @@ type scaleFigures struct {
 	Hit    latencies `json:"identity_hit"`
 	Loads  float64   `json:"identity_loads"`
 	RSSMiB float64   `json:"rss_mib"`
+	// RSSParts splits RSSMiB: anonymous memory (the Go heap, Badger's
+	// memtable and block cache) and mapped files (the binary, the store's
+	// files).
+	RSSParts rssParts `json:"rss_parts"`
 }
 
 // latencies summarises timed samples.
@@ -382,7 +386,10 @@ func measureScale(f *scaleFigures, o options, bin, backend, dir, storageLine, to
 	// ends (see badgerstore's mapped_memory), so a reading taken at once
 	// lands at a random point of that sawtooth.
 	time.Sleep(3 * time.Second)
-	f.RSSMiB, err = residentMiB(gw.pid())
+	if f.RSSMiB, err = residentMiB(gw.pid()); err != nil {
+		return err
+	}
+	f.RSSParts, err = readRSSParts(gw.pid())
 	return err
 }
 
@@ -606,7 +613,7 @@ func printScaleRows(w io.Writer, s *scaleResults) {
 		fmt.Fprintf(w, "scale %s: GET /Users first page\tp50 %.2f ms, p99 %.2f ms\tcount=100, %d samples, %.0f µs CPU/req\t\n", c.name, f.FirstPage.P50ms, f.FirstPage.P99ms, f.FirstPage.Samples, f.FirstPage.CPUPerRequestUs)
 		fmt.Fprintf(w, "scale %s: GET /Users deep page\tp50 %.2f ms, p99 %.2f ms\tcount=100 at random startIndex up to %d, %d samples, max %.2f ms, %.0f µs CPU/req\t\n", c.name, f.DeepPage.P50ms, f.DeepPage.P99ms, f.Users, f.DeepPage.Samples, f.DeepPage.MaxMs, f.DeepPage.CPUPerRequestUs)
 		fmt.Fprintf(w, "scale %s: identity reload after a write\tp50 %.2f ms, p99 %.2f ms\tsigned-in request after a PATCH of another user, vs p50 %.2f ms, p99 %.2f ms on a hit; %d samples, %.0f store loads\t\n", c.name, f.Reload.P50ms, f.Reload.P99ms, f.Hit.P50ms, f.Hit.P99ms, f.Reload.Samples, f.Loads)
-		fmt.Fprintf(w, "scale %s: gateway resident memory\t%.0f MiB\tafter the figures above and a 3 s pause\t\n", c.name, f.RSSMiB)
+		fmt.Fprintf(w, "scale %s: gateway resident memory\t%.0f MiB\tafter the figures above and a 3 s pause; anon %.0f MiB, mapped files %.0f MiB\t\n", c.name, f.RSSMiB, f.RSSParts.AnonMiB, f.RSSParts.FileMiB)
 	}
 }
 
