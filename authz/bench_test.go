@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/portcullis/portcullis/storage"
 )
@@ -21,7 +22,10 @@ import (
 //   - reload: a store write before every request, so every request reads
 //     session, user and groups again (the cost after a SCIM change);
 //   - serve: cached, through Gate.Serve (the request followed while it
-//     runs, as the Caddy handler does);
+//     runs, as the Caddy handler does) with a writer without deadlines
+//     (the gate makes a cancellable context of its own);
+//   - serve-server-writer: the same with a writer that has deadlines, as
+//     net/http's servers hand handlers (the gate makes no context);
 //   - parallel: the hot path from GOMAXPROCS goroutines.
 //
 // The session resolver is the test one (cookie parse + SHA-256), which is
@@ -132,6 +136,23 @@ func BenchmarkGate(b *testing.B) {
 			}
 		}
 	})
+	b.Run("serve-server-writer", func(b *testing.B) {
+		// serve with a writer that has deadlines, as net/http's HTTP/1
+		// and HTTP/2 servers hand handlers: revocation ends the request
+		// by them, with no context of the gate's (liverequests.go).
+		r := newRequest()
+		sw := serverWriter{w}
+		next := func(http.ResponseWriter, *http.Request, *Identity) error { return nil }
+		b.ReportAllocs()
+		b.ResetTimer()
+		setCookie(r)
+		for b.Loop() {
+			setCookie(r)
+			if err := gate.Serve(sw, r, next); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	b.Run("parallel", func(b *testing.B) {
 		authorize(b, gate, newRequest())
 		b.ReportAllocs()
@@ -149,3 +170,11 @@ func BenchmarkGate(b *testing.B) {
 		})
 	})
 }
+
+// serverWriter is a recorder with the deadline methods net/http's HTTP/1
+// and HTTP/2 response writers have; a revocation during a benchmark does
+// not happen, so they only need to exist.
+type serverWriter struct{ *httptest.ResponseRecorder }
+
+func (serverWriter) SetReadDeadline(time.Time) error  { return nil }
+func (serverWriter) SetWriteDeadline(time.Time) error { return nil }

@@ -24,9 +24,15 @@ import (
 //
 // Ending a request cancels its context, which stops the proxy's upstream
 // request and the stream it relays, and closes a hijacked (upgraded)
-// connection. For HTTP/2 and HTTP/3 streams (extended CONNECT WebSockets
-// among them) it also sets the stream's deadlines in the past, which resets
-// the stream at once even when neither side is sending.
+// connection. On HTTP/1 and HTTP/2 the server cancels the context itself:
+// ending sets the read and write deadlines of the request's connection
+// (HTTP/1) or stream (HTTP/2, extended CONNECT WebSockets among them) in
+// the past, so the server's pending read fails or the stream is reset at
+// once even when neither side is sending, and net/http cancels the
+// request's context. That costs the request nothing up front; a
+// cancellable context of our own (context.WithCancel) costs two
+// allocations per request and is made only where deadlines are not known
+// to end the request (HTTP/3, a writer without deadlines).
 //
 // The registry's watcher runs only while requests are live, and wakes
 // every liveCheckInterval: it compares the store's generation with the one
@@ -59,10 +65,14 @@ type liveRequest struct {
 	// registration.
 	gen     uint64
 	expires time.Time // the session's absolute expiry (zero: none)
-	cancel  context.CancelFunc
-	// w is the writer the gate was given, for stream deadlines.
-	w      http.ResponseWriter
-	stream bool // HTTP/2 or later: deadlines apply to this stream only
+	// cancel cancels the handler's context when deadlines do not end the
+	// request (nil when they do).
+	cancel context.CancelFunc
+	// w is the writer the gate was given, for the deadlines.
+	w http.ResponseWriter
+	// deadlines says that the request ends by the deadlines of w: its
+	// HTTP/1 connection or its HTTP/2 stream.
+	deadlines bool
 
 	// values backs the identity headers of the request (one array per
 	// request: handlers such as Caddy's header replace edit values in
@@ -73,6 +83,8 @@ type liveRequest struct {
 	ctx identityContext
 	// writer is the handler's writer (see liveWriter).
 	writer liveWriter
+	// req is the handler's request: the gate's, with ctx.
+	req http.Request
 
 	mu       sync.Mutex
 	conn     net.Conn // set when the handler hijacked the connection
@@ -116,12 +128,14 @@ func (lr *liveRequest) revoke() {
 		return
 	}
 	lr.revoked = true
-	lr.cancel()
+	if lr.cancel != nil {
+		lr.cancel()
+	}
 	if lr.conn != nil {
 		_ = lr.conn.Close()
 		return
 	}
-	if lr.stream {
+	if lr.deadlines {
 		rc := http.NewResponseController(lr.w)
 		past := time.Unix(1, 0)
 		_ = rc.SetReadDeadline(past)
@@ -134,7 +148,9 @@ func (lr *liveRequest) finish() {
 	lr.mu.Lock()
 	lr.finished = true
 	lr.mu.Unlock()
-	lr.cancel()
+	if lr.cancel != nil {
+		lr.cancel()
+	}
 }
 
 // isRevoked says whether revoke ran.
@@ -157,9 +173,12 @@ type liveRequests struct {
 // returns the writer and request its handler must use. untrack must be
 // called when the handler returns.
 func (ids *Identities) track(g *Gate, w http.ResponseWriter, r *http.Request, lr *liveRequest, e *entry) (http.ResponseWriter, *http.Request) {
-	ctx, cancel := context.WithCancel(r.Context())
 	lr.key, lr.gate, lr.userID, lr.gen, lr.expires = e.session.IDHash, g, e.identity.UserID, e.gen, e.session.ExpiresAt
-	lr.cancel, lr.w, lr.stream = cancel, w, r.ProtoMajor >= 2
+	lr.w, lr.deadlines = w, r.ProtoMajor <= 2 && hasDeadlines(w)
+	ctx := r.Context()
+	if !lr.deadlines {
+		ctx, lr.cancel = context.WithCancel(ctx)
+	}
 	lr.ctx = identityContext{Context: ctx, id: &e.identity}
 	l := &ids.live
 	l.mu.Lock()
@@ -174,7 +193,11 @@ func (ids *Identities) track(g *Gate, w http.ResponseWriter, r *http.Request, lr
 		go ids.watchLive()
 	}
 	lr.writer = liveWriter{ResponseWriter: w, lr: lr}
-	return &lr.writer, r.WithContext(&lr.ctx)
+	// The request the handler gets lives in lr too: WithContext is
+	// inlined and its copy does not escape, so this is a copy, not an
+	// allocation.
+	lr.req = *r.WithContext(&lr.ctx)
+	return &lr.writer, &lr.req
 }
 
 // untrack ends the following of lr once its handler has returned.

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"time"
 )
 
 // liveWriter is the ResponseWriter a tracked request's handler gets. It
@@ -53,3 +54,26 @@ func (w *liveWriter) ReadFrom(r io.Reader) (int64, error) {
 // writerOnly hides every method but Write, so io.Copy cannot loop back
 // into ReadFrom.
 type writerOnly struct{ io.Writer }
+
+// hasDeadlines says whether w, or a writer it wraps (the chain
+// http.ResponseController follows), sets read and write deadlines: the
+// writers of net/http's HTTP/1 and HTTP/2 servers do. It only looks, so
+// it leaves the deadlines the server set (ReadTimeout, WriteTimeout) alone.
+func hasDeadlines(w http.ResponseWriter) bool {
+	type deadliner interface {
+		SetReadDeadline(time.Time) error
+		SetWriteDeadline(time.Time) error
+	}
+	type unwrapper interface{ Unwrap() http.ResponseWriter }
+	for range 16 { // bounds a writer chain that loops
+		if _, ok := w.(deadliner); ok {
+			return true
+		}
+		u, ok := w.(unwrapper)
+		if !ok {
+			return false
+		}
+		w = u.Unwrap()
+	}
+	return false
+}
