@@ -1,0 +1,151 @@
+// Package groupcommit owns the queue discipline of group commit, which
+// the stores (storage/badgerstore, storage/postgres) share: callers that
+// arrive while a group is running wait; the first of them then leads the
+// next group, of at most MaxGroup, in its own goroutine, and hands the
+// queue on to whoever waits after it; a caller that is not taken within
+// MaxWait leaves the queue and runs alone. How a group runs (one
+// transaction, savepoints, retries, what a failing member does) is the
+// store's, passed in as callbacks; this package knows nothing of stores,
+// transactions or tenants.
+package groupcommit
+
+import (
+	"slices"
+	"sync"
+	"time"
+)
+
+// Outcome is what running a group says of one of its items.
+type Outcome struct {
+	// Err is the item's error; nil means its change committed.
+	Err error
+	// Alone: the item was not committed with the group; Do runs it by
+	// itself, in its caller's goroutine, after the group.
+	Alone bool
+	// Panicked: the item's work panicked while the leader ran it; Do
+	// panics again with PanicValue, in the item's caller's goroutine, so a
+	// panic reaches the caller it belongs to and not the leader.
+	Panicked   bool
+	PanicValue any
+}
+
+// Queue is the callers waiting to be run in a group, of items of type T
+// (what a store needs to run one caller's change: its context, its fn).
+// The zero value with MaxGroup and MaxWait set is ready; a Queue must not
+// be copied after first use.
+type Queue[T any] struct {
+	// MaxGroup bounds how many items one group takes.
+	MaxGroup int
+	// MaxWait bounds how long a caller waits to be taken into a group
+	// before it leaves the queue and runs alone, beside the running group.
+	// This bounds the wait behind a long group, and turns what would be a
+	// deadlock (an item whose work waits for a later caller of the same
+	// queue, which waits behind it) into a delay.
+	MaxWait time.Duration
+	// AloneWhenIdle: a caller that finds no group running runs alone at
+	// once, without queueing or allocating, so a lone writer pays nothing
+	// for group commit (callers arriving meanwhile queue behind it).
+	// Without it that caller leads a group of itself and of whoever queued
+	// by the time it takes the group.
+	AloneWhenIdle bool
+
+	mu      sync.Mutex
+	waiting []*waiter[T]
+	running bool // a caller runs (a group or alone); waiting[0] leads next
+}
+
+// waiter is one caller in the queue.
+type waiter[T any] struct {
+	item T
+	done chan Outcome  // the outcome, once
+	lead chan struct{} // told to lead the next group, at most once
+}
+
+// Do runs item through the queue and returns the caller's outcome: item
+// either runs alone (runAlone, in this goroutine) or as one of a group
+// (runGroup, in the goroutine of the group's leader, which may be this
+// one). runGroup gets the group's items, this caller's among them, and
+// fills outcomes[i] for items[i]; it runs in its leader's goroutine, and
+// when it returns the leader tells each member its outcome and hands the
+// queue to the first caller waiting, so no caller runs others' groups
+// after its own.
+func (q *Queue[T]) Do(item T, runGroup func(items []T, outcomes []Outcome), runAlone func(T) error) error {
+	q.mu.Lock()
+	if q.AloneWhenIdle && !q.running {
+		q.running = true
+		q.mu.Unlock()
+		defer q.handOff()
+		return runAlone(item)
+	}
+	w := &waiter[T]{item: item, done: make(chan Outcome, 1), lead: make(chan struct{}, 1)}
+	q.waiting = append(q.waiting, w)
+	leading := !q.running
+	q.running = true
+	q.mu.Unlock()
+
+	if !leading {
+		wait := time.NewTimer(q.MaxWait)
+		defer wait.Stop()
+		select {
+		case out := <-w.done:
+			return finish(item, out, runAlone)
+		case <-w.lead:
+		case <-wait.C:
+			q.mu.Lock()
+			select {
+			case <-w.lead: // handed the next group meanwhile
+				q.mu.Unlock()
+			default:
+				if i := slices.Index(q.waiting, w); i >= 0 {
+					q.waiting = slices.Delete(q.waiting, i, i+1)
+					q.mu.Unlock()
+					return runAlone(item)
+				}
+				q.mu.Unlock()
+				return finish(item, <-w.done, runAlone) // in a group already
+			}
+		}
+	}
+	// w leads: it is waiting[0], and nobody takes from the queue but the
+	// leader.
+	q.mu.Lock()
+	n := min(len(q.waiting), q.MaxGroup)
+	group := make([]*waiter[T], n)
+	copy(group, q.waiting)
+	q.waiting = append(q.waiting[:0:0], q.waiting[n:]...)
+	q.mu.Unlock()
+
+	items := make([]T, n)
+	for i, m := range group {
+		items[i] = m.item
+	}
+	outcomes := make([]Outcome, n)
+	runGroup(items, outcomes)
+	for i, m := range group {
+		m.done <- outcomes[i]
+	}
+	q.handOff()
+	return finish(item, <-w.done, runAlone)
+}
+
+// handOff passes the queue to the first caller waiting, or marks it idle.
+func (q *Queue[T]) handOff() {
+	q.mu.Lock()
+	if len(q.waiting) > 0 {
+		q.waiting[0].lead <- struct{}{}
+	} else {
+		q.running = false
+	}
+	q.mu.Unlock()
+}
+
+// finish is what Do returns (or raises) for item's outcome.
+func finish[T any](item T, out Outcome, runAlone func(T) error) error {
+	switch {
+	case out.Panicked:
+		panic(out.PanicValue)
+	case out.Alone:
+		return runAlone(item)
+	}
+	return out.Err
+}
