@@ -52,6 +52,14 @@ type Queue[T any] struct {
 	mu      sync.Mutex
 	waiting []*waiter[T]
 	running bool // a caller runs (a group or alone); waiting[0] leads next
+
+	// The running group's members, items and outcomes: the leader's alone
+	// (there is one at a time, and the queue passes from one to the next
+	// under mu), reused from group to group so that leading allocates
+	// nothing.
+	group    []*waiter[T]
+	items    []T
+	outcomes []Outcome
 }
 
 // waiter is one caller in the queue.
@@ -68,7 +76,8 @@ type waiter[T any] struct {
 // fills outcomes[i] for items[i]; it runs in its leader's goroutine, and
 // when it returns the leader tells each member its outcome and hands the
 // queue to the first caller waiting, so no caller runs others' groups
-// after its own.
+// after its own. runGroup must not keep items or outcomes: the next
+// group reuses them.
 func (q *Queue[T]) Do(item T, runGroup func(items []T, outcomes []Outcome), runAlone func(T) error) error {
 	q.mu.Lock()
 	if q.AloneWhenIdle && !q.running {
@@ -110,20 +119,24 @@ func (q *Queue[T]) Do(item T, runGroup func(items []T, outcomes []Outcome), runA
 	// leader.
 	q.mu.Lock()
 	n := min(len(q.waiting), q.MaxGroup)
-	group := make([]*waiter[T], n)
-	copy(group, q.waiting)
-	q.waiting = append(q.waiting[:0:0], q.waiting[n:]...)
+	group := append(q.group[:0], q.waiting[:n]...)
+	q.waiting = slices.Delete(q.waiting, 0, n)
 	q.mu.Unlock()
 
-	items := make([]T, n)
-	for i, m := range group {
-		items[i] = m.item
+	items, outcomes := q.items[:0], q.outcomes[:0]
+	for _, m := range group {
+		items = append(items, m.item)
+		outcomes = append(outcomes, Outcome{})
 	}
-	outcomes := make([]Outcome, n)
 	runGroup(items, outcomes)
 	for i, m := range group {
 		m.done <- outcomes[i]
 	}
+	// Kept for the next group, without what they refer to.
+	clear(group)
+	clear(items)
+	clear(outcomes)
+	q.group, q.items, q.outcomes = group, items, outcomes
 	q.handOff()
 	return finish(item, <-w.done, runAlone)
 }
