@@ -62,11 +62,16 @@ type Queue[T any] struct {
 	outcomes []Outcome
 }
 
-// waiter is one caller in the queue.
+// waiter is one caller in the queue. It is told once, by whoever sets
+// leads or outcome just before: to lead the next group (handOff), or
+// that its group ran (its leader). Never both: only the leader takes
+// waiters from the queue, and the one handed the lead leads its own
+// group.
 type waiter[T any] struct {
-	item T
-	done chan Outcome  // the outcome, once
-	lead chan struct{} // told to lead the next group, at most once
+	item    T
+	told    chan struct{}
+	leads   bool
+	outcome Outcome
 }
 
 // Do runs item through the queue and returns the caller's outcome: item
@@ -86,7 +91,7 @@ func (q *Queue[T]) Do(item T, runGroup func(items []T, outcomes []Outcome), runA
 		defer q.handOff()
 		return runAlone(item)
 	}
-	w := &waiter[T]{item: item, done: make(chan Outcome, 1), lead: make(chan struct{}, 1)}
+	w := &waiter[T]{item: item, told: make(chan struct{}, 1)}
 	q.waiting = append(q.waiting, w)
 	leading := !q.running
 	q.running = true
@@ -96,13 +101,11 @@ func (q *Queue[T]) Do(item T, runGroup func(items []T, outcomes []Outcome), runA
 		wait := time.NewTimer(q.MaxWait)
 		defer wait.Stop()
 		select {
-		case out := <-w.done:
-			return finish(item, out, runAlone)
-		case <-w.lead:
+		case <-w.told:
 		case <-wait.C:
 			q.mu.Lock()
 			select {
-			case <-w.lead: // handed the next group meanwhile
+			case <-w.told: // handed the next group, or its group ran, meanwhile
 				q.mu.Unlock()
 			default:
 				if i := slices.Index(q.waiting, w); i >= 0 {
@@ -111,8 +114,11 @@ func (q *Queue[T]) Do(item T, runGroup func(items []T, outcomes []Outcome), runA
 					return runAlone(item)
 				}
 				q.mu.Unlock()
-				return finish(item, <-w.done, runAlone) // in a group already
+				<-w.told // in a group already
 			}
+		}
+		if !w.leads {
+			return finish(item, w.outcome, runAlone)
 		}
 	}
 	// w leads: it is waiting[0], and nobody takes from the queue but the
@@ -129,8 +135,14 @@ func (q *Queue[T]) Do(item T, runGroup func(items []T, outcomes []Outcome), runA
 		outcomes = append(outcomes, Outcome{})
 	}
 	runGroup(items, outcomes)
+	var own Outcome
 	for i, m := range group {
-		m.done <- outcomes[i]
+		if m == w {
+			own = outcomes[i]
+			continue
+		}
+		m.outcome = outcomes[i]
+		m.told <- struct{}{}
 	}
 	// Kept for the next group, without what they refer to.
 	clear(group)
@@ -138,14 +150,16 @@ func (q *Queue[T]) Do(item T, runGroup func(items []T, outcomes []Outcome), runA
 	clear(outcomes)
 	q.group, q.items, q.outcomes = group, items, outcomes
 	q.handOff()
-	return finish(item, <-w.done, runAlone)
+	return finish(item, own, runAlone)
 }
 
 // handOff passes the queue to the first caller waiting, or marks it idle.
 func (q *Queue[T]) handOff() {
 	q.mu.Lock()
 	if len(q.waiting) > 0 {
-		q.waiting[0].lead <- struct{}{}
+		next := q.waiting[0]
+		next.leads = true
+		next.told <- struct{}{}
 	} else {
 		q.running = false
 	}
