@@ -262,7 +262,8 @@ func TestDoWaitBound(t *testing.T) {
 }
 
 // TestDoConcurrent: many callers with a wait bound short enough that some
-// leave the queue while others are taken or handed the lead: every item
+// leave the queue while others are taken (some groups outlast it) or
+// handed the lead: every item
 // runs exactly once (in a group or alone), every caller gets its own
 // outcome, and the queue ends idle. Run it with -race.
 func TestDoConcurrent(t *testing.T) {
@@ -273,6 +274,11 @@ func TestDoConcurrent(t *testing.T) {
 			var mu sync.Mutex
 			inGroup, alone := make(map[int]int), make(map[int]int)
 			runGroup := func(items []int, outcomes []Outcome) {
+				if items[0]%7 == 0 {
+					// Outlast the members' wait bound: they are taken
+					// already, so they wait for the group.
+					time.Sleep(4 * q.MaxWait)
+				}
 				mu.Lock()
 				defer mu.Unlock()
 				for j, item := range items {
