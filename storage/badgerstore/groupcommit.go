@@ -4,13 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
 
+	"github.com/portcullis/portcullis/internal/groupcommit"
 	"github.com/portcullis/portcullis/storage"
 )
 
@@ -42,182 +41,107 @@ const maxGroup = 16
 // would be a deadlock, an fn waiting for another Update, into a delay.
 const maxGroupWait = 100 * time.Millisecond
 
-// commitQueue is the Updates waiting for the running group.
-type commitQueue struct {
-	mu      sync.Mutex
-	waiting []*commitReq
-	running bool // a leader is running a group; waiting[0] leads next
-}
-
-// commitReq is one Update waiting in the queue.
-type commitReq struct {
+// update is one Update's change, as it waits in the queue (or runs).
+type update struct {
 	ctx    context.Context
 	tenant string
 	fn     func(storage.Tx) error
-	done   chan commitResult // the outcome, once
-	lead   chan struct{}     // told to run the next group, at most once
 }
 
-// commitResult is the outcome of one fn in a group: committed (err nil),
-// an error for all the group (err), or alone: run the fn by itself.
-type commitResult struct {
-	err   error
-	alone bool
+// newCommitQueue is the Store's queue of Updates: one for all tenants (a
+// group may mix them: it is one Badger transaction either way).
+func newCommitQueue() *groupcommit.Queue[update] {
+	return &groupcommit.Queue[update]{MaxGroup: maxGroup, MaxWait: maxGroupWait, AloneWhenIdle: true}
 }
 
 // groupUpdate queues fn behind the running group, or runs it at once
-// (alone) when there is none. The goroutine that runs a group is one of
-// its callers; when it is done it hands the next group to the first
-// caller waiting, so no caller runs others' groups after its own.
+// (alone) when there is none (see groupcommit.Queue for who runs what).
 func (s *Store) groupUpdate(ctx context.Context, tenant string, fn func(storage.Tx) error) error {
-	q := &s.queue
-	r := &commitReq{ctx: ctx, tenant: tenant, fn: fn, done: make(chan commitResult, 1), lead: make(chan struct{}, 1)}
-	q.mu.Lock()
-	if !q.running {
-		q.running = true
-		q.mu.Unlock()
-		defer s.handOff()
-		return s.updateAlone(ctx, tenant, fn)
-	}
-	q.waiting = append(q.waiting, r)
-	q.mu.Unlock()
-
-	wait := time.NewTimer(maxGroupWait)
-	defer wait.Stop()
-	select {
-	case res := <-r.done:
-		return s.outcome(r, res)
-	case <-r.lead:
-	case <-wait.C:
-		q.mu.Lock()
-		select {
-		case <-r.lead: // handed the next group meanwhile
-			q.mu.Unlock()
-		default:
-			if i := slices.Index(q.waiting, r); i >= 0 {
-				q.waiting = slices.Delete(q.waiting, i, i+1)
-				q.mu.Unlock()
-				return s.updateAlone(ctx, tenant, fn)
-			}
-			q.mu.Unlock()
-			return s.outcome(r, <-r.done) // in a group already
-		}
-	}
-	// r leads: it is waiting[0], and nobody takes from the queue but the
-	// leader.
-	q.mu.Lock()
-	n := min(len(q.waiting), maxGroup)
-	group := make([]*commitReq, n)
-	copy(group, q.waiting)
-	q.waiting = append(q.waiting[:0:0], q.waiting[n:]...)
-	q.mu.Unlock()
-	s.runGroup(group)
-	s.handOff()
-	return s.outcome(r, <-r.done)
+	return s.queue.Do(update{ctx: ctx, tenant: tenant, fn: fn}, s.runGroup, s.runAlone)
 }
 
-// handOff passes the queue to the first caller waiting, or marks it idle.
-func (s *Store) handOff() {
-	q := &s.queue
-	q.mu.Lock()
-	if len(q.waiting) > 0 {
-		q.waiting[0].lead <- struct{}{}
-	} else {
-		q.running = false
-	}
-	q.mu.Unlock()
+// runAlone runs u in a transaction of its own.
+func (s *Store) runAlone(u update) error {
+	return s.updateAlone(u.ctx, u.tenant, u.fn)
 }
 
-// outcome is what r's Update returns.
-func (s *Store) outcome(r *commitReq, res commitResult) error {
-	if res.alone {
-		return s.updateAlone(r.ctx, r.tenant, r.fn)
-	}
-	return res.err
-}
-
-// runGroup commits the fns of group that succeed, together, and tells
-// each caller its outcome. A group of one runs alone.
-func (s *Store) runGroup(group []*commitReq) {
+// runGroup commits the fns of group that succeed, together, and gives
+// each its outcome. A group of one runs alone.
+func (s *Store) runGroup(group []update, outcomes []groupcommit.Outcome) {
 	if len(group) == 1 {
-		group[0].done <- commitResult{alone: true}
+		outcomes[0].Alone = true
 		return
 	}
-	var timer *time.Timer
-	for attempt := 1; len(group) > 0; attempt++ {
-		members, failed, err := s.attemptGroup(group)
+	live := make([]int, len(group)) // indices of the fns still in the group
+	for i := range live {
+		live[i] = i
+	}
+	backoff := groupcommit.Backoff{Base: baseBackoff, Max: maxBackoff}
+	defer backoff.Stop()
+	for attempt := 1; ; attempt++ {
+		members, failed, err := s.attemptGroup(group, live, outcomes)
 		switch {
 		case failed >= 0:
-			// That fn runs alone once the others committed; they run
-			// again without it.
-			r := group[failed]
-			group = slices.Delete(slices.Clone(group), failed, failed+1)
-			defer func() { r.done <- commitResult{alone: true} }()
-			if len(group) == 1 {
-				group[0].done <- commitResult{alone: true}
+			// That fn runs alone once the others committed (its caller
+			// hears of it after the group, as every member does); they
+			// run again without it.
+			outcomes[live[failed]].Alone = true
+			live = slices.Delete(live, failed, failed+1)
+			if len(live) == 1 {
+				outcomes[live[0]].Alone = true
 				return
 			}
 			continue
 		case err == nil:
-			for i, r := range group {
+			for i, m := range live {
 				if t := members[i]; t != nil {
-					s.committed(r.tenant, t)
+					s.committed(group[m].tenant, t)
 					s.grouped.Add(1)
-					r.done <- commitResult{}
 				}
 			}
 			return
 		case !errors.Is(err, badger.ErrConflict):
-			for _, r := range group {
-				r.done <- commitResult{err: fmt.Errorf("badgerstore: commit: %w", err)}
+			for _, m := range live {
+				outcomes[m].Err = fmt.Errorf("badgerstore: commit: %w", err)
 			}
 			return
 		case attempt >= s.maxAttempts:
-			for _, r := range group {
-				r.done <- commitResult{err: storage.ErrConflict}
+			for _, m := range live {
+				outcomes[m].Err = storage.ErrConflict
 			}
 			return
 		}
 		s.conflicts.Add(1)
-		window := min(baseBackoff<<min(attempt-1, 10), maxBackoff)
-		d := time.Duration(rand.Int64N(int64(window))) + time.Microsecond
-		if timer == nil {
-			timer = time.NewTimer(d)
-			defer timer.Stop()
-		} else {
-			timer.Reset(d)
-		}
-		<-timer.C
+		backoff.Wait(context.Background(), attempt) // a group outlives any one caller's context
 	}
 }
 
-// attemptGroup runs the fns of group one after the other in one
-// transaction and commits it. members[i] is fn i's view of the committed
-// transaction (nil: its caller's context ended before its turn, and it
-// was told so). failed >= 0 is the index of a fn that failed: nothing was
-// committed. err is the commit's.
-func (s *Store) attemptGroup(group []*commitReq) (members []*tx, failed int, err error) {
+// attemptGroup runs the fns of group at live one after the other in one
+// transaction and commits it. members[i] is the view of the committed
+// transaction of the fn at live[i] (nil: its caller's context ended
+// before its turn, and its outcome says so). failed >= 0 is the position
+// in live of a fn that failed: nothing was committed. err is the commit's.
+func (s *Store) attemptGroup(group []update, live []int, outcomes []groupcommit.Outcome) (members []*tx, failed int, err error) {
 	txn := s.db.NewTransaction(true)
 	defer txn.Discard()
-	ts := make([]*tx, len(group))
-	skipped := make([]bool, len(group))
-	for i, r := range group {
-		if r.ctx.Err() != nil {
-			skipped[i] = true
+	ts := make([]*tx, len(live))
+	for i, m := range live {
+		u := group[m]
+		if u.ctx.Err() != nil {
 			continue
 		}
-		t := &tx{txn: txn, k: keyer{tenantPrefix(r.tenant)}, writable: true, retention: s.retention(r.tenant)}
+		t := &tx{txn: txn, k: keyer{tenantPrefix(u.tenant)}, writable: true, retention: s.retention(u.tenant)}
 		ts[i] = t
-		if !runsCleanly(r.fn, t) || t.tooBig {
+		if !runsCleanly(u.fn, t) || t.tooBig {
 			return nil, i, nil
 		}
 	}
 	if err := txn.Commit(); err != nil {
 		return nil, -1, err
 	}
-	for i, r := range group {
-		if skipped[i] {
-			r.done <- commitResult{err: r.ctx.Err()}
+	for i, m := range live {
+		if ts[i] == nil {
+			outcomes[m].Err = group[m].ctx.Err()
 		}
 	}
 	return ts, -1, nil

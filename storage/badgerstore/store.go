@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +16,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 	"go.uber.org/zap"
 
+	"github.com/portcullis/portcullis/internal/groupcommit"
 	"github.com/portcullis/portcullis/storage"
 )
 
@@ -140,7 +140,7 @@ type Store struct {
 	// queue holds the Updates waiting to share the next transaction
 	// (groupcommit.go); grouped counts fns committed in a group of two
 	// or more.
-	queue      commitQueue
+	queue      *groupcommit.Queue[update]
 	grouped    atomic.Uint64
 	retentions sync.Map // tenant -> storage.EventRetention (with defaults)
 	eventLogs  sync.Map // tenant -> *eventLog
@@ -211,6 +211,7 @@ func open(dir string, logger *zap.Logger, opts Options, sweep bool) (*Store, err
 		dir:         dir,
 		logger:      logger,
 		maxAttempts: defaultMaxAttempts,
+		queue:       newCommitQueue(),
 		stop:        make(chan struct{}),
 		gcDone:      make(chan struct{}),
 		sweepKick:   make(chan struct{}, 1),
@@ -410,7 +411,8 @@ func (s *Store) committed(tenant string, t *tx) {
 // it recorded of its writes). fn's own error comes back as is. Update and
 // the store's background work (sweeping, pruning) share it.
 func (s *Store) run(ctx context.Context, prefix []byte, fn func(*tx) error) (*tx, error) {
-	var timer *time.Timer
+	backoff := groupcommit.Backoff{Base: baseBackoff, Max: maxBackoff}
+	defer backoff.Stop()
 	for attempt := 1; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -435,23 +437,8 @@ func (s *Store) run(ctx context.Context, prefix []byte, fn func(*tx) error) (*tx
 		if attempt >= s.maxAttempts {
 			return nil, storage.ErrConflict
 		}
-		// Full jitter over an exponentially growing window: concurrent
-		// losers spread out instead of colliding again in lock step.
-		window := baseBackoff << min(attempt-1, 10)
-		if window > maxBackoff {
-			window = maxBackoff
-		}
-		d := time.Duration(rand.Int64N(int64(window))) + time.Microsecond
-		if timer == nil {
-			timer = time.NewTimer(d)
-			defer timer.Stop()
-		} else {
-			timer.Reset(d)
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-timer.C:
+		if err := backoff.Wait(ctx, attempt); err != nil {
+			return nil, err
 		}
 	}
 }

@@ -4,13 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"slices"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/portcullis/portcullis/internal/groupcommit"
 	"github.com/portcullis/portcullis/storage"
 )
 
@@ -49,141 +47,69 @@ const maxGroup = 32
 // tenant, into a delay (TestGroupCommitNestedUpdate).
 const maxGroupWait = 250 * time.Millisecond
 
-// commitQueue is one tenant's Updates waiting for the running group.
-type commitQueue struct {
-	mu      sync.Mutex
-	waiting []*commitReq
-	running bool // a leader is running a group; waiting[0] leads next
+// update is one Update's change, as it waits in its tenant's queue (or
+// runs).
+type update struct {
+	ctx context.Context
+	fn  func(storage.Tx) error
 }
 
-// commitReq is one Update waiting in a queue.
-type commitReq struct {
-	ctx  context.Context
-	fn   func(storage.Tx) error
-	done chan commitResult // the outcome, once
-	lead chan struct{}     // told to run the next group, at most once
-}
-
-// commitResult is the outcome of one fn in a group.
-type commitResult struct {
-	err      error
-	panicked bool
-	panicVal any
-}
-
-func (r commitResult) unwrap() error {
-	if r.panicked {
-		panic(r.panicVal)
-	}
-	return r.err
-}
-
-func (s *Store) queue(tenant string) *commitQueue {
+// queue is the tenant's queue of Updates. An Update that finds it idle
+// leads a group of itself and of whoever queued by the time it takes the
+// group (which runs alone when that is only itself).
+func (s *Store) queue(tenant string) *groupcommit.Queue[update] {
 	if q, ok := s.queues.Load(tenant); ok {
-		return q.(*commitQueue)
+		return q.(*groupcommit.Queue[update])
 	}
-	q, _ := s.queues.LoadOrStore(tenant, new(commitQueue))
-	return q.(*commitQueue)
+	q, _ := s.queues.LoadOrStore(tenant, &groupcommit.Queue[update]{MaxGroup: maxGroup, MaxWait: maxGroupWait})
+	return q.(*groupcommit.Queue[update])
 }
 
 // groupUpdate queues fn behind the tenant's running group, or runs it at
-// once (alone) when there is none. The goroutine that runs a group is one
-// of its callers; when it is done it hands the next group to the first
-// caller waiting, so no caller runs others' groups after its own.
+// once when there is none (see groupcommit.Queue for who runs what).
 func (s *Store) groupUpdate(ctx context.Context, tenant string, fn func(storage.Tx) error) error {
-	q := s.queue(tenant)
-	r := &commitReq{ctx: ctx, fn: fn, done: make(chan commitResult, 1), lead: make(chan struct{}, 1)}
-	q.mu.Lock()
-	q.waiting = append(q.waiting, r)
-	leading := !q.running
-	q.running = true
-	q.mu.Unlock()
-	if !leading {
-		wait := time.NewTimer(maxGroupWait)
-		defer wait.Stop()
-		select {
-		case res := <-r.done:
-			return res.unwrap()
-		case <-r.lead:
-		case <-wait.C:
-			// Still not taken into a group: run alone, beside the
-			// group, as before group commit (see maxGroupWait).
-			q.mu.Lock()
-			select {
-			case <-r.lead: // handed the next group meanwhile
-				q.mu.Unlock()
-			default:
-				if i := slices.Index(q.waiting, r); i >= 0 {
-					q.waiting = slices.Delete(q.waiting, i, i+1)
-					q.mu.Unlock()
-					return s.updateAlone(ctx, tenant, fn)
-				}
-				q.mu.Unlock()
-				return (<-r.done).unwrap() // in a group already
-			}
-		}
-	}
-	// r is waiting[0]: nobody takes from the queue but its leader.
-	q.mu.Lock()
-	n := min(len(q.waiting), maxGroup)
-	group := make([]*commitReq, n)
-	copy(group, q.waiting)
-	q.waiting = append(q.waiting[:0:0], q.waiting[n:]...)
-	q.mu.Unlock()
-
-	s.runGroup(tenant, group)
-
-	q.mu.Lock()
-	if len(q.waiting) > 0 {
-		q.waiting[0].lead <- struct{}{}
-	} else {
-		q.running = false
-	}
-	q.mu.Unlock()
-	return (<-r.done).unwrap()
+	return s.queue(tenant).Do(update{ctx: ctx, fn: fn},
+		func(group []update, outcomes []groupcommit.Outcome) { s.runGroup(tenant, group, outcomes) },
+		func(u update) error { return s.updateAlone(u.ctx, tenant, u.fn) })
 }
 
-// runGroup runs the fns of group and tells each its outcome.
-func (s *Store) runGroup(tenant string, group []*commitReq) {
+// runGroup runs the fns of group and gives each its outcome; a panic of
+// a fn is in its outcome, raised again in its caller's goroutine.
+func (s *Store) runGroup(tenant string, group []update, outcomes []groupcommit.Outcome) {
 	if len(group) == 1 {
-		r := group[0]
-		var res commitResult
-		func() {
-			defer capturePanic(&res)
-			res.err = s.updateAlone(r.ctx, tenant, r.fn)
-		}()
-		r.done <- res
+		u := group[0]
+		defer capturePanic(&outcomes[0])
+		outcomes[0].Err = s.updateAlone(u.ctx, tenant, u.fn)
 		return
 	}
 	ctx, cancel := groupContext(group)
 	defer cancel()
-	results := make([]commitResult, len(group))
-	err := s.runGroupAttempts(ctx, tenant, group, results)
+	err := s.runGroupAttempts(ctx, tenant, group, outcomes)
 	if err == nil {
-		for _, res := range results {
-			if res.err == nil && !res.panicked {
+		for _, res := range outcomes {
+			if res.Err == nil && !res.Panicked {
 				s.grouped.Add(1)
 			}
 		}
 	}
-	for i, r := range group {
-		res := results[i]
-		if err != nil && res.err == nil && !res.panicked {
-			res.err = err
-			if ctxErr := r.ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
-				res.err = fmt.Errorf("%w (%v)", ctxErr, err)
+	for i, u := range group {
+		res := &outcomes[i]
+		if err != nil && res.Err == nil && !res.Panicked {
+			res.Err = err
+			if ctxErr := u.ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
+				res.Err = fmt.Errorf("%w (%v)", ctxErr, err)
 			}
 		}
-		r.done <- res
 	}
 }
 
 // runGroupAttempts runs the group's transaction until it commits, retrying
 // it as updateAlone retries one fn. results gets each fn's own outcome; the
 // error is the group's (nil: committed).
-func (s *Store) runGroupAttempts(ctx context.Context, tenant string, group []*commitReq, results []commitResult) error {
+func (s *Store) runGroupAttempts(ctx context.Context, tenant string, group []update, results []groupcommit.Outcome) error {
 	retention := s.retention(tenant)
-	var timer *time.Timer
+	backoff := groupcommit.Backoff{Base: baseBackoff, Max: maxBackoff}
+	defer backoff.Stop()
 	for attempt := 1; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -201,18 +127,8 @@ func (s *Store) runGroupAttempts(ctx context.Context, tenant string, group []*co
 			return storage.ErrConflict
 		}
 		s.retries.Add(1)
-		window := min(baseBackoff<<min(attempt-1, 10), maxBackoff)
-		d := time.Duration(rand.Int64N(int64(window))) + time.Microsecond
-		if timer == nil {
-			timer = time.NewTimer(d)
-			defer timer.Stop()
-		} else {
-			timer.Reset(d)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-timer.C:
+		if err := backoff.Wait(ctx, attempt); err != nil {
+			return err
 		}
 	}
 }
@@ -221,7 +137,7 @@ func (s *Store) runGroupAttempts(ctx context.Context, tenant string, group []*co
 // in one transaction, and commits it. A fn that fails is rolled back to
 // its savepoint with its outcome in results; an error returned is the
 // transaction's (retryable: run the group again).
-func (s *Store) attemptGroup(ctx context.Context, tenant string, retention storage.EventRetention, group []*commitReq, results []commitResult) (*tx, error) {
+func (s *Store) attemptGroup(ctx context.Context, tenant string, retention storage.EventRetention, group []update, results []groupcommit.Outcome) (*tx, error) {
 	pt, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.Serializable})
 	if err != nil {
 		return nil, fmt.Errorf("postgres: begin: %w", err)
@@ -230,7 +146,7 @@ func (s *Store) attemptGroup(ctx context.Context, tenant string, retention stora
 	all := &tx{ctx: ctx, tx: pt, tenant: tenant, channel: s.feed.channel, writable: true, retention: retention}
 	for i, r := range group {
 		if err := r.ctx.Err(); err != nil {
-			results[i].err = err
+			results[i].Err = err
 			continue
 		}
 		if _, err := pt.Exec(ctx, "SAVEPOINT member"); err != nil {
@@ -241,15 +157,15 @@ func (s *Store) attemptGroup(ctx context.Context, tenant string, retention stora
 		if t.failed != nil && retryable(t.failed) {
 			return nil, t.failed
 		}
-		if !res.panicked && res.err == nil {
+		if !res.Panicked && res.Err == nil {
 			switch {
 			case t.tooBig:
-				res.err = storage.ErrTooBig
+				res.Err = storage.ErrTooBig
 			case t.failed != nil:
-				res.err = t.failed
+				res.Err = t.failed
 			}
 		}
-		if res.panicked || res.err != nil {
+		if res.Panicked || res.Err != nil {
 			// ROLLBACK TO keeps the savepoint; the next SAVEPOINT of
 			// the same name hides it, which PostgreSQL allows.
 			if _, err := pt.Exec(ctx, "ROLLBACK TO SAVEPOINT member"); err != nil {
@@ -274,16 +190,16 @@ func (s *Store) attemptGroup(ctx context.Context, tenant string, retention stora
 }
 
 // runMember runs fn on t, a panic included in the outcome (it is raised
-// again in the caller's goroutine, see commitResult.unwrap).
-func runMember(fn func(storage.Tx) error, t *tx) (res commitResult) {
+// again in the caller's goroutine, see groupcommit.Outcome).
+func runMember(fn func(storage.Tx) error, t *tx) (res groupcommit.Outcome) {
 	defer capturePanic(&res)
-	res.err = fn(t)
+	res.Err = fn(t)
 	return res
 }
 
-func capturePanic(res *commitResult) {
+func capturePanic(res *groupcommit.Outcome) {
 	if p := recover(); p != nil {
-		res.panicked, res.panicVal = true, p
+		res.Panicked, res.PanicValue = true, p
 	}
 }
 
@@ -291,10 +207,10 @@ func capturePanic(res *commitResult) {
 // cancellation may end it for the others (a caller that is gone by its
 // fn's turn is skipped), and it ends at the latest of their deadlines
 // (never, if one has none).
-func groupContext(group []*commitReq) (context.Context, context.CancelFunc) {
+func groupContext(group []update) (context.Context, context.CancelFunc) {
 	var latest time.Time
-	for _, r := range group {
-		d, ok := r.ctx.Deadline()
+	for _, u := range group {
+		d, ok := u.ctx.Deadline()
 		if !ok {
 			return context.WithCancel(context.WithoutCancel(group[0].ctx))
 		}

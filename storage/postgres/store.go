@@ -15,7 +15,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,6 +24,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/zap"
 
+	"github.com/portcullis/portcullis/internal/groupcommit"
 	"github.com/portcullis/portcullis/storage"
 )
 
@@ -80,7 +80,7 @@ type Store struct {
 	closed bool
 
 	versions   sync.Map // tenant -> *atomic.Uint64: last known change version
-	queues     sync.Map // tenant -> *commitQueue (groupcommit.go)
+	queues     sync.Map // tenant -> *groupcommit.Queue[update] (groupcommit.go)
 	retentions sync.Map // tenant -> storage.EventRetention (with defaults)
 	feed       changeFeed
 
@@ -268,7 +268,8 @@ func (s *Store) update(ctx context.Context, tenant string, fn func(storage.Tx) e
 // groupcommit.go for when others join it).
 func (s *Store) updateAlone(ctx context.Context, tenant string, fn func(storage.Tx) error) error {
 	retention := s.retention(tenant)
-	var timer *time.Timer
+	backoff := groupcommit.Backoff{Base: baseBackoff, Max: maxBackoff}
+	defer backoff.Stop()
 	for attempt := 1; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -288,21 +289,8 @@ func (s *Store) updateAlone(ctx context.Context, tenant string, fn func(storage.
 			return storage.ErrConflict
 		}
 		s.retries.Add(1)
-		window := baseBackoff << min(attempt-1, 10)
-		if window > maxBackoff {
-			window = maxBackoff
-		}
-		d := time.Duration(rand.Int64N(int64(window))) + time.Microsecond
-		if timer == nil {
-			timer = time.NewTimer(d)
-			defer timer.Stop()
-		} else {
-			timer.Reset(d)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-timer.C:
+		if err := backoff.Wait(ctx, attempt); err != nil {
+			return err
 		}
 	}
 }
