@@ -86,11 +86,13 @@ type BadgerStorage struct {
 	KeyEncryptionKey string `json:"key_encryption_key,omitempty"`
 	// MemTableSize and BlockCacheSize size the store's memory, in bytes
 	// (0: badgerstore.DefaultOptions); see storage_badgersizes.go.
+	// BlockCacheSize -1 (Caddyfile "off", the default): no block cache.
 	MemTableSize   int64 `json:"memtable_size,omitempty"`
 	BlockCacheSize int64 `json:"block_cache_size,omitempty"`
 	// MappedMemory bounds the resident pages of the store's mapped files
-	// (badgerstore.Options.MappedMemory), in bytes; -1 (Caddyfile "off"):
-	// never trim them.
+	// (badgerstore.Options.MappedMemory), in bytes; 0 (Caddyfile "auto",
+	// the default): a quarter of the store's size on disk, between 48
+	// and 256 MiB; -1 (Caddyfile "off"): never trim them.
 	MappedMemory int64 `json:"mapped_memory,omitempty"`
 
 	absDir string
@@ -147,7 +149,8 @@ func (b *BadgerStorage) OpenStore(logger *zap.Logger) (storage.Store, error) {
 //	storage badger [<dir>] {
 //		key_encryption_key <key>
 //		memtable_size <size>   # e.g. 16MiB
-//		block_cache <size>     # e.g. 32MiB
+//		block_cache <size>|off # e.g. 32MiB; default off
+//		mapped_memory <size>|auto|off
 //	}
 func (b *BadgerStorage) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // backend name
@@ -168,11 +171,11 @@ func (b *BadgerStorage) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 		case "block_cache":
-			if err := unmarshalSize(d, &b.BlockCacheSize); err != nil {
+			if err := unmarshalSizeOrOff(d, &b.BlockCacheSize, false); err != nil {
 				return err
 			}
 		case "mapped_memory":
-			if err := unmarshalSizeOrOff(d, &b.MappedMemory); err != nil {
+			if err := unmarshalSizeOrOff(d, &b.MappedMemory, true); err != nil {
 				return err
 			}
 		default:

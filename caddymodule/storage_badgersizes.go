@@ -29,11 +29,16 @@ func unmarshalSize(d *caddyfile.Dispenser, dst *int64) error {
 	return nil
 }
 
-// unmarshalSizeOrOff is unmarshalSize that also takes "off" (-1).
-func unmarshalSizeOrOff(d *caddyfile.Dispenser, dst *int64) error {
+// unmarshalSizeOrOff is unmarshalSize that also takes "off" (-1) and,
+// with auto, "auto" (0: the store's default, which grows with it).
+func unmarshalSizeOrOff(d *caddyfile.Dispenser, dst *int64, auto bool) error {
 	if d.NextArg() {
-		if d.Val() == "off" {
+		switch {
+		case d.Val() == "off":
 			*dst = -1
+			return nil
+		case auto && d.Val() == "auto":
+			*dst = 0
 			return nil
 		}
 		d.Prev() // back to the option's name, for unmarshalSize
@@ -49,11 +54,14 @@ func (b *BadgerStorage) storeOptions() badgerstore.Options {
 // checkSizes refuses sizes the store would refuse, at provisioning, so a
 // config with one fails to load instead of failing at first use.
 func (b *BadgerStorage) checkSizes() error {
-	if b.MemTableSize < 0 || b.BlockCacheSize < 0 {
-		return fmt.Errorf("storage badger: sizes must not be negative")
+	if b.MemTableSize < 0 {
+		return fmt.Errorf("storage badger: memtable_size must not be negative")
+	}
+	if b.BlockCacheSize < -1 {
+		return fmt.Errorf("storage badger: block_cache_size must be a size or -1 (off)")
 	}
 	if b.MappedMemory < -1 {
-		return fmt.Errorf("storage badger: mapped_memory must be a size or -1 (off)")
+		return fmt.Errorf("storage badger: mapped_memory must be a size, 0 (auto) or -1 (off)")
 	}
 	if _, err := b.storeOptions().WithDefaults(); err != nil {
 		return fmt.Errorf("storage badger: %w", err)

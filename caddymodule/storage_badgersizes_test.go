@@ -64,6 +64,9 @@ func TestStorageBadgerSizes(t *testing.T) {
 		{"missing value", "storage badger /data {\n block_cache\n}", 0, 0, "argument", 0},
 		{"extra value", "storage badger /data {\n block_cache 1MiB 2MiB\n}", 0, 0, "argument", 0},
 		{"mapped memory off", "storage badger /data {\n mapped_memory off\n}", 0, 0, "", -1},
+		{"mapped memory auto", "storage badger /data {\n mapped_memory auto\n}", 0, 0, "", 0},
+		{"block cache off", "storage badger /data {\n block_cache off\n}", 0, -1, "", 0},
+		{"block cache auto is not a size", "storage badger /data {\n block_cache auto\n}", 0, 0, "block_cache", 0},
 		{"mapped memory not a size", "storage badger /data {\n mapped_memory some\n}", 0, 0, "mapped_memory", 0},
 		{"unknown option", "storage badger /data {\n index_cache 16MiB\n}", 0, 0, "index_cache", 0},
 	}
@@ -100,7 +103,9 @@ func TestStorageBadgerSizesChecked(t *testing.T) {
 		{"defaults", BadgerStorage{}, false},
 		{"set", BadgerStorage{MemTableSize: 64 << 20, BlockCacheSize: 256 << 20}, false},
 		{"memtable too small", BadgerStorage{MemTableSize: 1000}, true},
-		{"negative cache", BadgerStorage{BlockCacheSize: -1}, true},
+		{"cache off", BadgerStorage{BlockCacheSize: -1}, false},
+		{"cache negative", BadgerStorage{BlockCacheSize: -2}, true},
+		{"cache too small", BadgerStorage{BlockCacheSize: 1000}, true},
 		{"mapped memory off", BadgerStorage{MappedMemory: -1}, false},
 		{"mapped memory negative", BadgerStorage{MappedMemory: -2}, true},
 	}

@@ -93,6 +93,9 @@ func TestOptionsWithDefaults(t *testing.T) {
 		{"memtable too small", Options{MemTableSize: 4096}, Options{}, true},
 		{"memtable too large", Options{MemTableSize: 4 << 30}, Options{}, true},
 		{"cache too small", Options{BlockCacheSize: 100}, Options{}, true},
+		{"cache off", Options{BlockCacheSize: -5}, Options{MemTableSize: DefaultOptions.MemTableSize, BlockCacheSize: -1, MappedMemory: DefaultOptions.MappedMemory}, false},
+		{"trimming auto", Options{MappedMemory: MappedMemoryAuto}, DefaultOptions, false},
+		{"trimming negative is off", Options{MappedMemory: -7}, Options{MemTableSize: DefaultOptions.MemTableSize, BlockCacheSize: DefaultOptions.BlockCacheSize, MappedMemory: -1}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -36,7 +36,7 @@ func (s *Store) kickTrimmer() {
 
 // runTrimmer trims the mapped pages while the store is in use (see above),
 // until Close.
-func (s *Store) runTrimmer(budget int64) {
+func (s *Store) runTrimmer(bound int64) {
 	defer close(s.trimDone)
 	var t *time.Timer
 	defer func() {
@@ -50,7 +50,7 @@ func (s *Store) runTrimmer(budget int64) {
 			return
 		case <-s.trimKick:
 		}
-		trimMappedFiles(s.dir, budget, s.logger)
+		trimMappedFiles(s.dir, s.mappedBudget(bound), s.logger)
 		// At most one check per interval, whatever the traffic.
 		if t == nil {
 			t = time.NewTimer(trimInterval)
@@ -63,4 +63,32 @@ func (s *Store) runTrimmer(budget int64) {
 		case <-t.C:
 		}
 	}
+}
+
+// Bounds of MappedMemoryAuto's budget.
+const (
+	minAutoMapped = 48 << 20
+	maxAutoMapped = 256 << 20
+)
+
+// mappedBudget is the budget of bound (Options.MappedMemory): itself, or
+// for MappedMemoryAuto a quarter of the store's size on disk (Badger's
+// own count of its tables and value log, updated every minute) between
+// 48 and 256 MiB. A store's hot part grows with it, so a fixed bound is
+// either too tight for a large store (every lookup a read from disk
+// after each trim) or too loose for a small one: 100,000 users keep
+// ~90 MiB of their files resident within a few thousand reads, 1,000,000
+// users take the full 256 MiB.
+func (s *Store) mappedBudget(bound int64) int64 {
+	if bound != MappedMemoryAuto {
+		return bound
+	}
+	lsm, vlog := s.db.Size()
+	return autoMappedBudget(lsm + vlog)
+}
+
+// autoMappedBudget is MappedMemoryAuto's budget for a store of size bytes
+// on disk.
+func autoMappedBudget(size int64) int64 {
+	return min(max(size/4, minAutoMapped), maxAutoMapped)
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 	"go.uber.org/zap"
 
 	"github.com/portcullis/portcullis/internal/groupcommit"
@@ -56,7 +57,21 @@ const (
 	// valueLogFileSize: 64 MiB files keep each mmap small and let GC
 	// rewrite one file at a time.
 	valueLogFileSize = 64 << 20
+	// defaultTableCompression is none: Badger must copy a compressed block out
+	// of the mapped file to decompress it, and keeps the copies in a
+	// block cache on the Go heap (32 MiB at 100,000 users, doubled in RSS
+	// by the collector's headroom), where an uncompressed block is read
+	// in place from the page cache, which the mapped-memory bound and the
+	// kernel can take back. At 100,000 users that is 72 -> 38 MiB of
+	// anonymous memory for ~35% more table bytes on disk, and no slower
+	// reads (bench: -only scale). Badger records each table's compression
+	// in its manifest, so tables written compressed stay readable.
+	defaultTableCompression = options.None
 )
+
+// tableCompression is defaultTableCompression; a variable only so a test
+// can write tables as earlier versions did (Snappy).
+var tableCompression = defaultTableCompression
 
 // Options sizes the store's memory. A zero field takes its value from
 // DefaultOptions.
@@ -70,34 +85,43 @@ type Options struct {
 	// storage.ErrTooBig (a SCIM 413). The storage suite's 5,000
 	// memberships in one transaction need 16 MiB.
 	MemTableSize int64
-	// BlockCacheSize caches decompressed blocks of the LSM tree (keys,
-	// index entries and small values; records are in the value log). It
-	// fills only with blocks read, so a small store never reaches it. The
-	// tree of 100,000 users and their indexes is ~20 MiB on disk (Snappy),
-	// so 32 MiB keeps most of it hot; a store of millions reads the rest
-	// from the page cache and decompresses it again.
+	// BlockCacheSize caches parsed blocks of the LSM tree. The store
+	// writes its tables uncompressed (see tableCompression), so a block
+	// is read in place from the mapped file and the cache saves only the
+	// parsing of a block's header; the cache's own structures cost a
+	// couple of MiB of heap (twice that in RSS once the collector's
+	// headroom counts). Negative: no cache (the default). A store written
+	// by an earlier version keeps its Snappy-compressed tables until
+	// compaction rewrites them; without a cache each read of one of
+	// those blocks decompresses it again (~2 µs), so a large old store
+	// may want a cache until then.
 	BlockCacheSize int64
 	// MappedMemory bounds the resident pages of the store's mmap'd files
 	// (value log, tables, memtable WAL), which Badger leaves mapped as
 	// reads and writes touch them: while the store is in use, at most
 	// every few seconds, when those pages exceed it, the store asks the
-	// kernel to page its files out (mappedpages*.go). The
-	// data stays on disk; a later read of a trimmed page reads it again.
-	// Negative: never trim.
+	// kernel to page its files out (mappedpages*.go). The data stays on
+	// disk; a later read of a trimmed page reads it again. Negative:
+	// never trim. MappedMemoryAuto: a quarter of the store's size on
+	// disk, between 48 and 256 MiB (mappedBudget).
 	MappedMemory int64
 }
+
+// MappedMemoryAuto is Options.MappedMemory's default: a bound that grows
+// with the store, from 48 MiB to 256 MiB.
+const MappedMemoryAuto int64 = -2
 
 // DefaultOptions are the sizes for a gateway: see Options and the README's
 // storage section for the trade-off.
 var DefaultOptions = Options{
 	MemTableSize:   16 << 20,
-	BlockCacheSize: 32 << 20,
-	MappedMemory:   256 << 20,
+	BlockCacheSize: -1,
+	MappedMemory:   MappedMemoryAuto,
 }
 
 // Minimums of Options: a smaller memtable could not hold a transaction of
-// a couple of hundred member changes; Badger needs a block cache to read
-// the Snappy-compressed tree at all.
+// a couple of hundred member changes; a block cache smaller than a few
+// blocks is no cache.
 const (
 	minMemTableSize   = 1 << 20
 	minBlockCacheSize = 1 << 20
@@ -117,8 +141,14 @@ func (o Options) WithDefaults() (Options, error) {
 	if o.MemTableSize < minMemTableSize || o.MemTableSize >= 1<<31 {
 		return o, fmt.Errorf("badgerstore: memtable size %d out of range [1 MiB, 2 GiB)", o.MemTableSize)
 	}
-	if o.BlockCacheSize < minBlockCacheSize {
+	if o.BlockCacheSize > 0 && o.BlockCacheSize < minBlockCacheSize {
 		return o, fmt.Errorf("badgerstore: block cache size %d under 1 MiB", o.BlockCacheSize)
+	}
+	if o.BlockCacheSize < 0 {
+		o.BlockCacheSize = -1
+	}
+	if o.MappedMemory < 0 && o.MappedMemory != MappedMemoryAuto {
+		o.MappedMemory = -1
 	}
 	return o, nil
 }
@@ -222,7 +252,7 @@ func open(dir string, logger *zap.Logger, opts Options, sweep bool) (*Store, err
 	}
 	go s.runGC()
 	go s.runCompactor()
-	if opts.MappedMemory > 0 {
+	if opts.MappedMemory > 0 || opts.MappedMemory == MappedMemoryAuto {
 		s.trimKick = make(chan struct{}, 1)
 		go s.runTrimmer(opts.MappedMemory)
 	} else {
@@ -249,7 +279,8 @@ func badgerOptions(dir string, logger *zap.Logger, opts Options, compactors int)
 		WithLogger(zapLogger{logger.Sugar()}).
 		WithMemTableSize(opts.MemTableSize).
 		WithNumMemtables(numMemtables).
-		WithBlockCacheSize(opts.BlockCacheSize).
+		WithBlockCacheSize(max(opts.BlockCacheSize, 0)).
+		WithCompression(tableCompression).
 		WithValueThreshold(valueThreshold).
 		WithValueLogFileSize(valueLogFileSize).
 		WithNumCompactors(compactors).
