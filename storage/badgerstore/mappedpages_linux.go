@@ -77,7 +77,7 @@ func trimMappedFiles(dir string, budget int64, logger *zap.Logger) {
 	// The value log and the memtable WAL first: records, one page or so
 	// per read, the bulk of the store. The tables (.sst) hold the index
 	// blocks and bloom filters every lookup reads, so they go only when
-	// they alone are over the budget.
+	// they alone are over the budget, and then only their data blocks.
 	if !pageOut(ranges, false, logger) || tables <= budget {
 		return
 	}
@@ -91,7 +91,14 @@ func pageOut(ranges []addrRange, tables bool, logger *zap.Logger) bool {
 		if r.table != tables {
 			continue
 		}
-		_, _, errno := unix.Syscall(unix.SYS_MADVISE, r.start, r.end-r.start, unix.MADV_PAGEOUT)
+		end := r.end
+		if r.table {
+			end = r.dataEnd()
+		}
+		if end <= r.start {
+			continue
+		}
+		_, _, errno := unix.Syscall(unix.SYS_MADVISE, r.start, end-r.start, unix.MADV_PAGEOUT)
 		switch {
 		case errno == 0, errno == unix.ENOMEM, errno == unix.EAGAIN:
 			// ENOMEM: Badger unmapped it meanwhile.
@@ -131,6 +138,24 @@ type addrRange struct {
 	start, end uintptr
 	rss        int64
 	table      bool
+	path       string // the file (for a table's index)
+	offset     uint64 // of the mapping in the file
+}
+
+// dataEnd is where a table mapping's data blocks end: the page its index
+// starts in (tableindex.go), which the trimmer keeps. Where that is not
+// known (the file unreadable, a mapping not from the file's start), the
+// whole mapping is data.
+func (r addrRange) dataEnd() uintptr {
+	if r.offset != 0 {
+		return r.end
+	}
+	idx, err := tableIndexStart(r.path)
+	if err != nil || idx <= 0 {
+		return r.end
+	}
+	page := uintptr(os.Getpagesize())
+	return min(r.end, (r.start+uintptr(idx))&^(page-1))
 }
 
 // mappedFileRanges lists the mappings of files in dir, from
@@ -180,7 +205,19 @@ func mappedFileRanges(dir string) ([]addrRange, error) {
 			continue
 		}
 		path := bytes.TrimSuffix(line[i:], []byte(" (deleted)"))
-		ranges = append(ranges, addrRange{start: uintptr(start), end: uintptr(end), table: bytes.HasSuffix(path, []byte(".sst"))})
+		r := addrRange{start: uintptr(start), end: uintptr(end), table: bytes.HasSuffix(path, []byte(".sst"))}
+		if r.table {
+			// start-end perms offset ...: the third field.
+			if f := bytes.Fields(line); len(f) > 2 {
+				if off, err := strconv.ParseUint(string(f[2]), 16, 64); err == nil {
+					r.offset = off
+				} else {
+					r.offset = 1 // unknown: page out all of it
+				}
+			}
+			r.path = string(path)
+		}
+		ranges = append(ranges, r)
 		mine = true
 	}
 	return ranges, sc.Err()
