@@ -121,38 +121,29 @@ func BenchmarkGate(b *testing.B) {
 			authorize(b, gate, r)
 		}
 	})
-	b.Run("serve", func(b *testing.B) {
-		// Authorize plus following the request while it runs (the live
-		// request registry), as the Caddy handler calls it.
-		r := newRequest()
-		next := func(http.ResponseWriter, *http.Request, *Identity) error { return nil }
-		b.ReportAllocs()
-		b.ResetTimer()
-		setCookie(r)
-		for b.Loop() {
+	// Authorize plus following the request while it runs (the live
+	// request registry), as the Caddy handler calls it: with a writer
+	// without deadlines (the gate makes a context of its own), and with
+	// one that has them, as net/http's HTTP/1 and HTTP/2 servers hand
+	// handlers (revocation ends the request by them; liverequests.go).
+	for _, sv := range []struct {
+		name string
+		w    http.ResponseWriter
+	}{{"serve", w}, {"serve-server-writer", serverWriter{w}}} {
+		b.Run(sv.name, func(b *testing.B) {
+			r := newRequest()
+			next := func(http.ResponseWriter, *http.Request, *Identity) error { return nil }
+			b.ReportAllocs()
+			b.ResetTimer()
 			setCookie(r)
-			if err := gate.Serve(w, r, next); err != nil {
-				b.Fatal(err)
+			for b.Loop() {
+				setCookie(r)
+				if err := gate.Serve(sv.w, r, next); err != nil {
+					b.Fatal(err)
+				}
 			}
-		}
-	})
-	b.Run("serve-server-writer", func(b *testing.B) {
-		// serve with a writer that has deadlines, as net/http's HTTP/1
-		// and HTTP/2 servers hand handlers: revocation ends the request
-		// by them, with no context of the gate's (liverequests.go).
-		r := newRequest()
-		sw := serverWriter{w}
-		next := func(http.ResponseWriter, *http.Request, *Identity) error { return nil }
-		b.ReportAllocs()
-		b.ResetTimer()
-		setCookie(r)
-		for b.Loop() {
-			setCookie(r)
-			if err := gate.Serve(sw, r, next); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
+		})
+	}
 	b.Run("parallel", func(b *testing.B) {
 		authorize(b, gate, newRequest())
 		b.ReportAllocs()
