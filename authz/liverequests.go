@@ -24,15 +24,18 @@ import (
 //
 // Ending a request cancels its context, which stops the proxy's upstream
 // request and the stream it relays, and closes a hijacked (upgraded)
-// connection. On HTTP/1 and HTTP/2 the server cancels the context itself:
-// ending sets the read and write deadlines of the request's connection
-// (HTTP/1) or stream (HTTP/2, extended CONNECT WebSockets among them) in
-// the past, so the server's pending read fails or the stream is reset at
+// connection. On HTTP/2 the server cancels the context itself: ending
+// sets the read and write deadlines of the request's stream (extended
+// CONNECT WebSockets among them) in the past, so the stream is reset at
 // once even when neither side is sending, and net/http cancels the
 // request's context. That costs the request nothing up front; a
 // cancellable context of our own (context.WithCancel) costs two
-// allocations per request and is made only where deadlines are not known
-// to end the request (HTTP/3, a writer without deadlines).
+// allocations per request and is made where deadlines are not known to
+// end the request: HTTP/3, a writer without deadlines, and HTTP/1, whose
+// context ends only when a read of the connection fails (there is none
+// while the body is unread or after a pipelined byte). HTTP/1 gets the
+// past deadlines as well, so a write blocked on a client that stopped
+// reading fails too.
 //
 // The registry's watcher runs only while requests are live, and wakes
 // every liveCheckInterval: it compares the store's generation with the one
@@ -65,13 +68,13 @@ type liveRequest struct {
 	// registration.
 	gen     uint64
 	expires time.Time // the session's absolute expiry (zero: none)
-	// cancel cancels the handler's context when deadlines do not end the
-	// request (nil when they do).
+	// cancel cancels the handler's context when deadlines alone do not
+	// end the request (nil when they do: HTTP/2).
 	cancel context.CancelFunc
 	// w is the writer the gate was given, for the deadlines.
 	w http.ResponseWriter
-	// deadlines says that the request ends by the deadlines of w: its
-	// HTTP/1 connection or its HTTP/2 stream.
+	// deadlines says that revoking sets the deadlines of w, its HTTP/1
+	// connection or its HTTP/2 stream, in the past.
 	deadlines bool
 
 	// values backs the identity headers of the request (one array per
@@ -176,7 +179,14 @@ func (ids *Identities) track(g *Gate, w http.ResponseWriter, r *http.Request, lr
 	lr.key, lr.gate, lr.userID, lr.gen, lr.expires = e.session.IDHash, g, e.identity.UserID, e.gen, e.session.ExpiresAt
 	lr.w, lr.deadlines = w, r.ProtoMajor <= 2 && hasDeadlines(w)
 	ctx := r.Context()
-	if !lr.deadlines {
+	// Only HTTP/2 ends the request by deadlines alone (a past write
+	// deadline resets the stream at once). HTTP/1 cancels the context
+	// only when a read of the connection fails, and nothing reads it
+	// while the request body is unread (even when it is already in the
+	// server's buffer) or after the client sent a pipelined byte: there
+	// the past deadlines only fail the next write, so the request needs
+	// a context of its own.
+	if !lr.deadlines || r.ProtoMajor < 2 {
 		ctx, lr.cancel = context.WithCancel(ctx)
 	}
 	lr.ctx = identityContext{Context: ctx, id: &e.identity}
