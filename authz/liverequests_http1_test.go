@@ -128,3 +128,97 @@ func TestRevocationStopsAnHTTP1RequestBeforeItIsForwarded(t *testing.T) {
 		}
 	}
 }
+
+// finishedThenWaits answers in full at once (a Content-Length body,
+// flushed), then stays in the handler until its context ends or a while
+// passed, as a proxy does between relaying an answer and returning.
+type finishedThenWaits struct{ started chan string }
+
+func (h finishedThenWaits) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	id, _ := IdentityFromContext(r.Context())
+	w.Header().Set("Content-Length", "2")
+	_, _ = io.WriteString(w, "ok")
+	_ = http.NewResponseController(w).Flush()
+	h.started <- id.UserID
+	if r.URL.Path == "/wait" {
+		select {
+		case <-r.Context().Done():
+		case <-time.After(1500 * time.Millisecond):
+		}
+	}
+}
+
+// TestRevocationLeavesTheNextRequestOnTheConnectionAlone: a front proxy
+// (or any keep-alive client) sends one user's request and then another's
+// on the same HTTP/1 connection. The first user's session is revoked
+// after their answer was complete but before their handler returned; the
+// connection then carries the second user's request, which must be
+// served as that user. A past read deadline on the connection fails
+// net/http's background read, which cancels the context of the whole
+// connection (not the request's), and the connection is kept alive: every
+// later request on it would start with a cancelled context (the gate's
+// store read fails, and the signed-in bystander is told to sign in). The
+// control: the same sequence without a revocation.
+func TestRevocationLeavesTheNextRequestOnTheConnectionAlone(t *testing.T) {
+	for _, revoke := range []bool{false, true} {
+		t.Run(fmt.Sprintf("revoked %v", revoke), func(t *testing.T) {
+			f := newFixture(t)
+			ids := f.identities(threeRoles())
+			gate := f.gate(ids, GateConfig{})
+			victim, bystander := f.user("victim"), f.user("bystander")
+			victimCookie, bystanderCookie := f.signIn(victim), f.signIn(bystander)
+			h := finishedThenWaits{started: make(chan string, 2)}
+			srv := httptest.NewServer(gate.Handler(h))
+			t.Cleanup(srv.Close)
+			conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { conn.Close() })
+			br := bufio.NewReader(conn)
+			send := func(path, cookie string) (*http.Response, error) {
+				if _, err := fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: gw.example\r\nCookie: %s=%s\r\n\r\n", path, testCookie, cookie); err != nil {
+					return nil, err
+				}
+				_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					return nil, err
+				}
+				body, err := io.ReadAll(resp.Body)
+				t.Logf("%s: %s %s", path, resp.Status, body)
+				return resp, err
+			}
+			resp, err := send("/wait", victimCookie)
+			if err != nil || resp.StatusCode != http.StatusOK {
+				t.Fatalf("the victim's request: %v %v", resp, err)
+			}
+			<-h.started
+			if revoke {
+				f.update(func(tx storage.Tx) error { return tx.DeleteUser(victim.ID) })
+			}
+			// The victim's handler returns (at the revocation, or after
+			// its wait).
+			deadline := time.Now().Add(3 * time.Second)
+			for {
+				if live, _ := ids.LiveRequests(); live == 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("the victim's request never ended")
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			resp, err = send("/now", bystanderCookie)
+			if err != nil {
+				t.Fatalf("the bystander's request on the same connection failed: %v", err)
+			}
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("the bystander's request: %s %v", resp.Status, resp.Header)
+			}
+			if who := <-h.started; who != bystander.ID {
+				t.Fatalf("the second request ran as %q, want the bystander", who)
+			}
+		})
+	}
+}
