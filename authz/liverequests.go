@@ -31,11 +31,8 @@ import (
 // request's context. That costs the request nothing up front; a
 // cancellable context of our own (context.WithCancel) costs two
 // allocations per request and is made where deadlines are not known to
-// end the request: HTTP/3, a writer without deadlines, and HTTP/1, whose
-// context ends only when a read of the connection fails (there is none
-// while the body is unread or after a pipelined byte). HTTP/1 gets the
-// past deadlines as well, so a write blocked on a client that stopped
-// reading fails too.
+// end the request alone: HTTP/3, a writer without deadlines, and HTTP/1
+// (see track: its deadlines belong to the connection, not the request).
 //
 // The registry's watcher runs only while requests are live, and wakes
 // every liveCheckInterval: it compares the store's generation with the one
@@ -68,13 +65,13 @@ type liveRequest struct {
 	// registration.
 	gen     uint64
 	expires time.Time // the session's absolute expiry (zero: none)
-	// cancel cancels the handler's context when deadlines alone do not
-	// end the request (nil when they do: HTTP/2).
+	// cancel cancels the handler's context when deadlines do not end the
+	// request (nil when they do: HTTP/2).
 	cancel context.CancelFunc
 	// w is the writer the gate was given, for the deadlines.
 	w http.ResponseWriter
-	// deadlines says that revoking sets the deadlines of w, its HTTP/1
-	// connection or its HTTP/2 stream, in the past.
+	// deadlines says that the request ends by the deadlines of w: its
+	// HTTP/2 stream.
 	deadlines bool
 
 	// values backs the identity headers of the request (one array per
@@ -177,16 +174,18 @@ type liveRequests struct {
 // called when the handler returns.
 func (ids *Identities) track(g *Gate, w http.ResponseWriter, r *http.Request, lr *liveRequest, e *entry) (http.ResponseWriter, *http.Request) {
 	lr.key, lr.gate, lr.userID, lr.gen, lr.expires = e.session.IDHash, g, e.identity.UserID, e.gen, e.session.ExpiresAt
-	lr.w, lr.deadlines = w, r.ProtoMajor <= 2 && hasDeadlines(w)
+	// Only HTTP/2 ends the request by deadlines (a past write deadline
+	// resets the stream at once). HTTP/1 cancels the context only when a
+	// read of the connection fails, and nothing reads it while the
+	// request body is unread (even when it is already in the server's
+	// buffer) or after the client sent a pipelined byte; and when the
+	// background read does fail, net/http cancels the context of the
+	// connection, so every later request on it (keep-alive, or another
+	// user's through a front proxy) starts cancelled. So HTTP/1 gets a
+	// context of its own and its connection is left alone.
+	lr.w, lr.deadlines = w, r.ProtoMajor == 2 && hasDeadlines(w)
 	ctx := r.Context()
-	// Only HTTP/2 ends the request by deadlines alone (a past write
-	// deadline resets the stream at once). HTTP/1 cancels the context
-	// only when a read of the connection fails, and nothing reads it
-	// while the request body is unread (even when it is already in the
-	// server's buffer) or after the client sent a pipelined byte: there
-	// the past deadlines only fail the next write, so the request needs
-	// a context of its own.
-	if !lr.deadlines || r.ProtoMajor < 2 {
+	if !lr.deadlines {
 		ctx, lr.cancel = context.WithCancel(ctx)
 	}
 	lr.ctx = identityContext{Context: ctx, id: &e.identity}
