@@ -24,15 +24,15 @@ import (
 //
 // Ending a request cancels its context, which stops the proxy's upstream
 // request and the stream it relays, and closes a hijacked (upgraded)
-// connection. On HTTP/1 and HTTP/2 the server cancels the context itself:
-// ending sets the read and write deadlines of the request's connection
-// (HTTP/1) or stream (HTTP/2, extended CONNECT WebSockets among them) in
-// the past, so the server's pending read fails or the stream is reset at
+// connection. On HTTP/2 the server cancels the context itself: ending
+// sets the read and write deadlines of the request's stream (extended
+// CONNECT WebSockets among them) in the past, so the stream is reset at
 // once even when neither side is sending, and net/http cancels the
 // request's context. That costs the request nothing up front; a
 // cancellable context of our own (context.WithCancel) costs two
-// allocations per request and is made only where deadlines are not known
-// to end the request (HTTP/3, a writer without deadlines).
+// allocations per request and is made where deadlines are not known to
+// end the request alone: HTTP/3, a writer without deadlines, and HTTP/1
+// (see track: its deadlines belong to the connection, not the request).
 //
 // The registry's watcher runs only while requests are live, and wakes
 // every liveCheckInterval: it compares the store's generation with the one
@@ -66,12 +66,12 @@ type liveRequest struct {
 	gen     uint64
 	expires time.Time // the session's absolute expiry (zero: none)
 	// cancel cancels the handler's context when deadlines do not end the
-	// request (nil when they do).
+	// request (nil when they do: HTTP/2).
 	cancel context.CancelFunc
 	// w is the writer the gate was given, for the deadlines.
 	w http.ResponseWriter
 	// deadlines says that the request ends by the deadlines of w: its
-	// HTTP/1 connection or its HTTP/2 stream.
+	// HTTP/2 stream.
 	deadlines bool
 
 	// values backs the identity headers of the request (one array per
@@ -174,7 +174,16 @@ type liveRequests struct {
 // called when the handler returns.
 func (ids *Identities) track(g *Gate, w http.ResponseWriter, r *http.Request, lr *liveRequest, e *entry) (http.ResponseWriter, *http.Request) {
 	lr.key, lr.gate, lr.userID, lr.gen, lr.expires = e.session.IDHash, g, e.identity.UserID, e.gen, e.session.ExpiresAt
-	lr.w, lr.deadlines = w, r.ProtoMajor <= 2 && hasDeadlines(w)
+	// Only HTTP/2 ends the request by deadlines (a past write deadline
+	// resets the stream at once). HTTP/1 cancels the context only when a
+	// read of the connection fails, and nothing reads it while the
+	// request body is unread (even when it is already in the server's
+	// buffer) or after the client sent a pipelined byte; and when the
+	// background read does fail, net/http cancels the context of the
+	// connection, so every later request on it (keep-alive, or another
+	// user's through a front proxy) starts cancelled. So HTTP/1 gets a
+	// context of its own and its connection is left alone.
+	lr.w, lr.deadlines = w, r.ProtoMajor == 2 && hasDeadlines(w)
 	ctx := r.Context()
 	if !lr.deadlines {
 		ctx, lr.cancel = context.WithCancel(ctx)
