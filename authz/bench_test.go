@@ -22,10 +22,10 @@ import (
 //   - reload: a store write before every request, so every request reads
 //     session, user and groups again (the cost after a SCIM change);
 //   - serve: cached, through Gate.Serve (the request followed while it
-//     runs, as the Caddy handler does) with a writer without deadlines
-//     (the gate makes a cancellable context of its own);
-//   - serve-server-writer: the same with a writer that has deadlines, as
-//     net/http's servers hand handlers (the gate makes no context);
+//     runs, as the Caddy handler does) over HTTP/1 (the gate makes a
+//     cancellable context of its own);
+//   - serve-http2: the same over HTTP/2 with a writer that has
+//     deadlines, as net/http's server hands handlers (no context made);
 //   - parallel: the hot path from GOMAXPROCS goroutines.
 //
 // The session resolver is the test one (cookie parse + SHA-256), which is
@@ -122,16 +122,18 @@ func BenchmarkGate(b *testing.B) {
 		}
 	})
 	// Authorize plus following the request while it runs (the live
-	// request registry), as the Caddy handler calls it: with a writer
-	// without deadlines (the gate makes a context of its own), and with
-	// one that has them, as net/http's HTTP/1 and HTTP/2 servers hand
-	// handlers (revocation ends the request by them; liverequests.go).
+	// request registry), as the Caddy handler calls it: over HTTP/1 (the
+	// gate makes a context of its own to cancel), and over HTTP/2 with a
+	// writer that has deadlines, as net/http's server hands handlers
+	// (revocation resets the stream; liverequests.go).
 	for _, sv := range []struct {
-		name string
-		w    http.ResponseWriter
-	}{{"serve", w}, {"serve-server-writer", serverWriter{w}}} {
+		name  string
+		w     http.ResponseWriter
+		major int
+	}{{"serve", w, 1}, {"serve-http2", serverWriter{w}, 2}} {
 		b.Run(sv.name, func(b *testing.B) {
 			r := newRequest()
+			r.ProtoMajor = sv.major
 			next := func(http.ResponseWriter, *http.Request, *Identity) error { return nil }
 			b.ReportAllocs()
 			b.ResetTimer()
@@ -162,8 +164,8 @@ func BenchmarkGate(b *testing.B) {
 	})
 }
 
-// serverWriter is a recorder with the deadline methods net/http's HTTP/1
-// and HTTP/2 response writers have; a revocation during a benchmark does
+// serverWriter is a recorder with the deadline methods net/http's HTTP/2
+// (and HTTP/1) response writers have; a revocation during a benchmark does
 // not happen, so they only need to exist.
 type serverWriter struct{ *httptest.ResponseRecorder }
 
