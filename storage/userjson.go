@@ -2,6 +2,8 @@ package storage
 
 import (
 	"encoding/json"
+	"math/bits"
+	"reflect"
 	"strconv"
 	"time"
 	"unicode"
@@ -86,40 +88,112 @@ func userFieldOf(key []byte) int {
 }
 
 // userDecoder holds a record read by the fast path until it is complete.
+// The record's strings are unquoted back to back (see put) and become one
+// string at the end: one allocation for all of them, not one each.
 type userDecoder struct {
 	seen uint16 // bit per userField* read
 
-	id, userName, externalID, displayName string
-	source, passwordHash, role            string
-	emails                                []string
-	active                                bool
-	attributes                            []byte // a slice of the input; commit copies it
-	created, modified                     time.Time
-	version                               int64
+	// The strings are in local[:nLocal] while they fit, else in spilled:
+	// the decoder lives on the stack, and a slice into its own array kept
+	// in it would move it to the heap.
+	local   [256]byte
+	nLocal  int
+	spilled []byte
+
+	strs [userFieldVersion + 1]span // the string fields' values
+
+	// Emails, the same way: emailsLocal[:nEmails], else emailsSpilled.
+	emailsLocal   [8]span
+	nEmails       int
+	emailsSpilled []span
+
+	active     bool
+	attributes []byte // a slice of the input; commit copies it
+	created    time.Time
+	modified   time.Time
+	version    int64
+}
+
+// span is the unquoted strings' [start:end].
+type span struct{ start, end int }
+
+// put appends p to the unquoted strings.
+func (d *userDecoder) put(p []byte) {
+	if d.spilled == nil {
+		if d.nLocal+len(p) <= len(d.local) {
+			d.nLocal += copy(d.local[d.nLocal:], p)
+			return
+		}
+		d.spilled = make([]byte, d.nLocal, 2*(d.nLocal+len(p)))
+		copy(d.spilled, d.local[:d.nLocal])
+	}
+	d.spilled = append(d.spilled, p...)
+}
+
+func (d *userDecoder) putRune(r rune) {
+	var enc [utf8.UTFMax]byte
+	d.put(enc[:utf8.EncodeRune(enc[:], r)])
+}
+
+// strsLen is the length of the unquoted strings so far.
+func (d *userDecoder) strsLen() int {
+	if d.spilled != nil {
+		return len(d.spilled)
+	}
+	return d.nLocal
+}
+
+// allStrings gives the unquoted strings as one new string.
+func (d *userDecoder) allStrings() string {
+	if d.spilled != nil {
+		return string(d.spilled)
+	}
+	return string(d.local[:d.nLocal])
+}
+
+func (d *userDecoder) addEmail(sp span) {
+	if d.emailsSpilled == nil {
+		if d.nEmails < len(d.emailsLocal) {
+			d.emailsLocal[d.nEmails] = sp
+			d.nEmails++
+			return
+		}
+		d.emailsSpilled = append(make([]span, 0, 2*d.nEmails), d.emailsLocal[:d.nEmails]...)
+	}
+	d.emailsSpilled = append(d.emailsSpilled, sp)
+}
+
+// emails gives the spans of the emails read.
+func (d *userDecoder) emails() []span {
+	if d.emailsSpilled != nil {
+		return d.emailsSpilled
+	}
+	return d.emailsLocal[:d.nEmails]
 }
 
 // commit sets the fields read into u the way encoding/json sets them.
 func (d *userDecoder) commit(u *User) {
+	all := d.allStrings()
 	strs := [...]struct {
 		field int
 		dst   *string
-		val   string
 	}{
-		{userFieldID, &u.ID, d.id},
-		{userFieldUserName, &u.UserName, d.userName},
-		{userFieldExternalID, &u.ExternalID, d.externalID},
-		{userFieldDisplayName, &u.DisplayName, d.displayName},
-		{userFieldSource, &u.Source, d.source},
-		{userFieldPasswordHash, &u.PasswordHash, d.passwordHash},
-		{userFieldRole, &u.Role, d.role},
+		{userFieldID, &u.ID},
+		{userFieldUserName, &u.UserName},
+		{userFieldExternalID, &u.ExternalID},
+		{userFieldDisplayName, &u.DisplayName},
+		{userFieldSource, &u.Source},
+		{userFieldPasswordHash, &u.PasswordHash},
+		{userFieldRole, &u.Role},
 	}
 	for _, s := range strs {
 		if d.has(s.field) {
-			*s.dst = s.val
+			sp := d.strs[s.field]
+			*s.dst = all[sp.start:sp.end]
 		}
 	}
 	if d.has(userFieldEmails) {
-		u.Emails = reuseStrings(u.Emails, d.emails)
+		u.Emails = d.commitEmails(u.Emails, all)
 	}
 	if d.has(userFieldActive) {
 		u.Active = d.active
@@ -140,23 +214,39 @@ func (d *userDecoder) commit(u *User) {
 	}
 }
 
-// reuseStrings gives what encoding/json leaves in a slice dst after
-// decoding the array vals into it: dst's array overwritten and grown as
-// append grows it, then cut to len(vals); an empty array gives an empty,
-// non-nil slice.
-func reuseStrings(dst, vals []string) []string {
-	if len(vals) == 0 {
+// commitEmails gives what encoding/json leaves in the slice dst after
+// decoding the emails array into it: dst's array overwritten and grown as
+// reflect.Value.Grow grows it, then cut to the array's length; an empty
+// array gives an empty, non-nil slice.
+func (d *userDecoder) commitEmails(dst []string, all string) []string {
+	emails := d.emails()
+	n := len(emails)
+	if n == 0 {
 		return []string{}
 	}
-	if cap(dst) == 0 {
-		// vals was built by append from nil: the same array append would
-		// have grown from dst.
-		return vals
+	if cap(dst) == 0 && n <= 32 {
+		// Growing by one from empty doubles the capacity up to 32 strings
+		// (past that the size classes make it uneven): allocate that
+		// capacity at once.
+		out := make([]string, n, 1<<bits.Len(uint(n-1)))
+		for i, sp := range emails {
+			out[i] = all[sp.start:sp.end]
+		}
+		return out
 	}
-	for i, v := range vals {
-		dst = append(dst[:i], v)
+	// encoding/json's own loop, so the array grows exactly as it does.
+	v := reflect.ValueOf(&dst).Elem()
+	for i, sp := range emails {
+		if i >= v.Cap() {
+			v.Grow(1)
+		}
+		if i >= v.Len() {
+			v.SetLen(i + 1)
+		}
+		v.Index(i).SetString(all[sp.start:sp.end])
 	}
-	return dst[:len(vals)]
+	v.SetLen(n)
+	return dst
 }
 
 func (d *userDecoder) has(field int) bool { return d.seen&(1<<field) != 0 }
@@ -214,8 +304,6 @@ func (d *userDecoder) decode(b []byte) bool {
 // value reads the value of field starting at b[i] and gives the index
 // after it, or -1.
 func (d *userDecoder) value(field int, b []byte, i int) int {
-	var s string
-	var next int
 	switch field {
 	case userFieldEmails:
 		return d.readEmails(b, i)
@@ -238,25 +326,8 @@ func (d *userDecoder) value(field int, b []byte, i int) int {
 	case userFieldVersion:
 		return d.readVersion(b, i)
 	}
-	if s, next = readString(b, i); next < 0 {
-		return -1
-	}
-	switch field {
-	case userFieldID:
-		d.id = s
-	case userFieldUserName:
-		d.userName = s
-	case userFieldExternalID:
-		d.externalID = s
-	case userFieldDisplayName:
-		d.displayName = s
-	case userFieldSource:
-		d.source = s
-	case userFieldPasswordHash:
-		d.passwordHash = s
-	case userFieldRole:
-		d.role = s
-	}
+	sp, next := d.readString(b, i)
+	d.strs[field] = sp
 	return next
 }
 
@@ -266,15 +337,14 @@ func (d *userDecoder) readEmails(b []byte, i int) int {
 	}
 	i = skipSpace(b, i+1)
 	if i < len(b) && b[i] == ']' {
-		d.emails = nil
 		return i + 1
 	}
 	for {
-		s, next := readString(b, i)
+		sp, next := d.readString(b, i)
 		if next < 0 {
 			return -1
 		}
-		d.emails = append(d.emails, s)
+		d.addEmail(sp)
 		i = skipSpace(b, next)
 		if i >= len(b) {
 			return -1
@@ -364,87 +434,90 @@ func skipSpace(b []byte, i int) int {
 	return i
 }
 
-// readString reads the JSON string at b[i] as encoding/json unquotes it
-// (invalid UTF-8 and lone surrogates become U+FFFD); next is the index
-// after it, or -1 when b[i:] does not start with a valid string.
-func readString(b []byte, i int) (s string, next int) {
+// readString unquotes the JSON string at b[i] into d's strings as encoding/json
+// unquotes it (invalid UTF-8 and lone surrogates become U+FFFD); next is
+// the index after it, or -1 when b[i:] does not start with a valid string.
+func (d *userDecoder) readString(b []byte, i int) (sp span, next int) {
 	if i >= len(b) || b[i] != '"' {
-		return "", -1
+		return span{}, -1
 	}
 	start := i + 1
 	j := start
 	for j < len(b) && b[j] != '"' && b[j] != '\\' && b[j] >= 0x20 && b[j] < utf8.RuneSelf {
 		j++
 	}
+	sp.start = d.strsLen()
+	d.put(b[start:j])
 	if j < len(b) && b[j] == '"' {
-		return string(b[start:j]), j + 1
+		next = j + 1
+	} else {
+		next = d.unquoteSlow(b, j)
 	}
-	return unquoteSlow(b, start, j)
+	sp.end = d.strsLen()
+	return sp, next
 }
 
 // unquoteSlow finishes readString for a string with escapes or non-ASCII
-// bytes; b[start:plain] needs no change.
-func unquoteSlow(b []byte, start, plain int) (string, int) {
-	out := make([]byte, 0, plain-start+16)
-	out = append(out, b[start:plain]...)
-	for r := plain; r < len(b); {
+// bytes from b[r:]; it gives the index after the string, or -1.
+func (d *userDecoder) unquoteSlow(b []byte, r int) int {
+	for r < len(b) {
 		c := b[r]
 		switch {
 		case c == '"':
-			return string(out), r + 1
+			return r + 1
 		case c < 0x20:
-			return "", -1
+			return -1
 		case c == '\\':
 			if r+1 >= len(b) {
-				return "", -1
+				return -1
 			}
 			switch e := b[r+1]; e {
 			case '"', '\\', '/':
-				out = append(out, e)
+				d.put([]byte{e})
 			case 'b':
-				out = append(out, '\b')
+				d.put([]byte{'\b'})
 			case 'f':
-				out = append(out, '\f')
+				d.put([]byte{'\f'})
 			case 'n':
-				out = append(out, '\n')
+				d.put([]byte{'\n'})
 			case 'r':
-				out = append(out, '\r')
+				d.put([]byte{'\r'})
 			case 't':
-				out = append(out, '\t')
+				d.put([]byte{'\t'})
 			case 'u':
 				rr := hex4(b, r)
 				if rr < 0 {
-					return "", -1
+					return -1
 				}
 				r += 6
 				if utf16.IsSurrogate(rr) {
 					if dec := utf16.DecodeRune(rr, hex4(b, r)); dec != unicode.ReplacementChar {
-						out = utf8.AppendRune(out, dec)
+						d.putRune(dec)
 						r += 6
 						continue
 					}
 					rr = unicode.ReplacementChar
 				}
-				out = utf8.AppendRune(out, rr)
+				d.putRune(rr)
 				continue
 			default:
-				return "", -1
+				return -1
 			}
 			r += 2
 		case c < utf8.RuneSelf:
-			out = append(out, c)
+			d.put(b[r : r+1])
 			r++
 		default:
 			rr, size := utf8.DecodeRune(b[r:])
 			if rr == utf8.RuneError && size == 1 {
-				out = utf8.AppendRune(out, utf8.RuneError)
+				d.putRune(utf8.RuneError)
 			} else {
-				out = append(out, b[r:r+size]...)
+				d.put(b[r : r+size])
 			}
 			r += size
 		}
 	}
-	return "", -1
+	return -1
 }
 
 // hex4 decodes `\uXXXX` at b[i:], or gives -1.
