@@ -286,19 +286,27 @@ func (d *userDecoder) decode(b []byte) bool {
 		if i = d.value(field, b, i); i < 0 {
 			return false
 		}
-		i = skipSpace(b, i)
-		if i >= len(b) {
-			return false
-		}
-		switch b[i] {
-		case ',':
-			i = skipSpace(b, i+1)
-		case '}':
-			return skipSpace(b, i+1) == len(b)
-		default:
-			return false
+		var more bool
+		if i, more = nextElement(b, i, '}'); !more {
+			return i >= 0 && skipSpace(b, i) == len(b)
 		}
 	}
+}
+
+// nextElement reads what follows an element of an object or array (end
+// is its closing byte): i is the start of the next element when more,
+// else the index after the container, or -1 when b is not JSON there.
+func nextElement(b []byte, i int, end byte) (next int, more bool) {
+	i = skipSpace(b, i)
+	if i < len(b) {
+		switch b[i] {
+		case ',':
+			return skipSpace(b, i+1), true
+		case end:
+			return i + 1, false
+		}
+	}
+	return -1, false
 }
 
 // value reads the value of field starting at b[i] and gives the index
@@ -345,17 +353,9 @@ func (d *userDecoder) readEmails(b []byte, i int) int {
 			return -1
 		}
 		d.addEmail(sp)
-		i = skipSpace(b, next)
-		if i >= len(b) {
-			return -1
-		}
-		switch b[i] {
-		case ',':
-			i = skipSpace(b, i+1)
-		case ']':
-			return i + 1
-		default:
-			return -1
+		var more bool
+		if i, more = nextElement(b, next, ']'); !more {
+			return i
 		}
 	}
 }
@@ -600,17 +600,9 @@ func skipContainer(b []byte, i, depth int) int {
 		if i = skipValue(b, i, depth+1); i < 0 {
 			return -1
 		}
-		i = skipSpace(b, i)
-		if i >= len(b) {
-			return -1
-		}
-		switch b[i] {
-		case ',':
-			i = skipSpace(b, i+1)
-		case end:
-			return i + 1
-		default:
-			return -1
+		var more bool
+		if i, more = nextElement(b, i, end); !more {
+			return i
 		}
 	}
 }
