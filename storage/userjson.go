@@ -406,7 +406,7 @@ func readTime(b []byte, i int, t *time.Time) int {
 		return -1
 	}
 	j := i + 1
-	for j < len(b) && b[j] != '"' && b[j] != '\\' && b[j] >= 0x20 {
+	for j < len(b) && plainStringByte[b[j]] {
 		j++
 	}
 	if j >= len(b) || b[j] != '"' {
@@ -443,7 +443,7 @@ func (d *userDecoder) readString(b []byte, i int) (sp span, next int) {
 	}
 	start := i + 1
 	j := start
-	for j < len(b) && b[j] != '"' && b[j] != '\\' && b[j] >= 0x20 && b[j] < utf8.RuneSelf {
+	for j < len(b) && b[j] < utf8.RuneSelf && plainStringByte[b[j]] {
 		j++
 	}
 	sp.start = d.strsLen()
@@ -611,6 +611,12 @@ func skipContainer(b []byte, i, depth int) int {
 // accepts any other byte but controls, valid UTF-8 or not.
 func skipString(b []byte, i int) int {
 	for i++; i < len(b); {
+		for i < len(b) && plainStringByte[b[i]] {
+			i++
+		}
+		if i >= len(b) {
+			break
+		}
 		switch c := b[i]; {
 		case c == '"':
 			return i + 1
@@ -637,6 +643,15 @@ func skipString(b []byte, i int) int {
 	}
 	return -1
 }
+
+// plainStringByte says which bytes stand for themselves inside a JSON
+// string: all but controls, the quote and the backslash.
+var plainStringByte = func() (t [256]bool) {
+	for c := 0x20; c < 256; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 // skipNumber skips a JSON number: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
 func skipNumber(b []byte, i int) int {
