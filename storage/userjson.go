@@ -25,8 +25,11 @@ import (
 // User's (encoding/json also matches keys case-insensitively), a repeated
 // key, null, a value of another type, a number that is not a plain
 // integer, deep nesting, any syntax error — goes to json.Unmarshal, which
-// then decides. The fast path writes nothing to u until the whole record
-// has been read, so that fallback starts from the caller's u.
+// then decides (its error is the one returned). The fast path writes
+// nothing to u until the whole record has been read, so that fallback
+// starts from the caller's u. The string fields it sets share one
+// allocation, so one kept field keeps the record's strings (not its
+// Attributes, which are a copy of their own).
 func DecodeUser(b []byte, u *User) error {
 	var d userDecoder
 	if d.decode(b) {
