@@ -65,6 +65,12 @@ const (
 // ---- low-level helpers ----
 
 func (t *tx) getJSON(key []byte, v any) error {
+	return t.getDecoded(key, func(b []byte) error { return json.Unmarshal(b, v) })
+}
+
+// getDecoded reads key's value into decode, which must copy what it keeps:
+// the slice is Badger's and dies when decode returns.
+func (t *tx) getDecoded(key []byte, decode func([]byte) error) error {
 	item, err := t.txn.Get(key)
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return storage.ErrNotFound
@@ -72,7 +78,14 @@ func (t *tx) getJSON(key []byte, v any) error {
 	if err != nil {
 		return err
 	}
-	return item.Value(func(b []byte) error { return json.Unmarshal(b, v) })
+	return item.Value(decode)
+}
+
+// decodeUser decodes a user record into u with storage.DecodeUser: the
+// result of encoding/json in one pass (json.Unmarshal of users was a fifth
+// of the CPU of listing users at a million).
+func decodeUser(u *storage.User) func([]byte) error {
+	return func(b []byte) error { return storage.DecodeUser(b, u) }
 }
 
 // exists reads key. In a read-write transaction the read is tracked, so a
@@ -259,7 +272,7 @@ func (t *tx) GetUser(id string) (*storage.User, error) {
 		return nil, storage.ErrNotFound
 	}
 	u := new(storage.User)
-	if err := t.getJSON(t.k.id(kindUser, id), u); err != nil {
+	if err := t.getDecoded(t.k.id(kindUser, id), decodeUser(u)); err != nil {
 		return nil, err
 	}
 	return u, nil
@@ -323,7 +336,7 @@ func (t *tx) UsersByEmail(email string) ([]*storage.User, error) {
 func (t *tx) ScanUsers(after string, fn func(*storage.User) (bool, error)) error {
 	return t.iterate(t.k.kind(kindUser), after, func(_ []byte, item *badger.Item) (bool, error) {
 		u := new(storage.User)
-		if err := item.Value(func(b []byte) error { return json.Unmarshal(b, u) }); err != nil {
+		if err := item.Value(decodeUser(u)); err != nil {
 			return false, err
 		}
 		return fn(u)
