@@ -104,7 +104,8 @@ type Observer interface {
 	// UserDeprovisioned reports a committed deactivation that ended the
 	// user's sessions.
 	UserDeprovisioned(userID string, committed time.Time)
-	// SyncFinished reports a finished full sync (ok or failed).
+	// SyncFinished reports a finished full sync (ok or failed), before
+	// Sync returns it to its caller.
 	SyncFinished(st Status)
 }
 

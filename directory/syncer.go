@@ -134,10 +134,12 @@ func (s *Syncer) runFull(ctx context.Context, r *run, start time.Time) {
 	s.running = nil
 	s.mu.Unlock()
 	r.status, r.err = st, err
-	close(r.done)
+	// The observer hears of the sync before its caller does, so that once
+	// Sync returns, metrics and tests that count syncs already count it.
 	if s.cfg.Observer != nil {
 		s.cfg.Observer.SyncFinished(st)
 	}
+	close(r.done)
 }
 
 // recordFailure appends sync.failed. It is an audit event only: no user,
