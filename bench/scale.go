@@ -285,8 +285,7 @@ func runScalePostgres(o options, bin, backend, server string) (*scaleFigures, er
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	groups := max(1, o.scaleGroups*o.pgScaleUsers/max(o.scaleUsers, 1))
-	f := &scaleFigures{Users: o.pgScaleUsers, Groups: groups}
+	f := &scaleFigures{Users: o.pgScaleUsers, Groups: pgScaleGroups(o)}
 	logf("scale: loading %d users and %d groups into PostgreSQL", f.Users, f.Groups)
 	ctx := context.Background()
 	start := time.Now()
@@ -625,4 +624,15 @@ func zombie(pid int) bool {
 	}
 	i := bytes.LastIndexByte(raw, ')')
 	return i < 0 || i+2 >= len(raw) || raw[i+2] == 'Z'
+}
+
+// pgScaleGroups is the PostgreSQL store's group count: as many per user as
+// the Badger store's (-scale-groups per -scale-users), or one per 100 users
+// when -scale-users 0 skips that store (a ratio over zero users would ask
+// for -scale-groups × -pg-scale-users groups).
+func pgScaleGroups(o options) int {
+	if o.scaleUsers <= 0 {
+		return max(1, o.pgScaleUsers/100)
+	}
+	return max(1, o.scaleGroups*o.pgScaleUsers/o.scaleUsers)
 }
