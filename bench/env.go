@@ -281,7 +281,13 @@ func saveProfile(adminURL, file string) { saveProfileFor(adminURL, file, 5) }
 
 // saveProfileFor is saveProfile over seconds (at least 1).
 func saveProfileFor(adminURL, file string, seconds int) {
-	resp, err := http.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", adminURL, max(seconds, 1)))
+	savePprof(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", adminURL, max(seconds, 1)), file, "a CPU profile of the gateway")
+}
+
+// savePprof saves what a pprof endpoint of Caddy's admin answers at url
+// into file; what says what it is, for the log.
+func savePprof(url, file, what string) {
+	resp, err := http.Get(url)
 	if err != nil {
 		logf("profile: %v", err)
 		return
@@ -295,7 +301,7 @@ func saveProfileFor(adminURL, file string, seconds int) {
 		logf("profile: %v", err)
 		return
 	}
-	logf("saved a CPU profile of the gateway to %s", file)
+	logf("saved %s to %s", what, file)
 }
 
 // roundRobinTarget sends GET url as each of the signed-in users in turn.

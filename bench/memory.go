@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -207,21 +206,7 @@ func settledRSS(pid int, adminURL, profile, name string) (float64, rssParts, err
 }
 
 func saveHeapProfile(adminURL, file string) {
-	resp, err := http.Get(adminURL + "/debug/pprof/heap")
-	if err != nil {
-		logf("heap profile: %v", err)
-		return
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err == nil {
-		err = os.WriteFile(file, raw, 0o644)
-	}
-	if err != nil {
-		logf("heap profile: %v", err)
-		return
-	}
-	logf("saved a heap profile to %s", file)
+	savePprof(adminURL+"/debug/pprof/heap", file, "a heap profile")
 }
 
 // plainCaddyfile is plain Caddy: an admin endpoint and one reverse_proxy
