@@ -40,16 +40,10 @@ func buildGateway(dir string) (string, error) {
 // startGateway runs `caddy run` on a Caddyfile written into dir and waits
 // until readyURL answers.
 func startGateway(bin, dir, caddyfile, readyURL string) (*gateway, error) {
-	cfg := filepath.Join(dir, "Caddyfile")
-	if err := os.WriteFile(cfg, []byte(caddyfile), 0o600); err != nil {
+	g, err := newGateway(bin, dir, caddyfile)
+	if err != nil {
 		return nil, err
 	}
-	g := &gateway{output: new(bytes.Buffer), dir: dir}
-	g.cmd = exec.Command(bin, "run", "--config", cfg, "--adapter", "caddyfile")
-	g.cmd.Dir = dir
-	g.cmd.Stdout, g.cmd.Stderr = g.output, g.output
-	// Caddy's data directory (and so nothing of the user's) lives in dir.
-	g.cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
 	if err := g.cmd.Start(); err != nil {
 		return nil, err
 	}
@@ -67,6 +61,22 @@ func startGateway(bin, dir, caddyfile, readyURL string) (*gateway, error) {
 	}
 	g.stop()
 	return nil, fmt.Errorf("gateway did not answer %s within 60s; its output:\n%s", readyURL, g.output.String())
+}
+
+// newGateway writes caddyfile into dir and prepares `caddy run` on it,
+// not started.
+func newGateway(bin, dir, caddyfile string) (*gateway, error) {
+	cfg := filepath.Join(dir, "Caddyfile")
+	if err := os.WriteFile(cfg, []byte(caddyfile), 0o600); err != nil {
+		return nil, err
+	}
+	g := &gateway{output: new(bytes.Buffer), dir: dir}
+	g.cmd = exec.Command(bin, "run", "--config", cfg, "--adapter", "caddyfile")
+	g.cmd.Dir = dir
+	g.cmd.Stdout, g.cmd.Stderr = g.output, g.output
+	// Caddy's data directory (and so nothing of the user's) lives in dir.
+	g.cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
+	return g, nil
 }
 
 func (g *gateway) pid() int { return g.cmd.Process.Pid }

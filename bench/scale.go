@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -396,15 +395,10 @@ func measureScale(f *scaleFigures, o options, bin, backend, dir, storageLine, to
 // SCIM read (which answers 200 only once the store is open and the tenant
 // serves) every few milliseconds from the moment the process starts.
 func startGatewayTimed(f *scaleFigures, bin, dir string, env *benchEnv, scim *scimClient) (*gateway, error) {
-	cfg := filepath.Join(dir, "Caddyfile")
-	if err := os.WriteFile(cfg, []byte(env.caddyfile()), 0o600); err != nil {
+	g, err := newGateway(bin, dir, env.caddyfile())
+	if err != nil {
 		return nil, err
 	}
-	g := &gateway{output: new(bytes.Buffer), dir: dir}
-	g.cmd = exec.Command(bin, "run", "--config", cfg, "--adapter", "caddyfile")
-	g.cmd.Dir = dir
-	g.cmd.Stdout, g.cmd.Stderr = g.output, g.output
-	g.cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
 	client := &http.Client{Timeout: time.Second}
 	answers := func(u string, h http.Header) bool {
 		req, _ := http.NewRequest(http.MethodGet, u, nil)
