@@ -52,6 +52,13 @@ func countByIDBucket(db *badger.DB) error {
 	if err != nil {
 		return err
 	}
+	return writeCounters(db, stale, counts)
+}
+
+// writeCounters deletes the stale counter keys and sets counts (key ->
+// value) in one write batch: a migration's counters, counted by a walk of
+// the records.
+func writeCounters(db *badger.DB, stale [][]byte, counts map[string]int64) error {
 	wb := db.NewWriteBatch()
 	defer wb.Cancel()
 	for _, key := range stale {

@@ -57,14 +57,7 @@ func countAllMembers(db *badger.DB) error {
 	if err != nil {
 		return err
 	}
-	wb := db.NewWriteBatch()
-	defer wb.Cancel()
-	for key, n := range counts {
-		if err := wb.Set([]byte(key), binary.BigEndian.AppendUint64(nil, uint64(n))); err != nil {
-			return err
-		}
-	}
-	return wb.Flush()
+	return writeCounters(db, nil, counts)
 }
 
 // tenantPrefixLen is the length of the tenant prefix (see tenantPrefix)
