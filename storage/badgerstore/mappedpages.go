@@ -38,12 +38,8 @@ func (s *Store) kickTrimmer() {
 // until Close.
 func (s *Store) runTrimmer(bound int64) {
 	defer close(s.trimDone)
-	var t *time.Timer
-	defer func() {
-		if t != nil {
-			t.Stop()
-		}
-	}()
+	var pause pauseTimer
+	defer pause.stop()
 	for {
 		select {
 		case <-s.stop:
@@ -52,15 +48,8 @@ func (s *Store) runTrimmer(bound int64) {
 		}
 		trimMappedFiles(s.dir, s.mappedBudget(bound), s.logger)
 		// At most one check per interval, whatever the traffic.
-		if t == nil {
-			t = time.NewTimer(trimInterval)
-		} else {
-			t.Reset(trimInterval)
-		}
-		select {
-		case <-s.stop:
+		if !pause.wait(s.stop, trimInterval) {
 			return
-		case <-t.C:
 		}
 	}
 }
