@@ -1,16 +1,12 @@
 package badgerstore
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"go.uber.org/zap"
-
-	"github.com/portcullis/portcullis/storage"
 )
 
 // TestTableIndexStart: the index offset read from a table's footer is
@@ -20,30 +16,8 @@ import (
 // error, not a guess.
 func TestTableIndexStart(t *testing.T) {
 	dir := t.TempDir()
+	writeUsers(t, dir, defaultTableCompression, 3000) // closing flushes them into a table
 	s, err := OpenWithOptions(dir, zap.NewNop(), Options{MappedMemory: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = s.Update(context.Background(), "acme", func(tx storage.Tx) error {
-		for i := range 3000 {
-			now := time.Now()
-			if err := tx.PutUser(&storage.User{ID: fmt.Sprintf("u%05d", i), UserName: fmt.Sprintf("user%05d@acme.test", i),
-				Active: true, Source: storage.SourceSCIM, Created: now, Modified: now}); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.db.Flatten(1); err != nil { // the memtable into tables
-		t.Fatal(err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s, err = OpenWithOptions(dir, zap.NewNop(), Options{MappedMemory: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
