@@ -126,7 +126,7 @@ func main() {
 	flag.StringVar(&o.out, "out", "", "where to save the JSON (default bench/results/<time>.json)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (store, Caddyfile, logs)")
 	flag.BoolVar(&o.skipProxy, "skip-proxy", false, "skip the proxy comparison")
-	flag.StringVar(&o.profile, "profile", "", "save 5 s CPU profiles of the gateway, taken during the first Portcullis and plain proxy runs and the concurrent SCIM POST run, to PREFIX-proxy.pprof, PREFIX-plain.pprof and PREFIX-scim-post.pprof (and, over 5 s of Scale pages, PREFIX-scale-badger-pages.pprof and PREFIX-scale-postgres-pages.pprof)")
+	flag.StringVar(&o.profile, "profile", "", "save 5 s CPU profiles of the gateway, taken during the first Portcullis and plain proxy runs and the concurrent SCIM POST run, to PREFIX-proxy.pprof, PREFIX-plain.pprof and PREFIX-scim-post.pprof (and, over 5 s of Scale lookups and of Scale pages, PREFIX-scale-STORE-lookups.pprof and PREFIX-scale-STORE-pages.pprof, STORE badger or postgres)")
 	flag.StringVar(&o.pgURL, "postgres", "", "also measure the PostgreSQL store (and two replicas on it): a postgres:// URL of a server where the harness may create and drop a database (default $"+testDatabaseEnv+"; neither: Badger only)")
 	flag.IntVar(&o.pgUsers, "pg-users", 20000, "users to store in PostgreSQL before the lookup figure (loading through SCIM is slower there)")
 	flag.IntVar(&o.scaleUsers, "scale-users", 1000000, "users of the Scale section's Badger store, loaded through the store (0: skip it)")

@@ -61,7 +61,15 @@ type scaleFigures struct {
 	Reload latencies `json:"identity_reload"`
 	Hit    latencies `json:"identity_hit"`
 	Loads  float64   `json:"identity_loads"`
-	RSSMiB float64   `json:"rss_mib"`
+	// The controls: what this machine gives any request through the same
+	// gateway process at the same moment, to read the latencies above
+	// against. ControlRespond is Caddy answering from a handler of its
+	// own (the matched site's static `respond`, no store, no upstream),
+	// timed like the lookups; ControlProxy is plain `reverse_proxy` to the
+	// same backend, timed in the reload loop like Reload and Hit.
+	ControlRespond loadResult `json:"control_respond"`
+	ControlProxy   latencies  `json:"control_proxy"`
+	RSSMiB         float64    `json:"rss_mib"`
 	// RSSParts splits RSSMiB: anonymous memory (the Go heap, Badger's
 	// memtable and block cache) and mapped files (the binary, the store's
 	// files).
@@ -344,6 +352,23 @@ func measureScale(f *scaleFigures, o options, bin, backend, dir, storageLine, to
 	if f.Filter.StatusCodes["200"] != int(f.Filter.Requests) {
 		return fmt.Errorf("filter answers %v", f.Filter.StatusCodes)
 	}
+	if o.profile != "" {
+		// Lookups for a little longer than the profile takes.
+		logf("scale: profiling the gateway over 5 s of lookups")
+		go saveProfile(env.adminURL, o.profile+"-scale-"+name+"-lookups.pprof")
+		if _, err := runLoad("scale-filter-profiled", scaleFilterTargeter(scim, f.Users), 1, math.MaxUint32, 6*time.Second, gw.pid()); err != nil {
+			return err
+		}
+	}
+	if env.matchedURL != "" {
+		logf("scale: control: %d requests Caddy answers itself (static respond), c=1", o.lookups)
+		if f.ControlRespond, err = runLoad("scale-control", staticTargeter(env.matchedURL+"/scim/v2/"+benchTenant+"/Users"), 1, uint64(o.lookups), o.maxRun, gw.pid()); err != nil {
+			return err
+		}
+		if f.ControlRespond.StatusCodes["404"] != int(f.ControlRespond.Requests) {
+			return fmt.Errorf("control answers %v", f.ControlRespond.StatusCodes)
+		}
+	}
 
 	logf("scale: GET /Users pages of 100, first and deep")
 	if f.FirstPage, err = timePages(scim, gw.pid(), func(int) int { return 1 }, 100); err != nil {
@@ -434,6 +459,15 @@ func startGatewayTimed(f *scaleFigures, bin, dir string, env *benchEnv, scim *sc
 	return nil, fmt.Errorf("gateway did not answer within 2 minutes; its output:\n%s", g.output.String())
 }
 
+// staticTargeter sends GET u every time.
+func staticTargeter(u string) vegeta.Targeter {
+	return func(t *vegeta.Target) error {
+		t.Method = http.MethodGet
+		t.URL = u
+		return nil
+	}
+}
+
 func scaleFilterTargeter(c *scimClient, n int) vegeta.Targeter {
 	return func(t *vegeta.Target) error {
 		f := fmt.Sprintf(`userName eq %q`, scaleUserName(rand.IntN(n)))
@@ -506,8 +540,8 @@ func measureReload(f *scaleFigures, env *benchEnv, scim *scimClient) error {
 	client := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error {
 		return http.ErrUseLastResponse
 	}}
-	get := func() (time.Duration, error) {
-		req, _ := http.NewRequest(http.MethodGet, env.gatewayURL+"/", nil)
+	get := func(site string) (time.Duration, error) {
+		req, _ := http.NewRequest(http.MethodGet, site+"/", nil)
 		req.Header.Set("Cookie", cookie)
 		req.Header.Set("Accept", "text/html")
 		start := time.Now()
@@ -523,7 +557,10 @@ func measureReload(f *scaleFigures, env *benchEnv, scim *scimClient) error {
 		}
 		return d, nil
 	}
-	if _, err := get(); err != nil { // warm the connection and the cache
+	if _, err := get(env.gatewayURL); err != nil { // warm the connection and the cache
+		return err
+	}
+	if _, err := get(env.plainURL); err != nil {
 		return err
 	}
 	rng := rand.New(rand.NewPCG(3, 4))
@@ -532,7 +569,7 @@ func measureReload(f *scaleFigures, env *benchEnv, scim *scimClient) error {
 	if err != nil {
 		return err
 	}
-	var reloads, hits []time.Duration
+	var reloads, hits, plains []time.Duration
 	for i := 0; i < reloadSamples; i++ {
 		other, err := scimLookupID(scim, "/Users", fmt.Sprintf(`userName eq %q`, scaleUserName(rng.IntN(f.Users))))
 		if err != nil {
@@ -544,21 +581,25 @@ func measureReload(f *scaleFigures, env *benchEnv, scim *scimClient) error {
 		}, nil); err != nil {
 			return err
 		}
-		d, err := get()
+		d, err := get(env.gatewayURL)
 		if err != nil {
 			return err
 		}
 		reloads = append(reloads, d)
-		if d, err = get(); err != nil {
+		if d, err = get(env.gatewayURL); err != nil {
 			return err
 		}
 		hits = append(hits, d)
+		if d, err = get(env.plainURL); err != nil {
+			return err
+		}
+		plains = append(plains, d)
 	}
 	after, err := readIdentityCache(env.adminURL)
 	if err != nil {
 		return err
 	}
-	f.Reload, f.Hit, f.Loads = summarise(reloads), summarise(hits), after.since(before).Loads
+	f.Reload, f.Hit, f.ControlProxy, f.Loads = summarise(reloads), summarise(hits), summarise(plains), after.since(before).Loads
 	return nil
 }
 
@@ -603,9 +644,15 @@ func printScaleRows(w io.Writer, s *scaleResults) {
 		fmt.Fprintf(w, "scale %s: store\t%d users, %d groups\t%d memberships, loaded through the store in %.0f s\t\n", c.name, f.Users, f.Groups, f.Memberships, f.LoadSeconds)
 		fmt.Fprintf(w, "scale %s: gateway start-up\t%.0f ms\tto a SCIM read answering 200 (admin %.0f ms); the store alone opens in %.0f ms\t\n", c.name, f.StartupMs, f.AdminMs, f.StoreOpenMs)
 		fmt.Fprintf(w, "scale %s: GET /Users?filter=userName eq\tp50 %.2f ms, p99 %.2f ms\t%d lookups of random users, c=1, %.0f µs CPU/req\t\n", c.name, f.Filter.P50ms, f.Filter.P99ms, f.Filter.Requests, f.Filter.CPUPerRequestUs)
+		if f.ControlRespond.Requests > 0 {
+			fmt.Fprintf(w, "scale %s: control, Caddy's own respond\tp50 %.2f ms, p99 %.2f ms\tthe same gateway and client just after the lookups, c=1, %d requests: this machine's floor for any answer\t\n", c.name, f.ControlRespond.P50ms, f.ControlRespond.P99ms, f.ControlRespond.Requests)
+		}
 		fmt.Fprintf(w, "scale %s: GET /Users first page\tp50 %.2f ms, p99 %.2f ms\tcount=100, %d samples, %.0f µs CPU/req\t\n", c.name, f.FirstPage.P50ms, f.FirstPage.P99ms, f.FirstPage.Samples, f.FirstPage.CPUPerRequestUs)
 		fmt.Fprintf(w, "scale %s: GET /Users deep page\tp50 %.2f ms, p99 %.2f ms\tcount=100 at random startIndex up to %d, %d samples, max %.2f ms, %.0f µs CPU/req\t\n", c.name, f.DeepPage.P50ms, f.DeepPage.P99ms, f.Users, f.DeepPage.Samples, f.DeepPage.MaxMs, f.DeepPage.CPUPerRequestUs)
 		fmt.Fprintf(w, "scale %s: identity reload after a write\tp50 %.2f ms, p99 %.2f ms\tsigned-in request after a PATCH of another user, vs p50 %.2f ms, p99 %.2f ms on a hit; %d samples, %.0f store loads\t\n", c.name, f.Reload.P50ms, f.Reload.P99ms, f.Hit.P50ms, f.Hit.P99ms, f.Reload.Samples, f.Loads)
+		if f.ControlProxy.Samples > 0 {
+			fmt.Fprintf(w, "scale %s: control, plain reverse_proxy\tp50 %.2f ms, p99 %.2f ms\tthe same backend, timed in the reload loop: the floor of the two rows above\t\n", c.name, f.ControlProxy.P50ms, f.ControlProxy.P99ms)
+		}
 		fmt.Fprintf(w, "scale %s: gateway resident memory\t%.0f MiB\tafter the figures above and a 3 s pause; anon %.0f MiB, mapped files %.0f MiB\t\n", c.name, f.RSSMiB, f.RSSParts.AnonMiB, f.RSSParts.FileMiB)
 	}
 }

@@ -9,4 +9,4 @@ func Grouped(s *Store) uint64 { return s.grouped.Load() }
 
 // TrimMappedPages pages out s's mapped files now, whatever the budget
 // (mappedpages.go), for the memory benchmarks.
-func TrimMappedPages(s *Store) { trimMappedFiles(s.dir, 0, s.logger) }
+func TrimMappedPages(s *Store) { s.trimMappedFiles(0) }

@@ -19,8 +19,9 @@ import "time"
 // reads the process's RssFile (/proc/self/status: one small read); over
 // the budget (Options.MappedMemory) it sums the resident pages of the
 // mappings of files in the store's directory (/proc/self/smaps) and, over
-// it too, asks the kernel to page them out with madvise(MADV_PAGEOUT) (mappedpages_linux.go for why that advice
-// and not MADV_DONTNEED).
+// it too, asks the kernel to take them out of the process with madvise:
+// MADV_DONTNEED, which keeps them in the page cache, for the files pinned
+// meanwhile, MADV_PAGEOUT for the others (mappedpages_linux.go says why).
 const trimInterval = time.Second
 
 // kickTrimmer tells the trimmer the store is in use, without blocking.
@@ -46,7 +47,7 @@ func (s *Store) runTrimmer(bound int64) {
 			return
 		case <-s.trimKick:
 		}
-		trimMappedFiles(s.dir, s.mappedBudget(bound), s.logger)
+		s.trimMappedFiles(s.mappedBudget(bound))
 		// At most one check per interval, whatever the traffic.
 		if !pause.wait(s.stop, trimInterval) {
 			return

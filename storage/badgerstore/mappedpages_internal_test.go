@@ -74,7 +74,7 @@ func TestTrimMappedFilesKeepsData(t *testing.T) {
 		t.Errorf("no resident pages counted in %d mappings of the store", len(ranges))
 	}
 	before, _ := residentFileBytes()
-	trimMappedFiles(dir, 0, zap.NewNop())
+	s.trimMappedFiles(0)
 	after, _ := residentFileBytes()
 	t.Logf("RssFile %d KiB -> %d KiB", before>>10, after>>10)
 	if after >= before {
@@ -84,7 +84,7 @@ func TestTrimMappedFilesKeepsData(t *testing.T) {
 	// More writes into the pages just paged out, trim again, then a
 	// clean reopen reads them from disk.
 	put(users, users+10)
-	trimMappedFiles(dir, 0, zap.NewNop())
+	s.trimMappedFiles(0)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}

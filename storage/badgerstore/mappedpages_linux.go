@@ -15,53 +15,66 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Why MADV_PAGEOUT and not MADV_DONTNEED. Both take the pages out of the
-// process, so VmRSS drops. DONTNEED on a MAP_SHARED file mapping is safe
-// (later reads fault the file's up-to-date contents back; dirty pages stay
-// dirty in the page cache), and it keeps the pages cached, so a re-fault
-// costs a minor fault. But the trimmer acts on address ranges read from
-// /proc/self/maps a moment before, and Badger unmaps files from its own
-// goroutines at any time: a table whose last reader lets go, a memtable
-// WAL after its flush, a value-log file after GC or on rotation (mremap).
-// The kernel hands a freed range to the next mmap, and the Go runtime
-// maps anonymous memory (heap metadata, arenas) with no address hint;
-// DONTNEED on anonymous memory zero-fills it: a crash or silent
-// corruption, however narrow the window. Badger exposes no handle to its
-// mappings to pin them, and pausing every reader, writer and Badger's own
-// flush goroutine around the call is not possible from outside.
+// Which advice. Both MADV_DONTNEED and MADV_PAGEOUT take the pages out of
+// the process, so VmRSS drops. DONTNEED on a MAP_SHARED file mapping keeps
+// the pages in the page cache (a later read is a minor fault; dirty pages
+// stay dirty in the page cache), but it is only safe on a range that stays
+// that file's mapping for the whole call: Badger unmaps files from its own
+// goroutines (a table whose last reader lets go, a memtable WAL after its
+// flush, a value-log file after GC or on rotation), the kernel hands a
+// freed range to the next mmap, and the Go runtime maps anonymous memory
+// (heap metadata, arenas) with no address hint; DONTNEED there would
+// zero-fill it. So DONTNEED goes only to mappings pinned for the call
+// (mappingpins.go: the tables, and the finished value-log files while
+// gcMu is held), read from /proc/self/smaps after pinning.
 //
-// MADV_PAGEOUT never loses data, whatever is mapped at the address by
-// then (madvise(2): "never lose the up-to-date contents unlike
-// MADV_DONTNEED"): file pages are unmapped and, when clean, reclaimed;
-// dirty ones stay in the page cache until written back; anonymous pages
-// go to swap or, with no swap, stay. A range unmapped meanwhile gives
-// ENOMEM, which is harmless. The price: clean pages leave the page cache
-// too, so the next read of a trimmed page is a read from disk (a major
-// fault) instead of a minor one. MADV_COLD (also safe) only moves pages
-// to the inactive list and leaves VmRSS as it is until memory is short,
-// which is what the budget is meant to avoid.
+// Everything else gets MADV_PAGEOUT, which never loses data whatever is
+// mapped at the address by then (madvise(2): "never lose the up-to-date
+// contents unlike MADV_DONTNEED"): file pages are unmapped and, when clean,
+// reclaimed; dirty ones stay in the page cache until written back;
+// anonymous pages go to swap or, with no swap, stay. A range unmapped
+// meanwhile gives ENOMEM, which is harmless. Its price: clean pages leave
+// the page cache too, so the next read of one is a read from disk.
+// MADV_COLD (also safe) only moves pages to the inactive list and leaves
+// VmRSS as it is until memory is short, which is what the budget is meant
+// to avoid.
 
 // pageoutUnsupported is set when the kernel (before 5.4) refuses
-// MADV_PAGEOUT; the trimmer then stops trying.
+// MADV_PAGEOUT; the trimmer then only advises on pinned mappings.
 var pageoutUnsupported atomic.Bool
 
-// trimMappedFiles pages out the mappings of files in dir when their
-// resident pages exceed budget: the value log and WAL first, the tables
-// too when those alone are over it.
-func trimMappedFiles(dir string, budget int64, logger *zap.Logger) {
-	if pageoutUnsupported.Load() {
-		return
-	}
+// trimMappedFiles takes the mappings of the store's files out of the
+// process when their resident pages exceed budget: the value log and WAL
+// first, the tables too when those alone are over it.
+func (s *Store) trimMappedFiles(budget int64) {
 	// RssFile (one short read) bounds the store's pages from above; only
 	// over the budget is it worth reading smaps, which costs a walk of
 	// every mapping's page tables.
 	if rss, err := residentFileBytes(); err != nil || rss <= budget {
 		return
 	}
-	ranges, err := mappedFileRanges(dir)
+	// A value-log GC in progress (it can take seconds) leaves the value
+	// log unpinned rather than hold the trim up.
+	gcHeld := s.gcMu.TryLock()
+	if gcHeld {
+		defer s.gcMu.Unlock()
+	}
+	pins := s.pinMappings(gcHeld)
+	defer pins.release()
+	ranges, err := mappedFileRanges(s.dir)
 	if err != nil {
-		logger.Debug("reading the store's mappings failed", zap.Error(err))
+		s.logger.Debug("reading the store's mappings failed", zap.Error(err))
 		return
+	}
+	var newestVlog uint32
+	for _, r := range ranges {
+		if id, ok := vlogID(filepath.Base(r.path)); ok && !r.deleted {
+			newestVlog = max(newestVlog, id)
+		}
+	}
+	for i := range ranges {
+		r := &ranges[i]
+		r.pinned = !r.deleted && pins.holds(filepath.Base(r.path), newestVlog)
 	}
 	var logs, tables int64
 	for _, r := range ranges {
@@ -78,15 +91,15 @@ func trimMappedFiles(dir string, budget int64, logger *zap.Logger) {
 	// per read, the bulk of the store. The tables (.sst) hold the index
 	// blocks and bloom filters every lookup reads, so they go only when
 	// they alone are over the budget, and then only their data blocks.
-	if !pageOut(ranges, false, logger) || tables <= budget {
-		return
+	pageOut(ranges, false, s.logger)
+	if tables > budget {
+		pageOut(ranges, true, s.logger)
 	}
-	pageOut(ranges, true, logger)
 }
 
-// pageOut pages out the ranges that are tables (or that are not). False
-// when the kernel does not support MADV_PAGEOUT.
-func pageOut(ranges []addrRange, tables bool, logger *zap.Logger) bool {
+// pageOut takes out of the process the ranges that are tables (or that
+// are not): DONTNEED for pinned ones, PAGEOUT for the others.
+func pageOut(ranges []addrRange, tables bool, logger *zap.Logger) {
 	for _, r := range ranges {
 		if r.table != tables {
 			continue
@@ -98,19 +111,27 @@ func pageOut(ranges []addrRange, tables bool, logger *zap.Logger) bool {
 		if end <= r.start {
 			continue
 		}
+		if r.pinned {
+			_, _, errno := unix.Syscall(unix.SYS_MADVISE, r.start, end-r.start, unix.MADV_DONTNEED)
+			if errno == 0 {
+				continue
+			}
+			logger.Debug("dropping the pages of a store file failed", zap.Error(errno))
+		}
+		if pageoutUnsupported.Load() {
+			continue
+		}
 		_, _, errno := unix.Syscall(unix.SYS_MADVISE, r.start, end-r.start, unix.MADV_PAGEOUT)
 		switch {
 		case errno == 0, errno == unix.ENOMEM, errno == unix.EAGAIN:
 			// ENOMEM: Badger unmapped it meanwhile.
 		case errno == unix.EINVAL:
 			pageoutUnsupported.Store(true)
-			logger.Warn("the kernel does not support MADV_PAGEOUT: the store's mapped files stay resident")
-			return false
+			logger.Warn("the kernel does not support MADV_PAGEOUT: the store's mapped files other than tables and finished value-log files stay resident")
 		default:
 			logger.Debug("paging out a store file failed", zap.Error(errno))
 		}
 	}
-	return true
 }
 
 // residentFileBytes is RssFile of /proc/self/status: the process's
@@ -138,8 +159,13 @@ type addrRange struct {
 	start, end uintptr
 	rss        int64
 	table      bool
-	path       string // the file (for a table's index)
+	path       string // the file
 	offset     uint64 // of the mapping in the file
+	// deleted: the kernel lists the file as deleted.
+	deleted bool
+	// pinned: stays this file's mapping while the trimmer advises on it
+	// (mappingpins.go).
+	pinned bool
 }
 
 // dataEnd is where a table mapping's data blocks end: the page its index
@@ -204,8 +230,8 @@ func mappedFileRanges(dir string) ([]addrRange, error) {
 		if err1 != nil || err2 != nil || end <= start {
 			continue
 		}
-		path := bytes.TrimSuffix(line[i:], []byte(" (deleted)"))
-		r := addrRange{start: uintptr(start), end: uintptr(end), table: bytes.HasSuffix(path, []byte(".sst"))}
+		path, deleted := bytes.CutSuffix(line[i:], []byte(" (deleted)"))
+		r := addrRange{start: uintptr(start), end: uintptr(end), table: bytes.HasSuffix(path, []byte(".sst")), path: string(path), deleted: deleted}
 		if r.table {
 			// start-end perms offset ...: the third field.
 			if f := bytes.Fields(line); len(f) > 2 {
@@ -215,7 +241,6 @@ func mappedFileRanges(dir string) ([]addrRange, error) {
 					r.offset = 1 // unknown: page out all of it
 				}
 			}
-			r.path = string(path)
 		}
 		ranges = append(ranges, r)
 		mine = true

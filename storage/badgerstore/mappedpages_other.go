@@ -2,8 +2,6 @@
 
 package badgerstore
 
-import "go.uber.org/zap"
-
-// trimMappedFiles does nothing off Linux: MADV_PAGEOUT and /proc are
+// trimMappedFiles does nothing off Linux: madvise's advice and /proc are
 // Linux's (see mappedpages_linux.go).
-func trimMappedFiles(string, int64, *zap.Logger) {}
+func (s *Store) trimMappedFiles(int64) {}

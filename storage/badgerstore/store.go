@@ -54,9 +54,9 @@ const (
 	// records (~0.3-2 KiB of JSON) are read from the mmap'd value log
 	// with no decompression.
 	valueThreshold = 128
-	// valueLogFileSize: 64 MiB files keep each mmap small and let GC
-	// rewrite one file at a time.
-	valueLogFileSize = 64 << 20
+	// defaultValueLogFileSize: 64 MiB files keep each mmap small and let
+	// GC rewrite one file at a time.
+	defaultValueLogFileSize = 64 << 20
 	// defaultTableCompression is none: Badger must copy a compressed block out
 	// of the mapped file to decompress it, and keeps the copies in a
 	// block cache on the Go heap (32 MiB at 100,000 users, doubled in RSS
@@ -72,6 +72,10 @@ const (
 // tableCompression is defaultTableCompression; a variable only so a test
 // can write tables as earlier versions did (Snappy).
 var tableCompression = defaultTableCompression
+
+// valueLogFileSize is defaultValueLogFileSize; a variable only so a test
+// can fill several value-log files quickly.
+var valueLogFileSize int64 = defaultValueLogFileSize
 
 // Options sizes the store's memory. A zero field takes its value from
 // DefaultOptions.
@@ -195,8 +199,11 @@ type Store struct {
 	// trimKick wakes the trimmer of mapped pages after commits and reads
 	// (mappedpages.go; nil when Options.MappedMemory is negative);
 	// trimDone is closed when it has stopped.
-	trimKick  chan struct{}
-	trimDone  chan struct{}
+	trimKick chan struct{}
+	trimDone chan struct{}
+	// gcMu is held by value-log GC and, when free, by the trimmer, which
+	// then relies on no value-log file being deleted (mappingpins.go).
+	gcMu      sync.Mutex
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -312,7 +319,10 @@ func (s *Store) runGC() {
 					return
 				default:
 				}
-				if err := s.db.RunValueLogGC(gcDiscardPct); err != nil {
+				s.gcMu.Lock()
+				err := s.db.RunValueLogGC(gcDiscardPct)
+				s.gcMu.Unlock()
+				if err != nil {
 					if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
 						s.logger.Warn("value log GC failed", zap.Error(err))
 					}
