@@ -148,7 +148,7 @@ func (b *BadgerStorage) OpenStore(logger *zap.Logger) (storage.Store, error) {
 //
 //	storage badger [<dir>] {
 //		key_encryption_key <key>
-//		memtable_size <size>   # e.g. 16MiB
+//		memtable_size <size>   # e.g. 10MiB
 //		block_cache <size>|off # e.g. 32MiB; default off
 //		mapped_memory <size>|auto|off
 //	}

@@ -32,6 +32,11 @@ func (t *tx) bucketCounts(kind byte) (*bucketCounts, error) {
 			}
 		}
 	}
+	// The iteration reads Badger's view: the transaction's own counter
+	// changes must be in it.
+	if err := t.flushCounters(); err != nil {
+		return nil, err
+	}
 	bc := &bucketCounts{readTs: t.txn.ReadTs()}
 	err := t.iterate(prefix, "", func(suffix []byte, item *badger.Item) (bool, error) {
 		return true, item.Value(func(b []byte) error {

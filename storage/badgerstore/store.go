@@ -83,11 +83,12 @@ type Options struct {
 	// MemTableSize is the in-memory write buffer. Badger allocates it as
 	// one arena of ~1.3x this size on the Go heap, resident for as long
 	// as the store is open (twice over while one is being flushed). It
-	// also bounds the largest transaction to 15% of it: about 250 SCIM
-	// membership changes (with their audit events) per MiB, so ~4,000
-	// per request at the default 16 MiB, ~8,000 at 32 MiB; beyond,
-	// storage.ErrTooBig (a SCIM 413). The storage suite's 5,000
-	// memberships in one transaction need 16 MiB.
+	// also bounds the largest transaction to 15% of it (Badger counts
+	// every write; pendingcounters.go): about 400 SCIM membership changes
+	// (with their audit events) per MiB, so ~4,000 per request at the
+	// default 10 MiB, ~6,500 at 16 MiB; beyond, storage.ErrTooBig (a SCIM
+	// 413). The storage suite's 5,000 memberships in one transaction
+	// need 10 MiB.
 	MemTableSize int64
 	// BlockCacheSize caches parsed blocks of the LSM tree. The store
 	// writes its tables uncompressed (see tableCompression), so a block
@@ -118,7 +119,7 @@ const MappedMemoryAuto int64 = -2
 // DefaultOptions are the sizes for a gateway: see Options and the README's
 // storage section for the trade-off.
 var DefaultOptions = Options{
-	MemTableSize:   16 << 20,
+	MemTableSize:   10 << 20,
 	BlockCacheSize: -1,
 	MappedMemory:   MappedMemoryAuto,
 }
@@ -489,6 +490,9 @@ func (s *Store) attempt(prefix []byte, fn func(*tx) error) (*tx, error) {
 	defer txn.Discard()
 	t := &tx{txn: txn, k: keyer{prefix}, writable: true}
 	if err := fn(t); err != nil {
+		return nil, fnError{err}
+	}
+	if err := t.flushCounters(); err != nil && !t.tooBig {
 		return nil, fnError{err}
 	}
 	if t.tooBig {

@@ -47,6 +47,11 @@ type tx struct {
 	// counters between transactions of one snapshot (countcache.go); nil:
 	// every read walks them.
 	countCache *sync.Map
+	// counters holds the counters fn changed, written when it returns
+	// (pendingcounters.go).
+	counters map[string]pendingCounter
+	// anchored holds the anchors this transaction wrote (setAnchor).
+	anchored map[string]bool
 }
 
 var _ storage.Tx = (*tx)(nil)
@@ -181,11 +186,16 @@ func (t *tx) addCount(kind byte, id string, d int64) error {
 	if err != nil {
 		return err
 	}
-	return t.set(key, binary.BigEndian.AppendUint64(nil, uint64(n+d)))
+	t.setCounter(key, n+d, false)
+	return nil
 }
 
-// readCounter reads (so tracks) a counter key; an absent one is 0.
+// readCounter reads (so tracks) a counter key, or the value the
+// transaction gave it; an absent one is 0.
 func (t *tx) readCounter(key []byte) (int64, error) {
+	if c, ok := t.counters[string(key)]; ok {
+		return c.value, nil
+	}
 	b, err := t.getBytes(key)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
@@ -212,10 +222,8 @@ func (t *tx) addMemberCountShard(key []byte, d int64) error {
 	if err != nil {
 		return err
 	}
-	if n+d == 0 {
-		return t.del(key)
-	}
-	return t.set(key, binary.BigEndian.AppendUint64(nil, uint64(n+d)))
+	t.setCounter(key, n+d, true)
+	return nil
 }
 
 // sumMemberCounts adds up the member counter shards of groupID: its raw
@@ -625,7 +633,27 @@ func (t *tx) readAnchor(side, id string) error {
 	if _, err := t.exists(key); err != nil {
 		return err
 	}
+	delete(t.anchored, string(key))
 	return t.del(key)
+}
+
+// setAnchor writes an anchor (see kindAnchor), once per transaction: a
+// write is all a concurrent delete needs to conflict with, and Badger
+// counts every write against the transaction's bound, so the anchor of
+// a group gaining 5,000 members is written once, not 5,000 times.
+func (t *tx) setAnchor(side, id string) error {
+	key := t.k.anchor(side, id)
+	if t.anchored[string(key)] {
+		return nil
+	}
+	if err := t.set(key, nil); err != nil {
+		return err
+	}
+	if t.anchored == nil {
+		t.anchored = make(map[string]bool)
+	}
+	t.anchored[string(key)] = true
+	return nil
 }
 
 // removeMembershipsOf removes every membership of memberID (of the given
@@ -796,10 +824,10 @@ func (t *tx) AddMember(groupID string, m storage.Member) (bool, error) {
 	if err := t.addMemberCount(groupID, m.ID, 1); err != nil {
 		return false, err
 	}
-	if err := t.set(t.k.anchor(anchorGroup, groupID), nil); err != nil {
+	if err := t.setAnchor(anchorGroup, groupID); err != nil {
 		return false, err
 	}
-	if err := t.set(t.k.anchor(anchorMember, m.ID), nil); err != nil {
+	if err := t.setAnchor(anchorMember, m.ID); err != nil {
 		return false, err
 	}
 	return true, nil
@@ -984,7 +1012,7 @@ func (t *tx) PutSession(s *storage.Session) error {
 	if _, err := t.exists(t.k.id(kindUser, s.UserID)); err != nil {
 		return err
 	}
-	if err := t.set(t.k.anchor(anchorMember, s.UserID), nil); err != nil {
+	if err := t.setAnchor(anchorMember, s.UserID); err != nil {
 		return err
 	}
 	b, err := json.Marshal(s)

@@ -58,6 +58,7 @@ var suite = []struct {
 	{"DeleteGroupRemovesMemberships", testDeleteGroupCascade},
 	{"DeleteLargeGroup", testDeleteLargeGroup},
 	{"MemberCounts", testMemberCounts},
+	{"CountsReadOwnWrites", testCountsReadOwnWrites},
 	{"ScanAndCountUsers", testScanUsers},
 	{"ScanAndCountGroups", testScanGroups},
 	{"IDAtPosition", testIDAt},
