@@ -17,27 +17,26 @@ import (
 
 // Which advice. Both MADV_DONTNEED and MADV_PAGEOUT take the pages out of
 // the process, so VmRSS drops. DONTNEED on a MAP_SHARED file mapping keeps
-// the pages in the page cache (a later read is a minor fault; dirty pages
-// stay dirty in the page cache), but it is only safe on a range that stays
-// that file's mapping for the whole call: Badger unmaps files from its own
-// goroutines (a table whose last reader lets go, a memtable WAL after its
-// flush, a value-log file after GC or on rotation), the kernel hands a
-// freed range to the next mmap, and the Go runtime maps anonymous memory
-// (heap metadata, arenas) with no address hint; DONTNEED there would
-// zero-fill it. So DONTNEED goes only to mappings pinned for the call
-// (mappingpins.go: the tables, and the finished value-log files while
-// gcMu is held), read from /proc/self/smaps after pinning.
+// the pages in the page cache (a later read is a minor fault), but it is
+// only safe on a range that stays that file's mapping for the whole call:
+// Badger unmaps files from its own goroutines (a table whose last reader
+// lets go, a memtable WAL after its flush, a value-log file after GC or on
+// rotation), the kernel hands a freed range to the next mmap, and the Go
+// runtime maps anonymous memory (heap metadata, arenas) with no address
+// hint; DONTNEED there would zero-fill it. So DONTNEED goes only to the
+// tables pinned for the call (mappingpins.go), their mappings read from
+// /proc/self/smaps after pinning.
 //
-// Everything else gets MADV_PAGEOUT, which never loses data whatever is
-// mapped at the address by then (madvise(2): "never lose the up-to-date
-// contents unlike MADV_DONTNEED"): file pages are unmapped and, when clean,
-// reclaimed; dirty ones stay in the page cache until written back;
-// anonymous pages go to swap or, with no swap, stay. A range unmapped
-// meanwhile gives ENOMEM, which is harmless. Its price: clean pages leave
-// the page cache too, so the next read of one is a read from disk.
-// MADV_COLD (also safe) only moves pages to the inactive list and leaves
-// VmRSS as it is until memory is short, which is what the budget is meant
-// to avoid.
+// Everything else (the value log, the WALs) gets MADV_PAGEOUT, which
+// never loses data whatever is mapped at the address by then (madvise(2):
+// "never lose the up-to-date contents unlike MADV_DONTNEED"): file pages
+// are unmapped and, when clean, reclaimed; dirty ones stay in the page
+// cache until written back; anonymous pages go to swap or, with no swap,
+// stay. A range unmapped meanwhile gives ENOMEM, which is harmless. Its
+// price: clean pages leave the page cache too, so the next read of one is
+// a read from disk. MADV_COLD (also safe) only moves pages to the
+// inactive list and leaves VmRSS as it is until memory is short, which is
+// what the budget is meant to avoid.
 
 // pageoutUnsupported is set when the kernel (before 5.4) refuses
 // MADV_PAGEOUT; the trimmer then only advises on pinned mappings.
@@ -53,38 +52,25 @@ func (s *Store) trimMappedFiles(budget int64) {
 	if rss, err := residentFileBytes(); err != nil || rss <= budget {
 		return
 	}
-	// A value-log GC in progress (it can take seconds) leaves the value
-	// log unpinned rather than hold the trim up.
-	gcHeld := s.gcMu.TryLock()
-	if gcHeld {
-		defer s.gcMu.Unlock()
-	}
-	pins := s.pinMappings(gcHeld)
-	defer pins.release()
 	ranges, err := mappedFileRanges(s.dir)
 	if err != nil {
 		s.logger.Debug("reading the store's mappings failed", zap.Error(err))
 		return
 	}
-	var newestVlog uint32
-	for _, r := range ranges {
-		if id, ok := vlogID(filepath.Base(r.path)); ok && !r.deleted {
-			newestVlog = max(newestVlog, id)
-		}
+	if _, _, over := overBudget(ranges, budget); !over {
+		return
 	}
-	for i := range ranges {
-		r := &ranges[i]
-		r.pinned = !r.deleted && pins.holds(filepath.Base(r.path), newestVlog)
+	// Pin, then read the mappings again: the addresses advised on must
+	// be read while the tables are pinned.
+	pins := s.pinMappings()
+	defer pins.release()
+	if ranges, err = mappedFileRanges(s.dir); err != nil {
+		s.logger.Debug("reading the store's mappings failed", zap.Error(err))
+		return
 	}
-	var logs, tables int64
-	for _, r := range ranges {
-		if r.table {
-			tables += r.rss
-		} else {
-			logs += r.rss
-		}
-	}
-	if logs+tables <= budget {
+	markPinned(ranges, pins)
+	_, tables, over := overBudget(ranges, budget)
+	if !over {
 		return
 	}
 	// The value log and the memtable WAL first: records, one page or so
@@ -94,6 +80,28 @@ func (s *Store) trimMappedFiles(budget int64) {
 	pageOut(ranges, false, s.logger)
 	if tables > budget {
 		pageOut(ranges, true, s.logger)
+	}
+}
+
+// overBudget sums the resident bytes of ranges: the logs', the tables',
+// and whether together they exceed budget.
+func overBudget(ranges []addrRange, budget int64) (logs, tables int64, over bool) {
+	for _, r := range ranges {
+		if r.table {
+			tables += r.rss
+		} else {
+			logs += r.rss
+		}
+	}
+	return logs, tables, logs+tables > budget
+}
+
+// markPinned marks the ranges that pins holds: live mappings of tables
+// pinned (mappedFileRanges lists only the store's own directory).
+func markPinned(ranges []addrRange, pins *mappingPins) {
+	for i := range ranges {
+		r := &ranges[i]
+		r.pinned = !r.deleted && r.table && pins.holds(filepath.Base(r.path))
 	}
 }
 
@@ -184,8 +192,8 @@ func (r addrRange) dataEnd() uintptr {
 	return min(r.end, (r.start+uintptr(idx))&^(page-1))
 }
 
-// mappedFileRanges lists the mappings of files in dir, from
-// /proc/self/smaps.
+// mappedFileRanges lists the mappings of files directly in dir (not in a
+// directory below it: another store's), from /proc/self/smaps.
 func mappedFileRanges(dir string) ([]addrRange, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
@@ -231,6 +239,9 @@ func mappedFileRanges(dir string) ([]addrRange, error) {
 			continue
 		}
 		path, deleted := bytes.CutSuffix(line[i:], []byte(" (deleted)"))
+		if bytes.IndexByte(path[len(prefix):], '/') >= 0 {
+			continue // a file of a store nested in this one's directory
+		}
 		r := addrRange{start: uintptr(start), end: uintptr(end), table: bytes.HasSuffix(path, []byte(".sst")), path: string(path), deleted: deleted}
 		if r.table {
 			// start-end perms offset ...: the third field.

@@ -200,11 +200,8 @@ type Store struct {
 	// trimKick wakes the trimmer of mapped pages after commits and reads
 	// (mappedpages.go; nil when Options.MappedMemory is negative);
 	// trimDone is closed when it has stopped.
-	trimKick chan struct{}
-	trimDone chan struct{}
-	// gcMu is held by value-log GC and, when free, by the trimmer, which
-	// then relies on no value-log file being deleted (mappingpins.go).
-	gcMu      sync.Mutex
+	trimKick  chan struct{}
+	trimDone  chan struct{}
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -320,10 +317,7 @@ func (s *Store) runGC() {
 					return
 				default:
 				}
-				s.gcMu.Lock()
-				err := s.db.RunValueLogGC(gcDiscardPct)
-				s.gcMu.Unlock()
-				if err != nil {
+				if err := s.db.RunValueLogGC(gcDiscardPct); err != nil {
 					if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
 						s.logger.Warn("value log GC failed", zap.Error(err))
 					}
