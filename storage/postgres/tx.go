@@ -21,7 +21,7 @@ import (
 // where it can be: several changes are joined with data-modifying CTEs.
 type tx struct {
 	ctx       context.Context
-	tx        pgx.Tx
+	tx        stmtRunner // pgx.Tx (Update) or *readTx (View)
 	tenant    string
 	channel   string // the change feed's channel (channelFor)
 	writable  bool
