@@ -232,8 +232,8 @@ func (h *Handler) list(req *request, rts []*resourceType, p *listParams) error {
 		var users userJSON
 		// page is sized once the records are known (~640 bytes a user):
 		// sized from count, a lookup of one user (count defaults to
-		// maxResults) allocated and cleared 640 KB, and the garbage
-		// collection that followed was a third of its CPU.
+		// maxResults) allocated and cleared 640 KB, and with the garbage
+		// collection that followed that was a quarter of its CPU.
 		var page []byte
 		// The window [offset, offset+limit) runs over the concatenation of
 		// the resource types' results (users, then groups, for /.search).
