@@ -370,6 +370,16 @@ func measureScale(f *scaleFigures, o options, bin, backend, dir, storageLine, to
 		}
 	}
 
+	if o.profile != "" {
+		// Lookups for a little longer than the profile takes (bounded
+		// by count and by -max-run).
+		logf("scale: profiling the gateway over 5 s of lookups")
+		go saveProfile(env.adminURL, o.profile+"-scale-"+name+"-lookups.pprof")
+		if _, err := runLoad("scale-filter-profiled", scaleFilterTargeter(scim, f.Users), 1, 20000, 6*time.Second, gw.pid()); err != nil {
+			return err
+		}
+	}
+
 	logf("scale: GET /Users pages of 100, first and deep")
 	if f.FirstPage, err = timePages(scim, gw.pid(), func(int) int { return 1 }, 100); err != nil {
 		return err

@@ -207,7 +207,7 @@ func (fs *filterStore) checkPlan(t *testing.T, rt *resourceType, text string) {
 	}
 	const base = "http://127.0.0.1/scim/v2/fuzz"
 	err = fs.store.View(context.Background(), "fuzz", func(tx storage.ReadTx) error {
-		_, viaPlan, err := collect(tx, q, base, 0, 1000, nil, 0)
+		_, viaPlan, err := collect(tx, q, base, 0, 1000, nil, 0, nil)
 		if err != nil {
 			return err
 		}

@@ -172,18 +172,29 @@ func renderUser(tx storage.ReadTx, u *storage.User, base string, o renderOpts) (
 		if err != nil {
 			return nil, err
 		}
+		// A page of users names the same few groups again and again:
+		// their names are read once per request (o.names). Those not
+		// known yet are read in one GetGroups (one round trip on a
+		// shared store, where a GetGroup each was one per group).
+		var unknown []string
+		for _, gid := range ids {
+			if _, known := o.names[groupNameKey(gid)]; !known {
+				unknown = append(unknown, gid)
+			}
+		}
+		var read map[string]*storage.Group
+		if len(unknown) > 0 {
+			if read, err = tx.GetGroups(unknown); err != nil {
+				return nil, err
+			}
+		}
 		var groups []any
 		for _, gid := range ids {
-			// A page of users names the same few groups again and again:
-			// their names are read once per request (o.names).
 			display, known := o.names[groupNameKey(gid)]
 			if !known {
-				g, err := tx.GetGroup(gid)
-				if errors.Is(err, storage.ErrNotFound) {
-					continue
-				}
-				if err != nil {
-					return nil, err
+				g := read[gid]
+				if g == nil {
+					continue // deleted: not a group any more
 				}
 				display = g.DisplayName
 				if o.names != nil {

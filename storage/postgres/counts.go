@@ -1,6 +1,10 @@
 package postgres
 
-import "github.com/portcullis/portcullis/storage"
+import (
+	"fmt"
+
+	"github.com/portcullis/portcullis/storage"
+)
 
 // CountUsers sums the tenant's id-bucket counts (migration 0003), a few
 // hundred rows where count(*) would step over every user.
@@ -49,10 +53,14 @@ func (t *tx) idAt(table, kind string, position int) (string, error) {
 }
 
 // GroupsOfEach reads the members' groups in one query
-// (memberships_member).
+// (memberships_member). A page of 100 users has a few hundred rows: the
+// ids are read from pgx's buffer without a string each, the members' as
+// the caller's own strings and the groups' once per distinct group, and
+// every member's list is a window of one slice (the rows come grouped by
+// member), so the allocations do not grow with the rows.
 func (t *tx) GroupsOfEach(memberIDs []string) (map[string][]string, error) {
-	out := make(map[string][]string)
 	ids := validIDs(memberIDs)
+	out := make(map[string][]string, len(ids))
 	if len(ids) == 0 {
 		return out, nil
 	}
@@ -65,16 +73,44 @@ func (t *tx) GroupsOfEach(memberIDs []string) (map[string][]string, error) {
 		return nil, t.fail(err)
 	}
 	defer rows.Close()
-	for rows.Next() {
-		var member, group string
-		if err := rows.Scan(&member, &group); err != nil {
-			return nil, t.fail(err)
+	members := make(map[string]string, len(ids))
+	for _, id := range ids {
+		members[id] = id
+	}
+	groups := make(map[string]string)
+	var all []string // every row's group id; a member's are contiguous
+	var member string
+	start := 0
+	flush := func() {
+		if len(all) > start {
+			out[member] = all[start:len(all):len(all)]
 		}
-		out[member] = append(out[member], group)
+		start = len(all)
+	}
+	for rows.Next() {
+		raw := rows.RawValues()
+		if len(raw) != 2 {
+			return nil, t.fail(fmt.Errorf("postgres: memberships row of %d columns", len(raw)))
+		}
+		m, ok := members[string(raw[0])]
+		if !ok {
+			return nil, t.fail(fmt.Errorf("postgres: memberships row of a member not asked for"))
+		}
+		if m != member {
+			flush()
+			member = m
+		}
+		g, ok := groups[string(raw[1])]
+		if !ok {
+			g = string(raw[1])
+			groups[g] = g
+		}
+		all = append(all, g)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, t.fail(err)
 	}
+	flush()
 	return out, nil
 }
 

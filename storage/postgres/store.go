@@ -204,7 +204,8 @@ func checkTenant(tenant string) error {
 }
 
 // View runs fn in a read-only REPEATABLE READ transaction: one consistent
-// snapshot, which never fails to serialise.
+// snapshot, which never fails to serialise. Its BEGIN travels with fn's
+// first statement (readtx.go).
 func (s *Store) View(ctx context.Context, tenant string, fn func(storage.ReadTx) error) error {
 	return unavailable(ctx, s.view(ctx, tenant, fn))
 }
@@ -221,12 +222,13 @@ func (s *Store) view(ctx context.Context, tenant string, fn func(storage.ReadTx)
 	if s.closed {
 		return ErrClosed
 	}
-	pt, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("postgres: begin: %w", err)
 	}
-	defer pt.Rollback(context.Background())
-	t := &tx{ctx: ctx, tx: pt, tenant: tenant, retention: s.retention(tenant)}
+	rt := &readTx{conn: conn}
+	defer rt.end()
+	t := &tx{ctx: ctx, tx: rt, tenant: tenant, retention: s.retention(tenant)}
 	if err := fn(t); err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/portcullis/portcullis/storage"
 )
@@ -21,7 +22,7 @@ import (
 // where it can be: several changes are joined with data-modifying CTEs.
 type tx struct {
 	ctx       context.Context
-	tx        pgx.Tx
+	tx        stmtRunner // pgx.Tx (Update) or *readTx (View)
 	tenant    string
 	channel   string // the change feed's channel (channelFor)
 	writable  bool
@@ -141,21 +142,40 @@ func docs[T any](t *tx, sql string, args ...any) ([]*T, error) {
 	if err != nil {
 		return nil, t.fail(err)
 	}
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*T, error) {
-		var b []byte
-		if err := row.Scan(&b); err != nil {
-			return nil, err
+	defer rows.Close()
+	var out []*T
+	for rows.Next() {
+		// The document is decoded from pgx's read buffer: the decoders
+		// copy what they keep (storage.DecodeUser and encoding/json
+		// both), so a copy of each row first (Scan into a []byte) was
+		// an allocation and a copy of every record read for nothing.
+		b, err := docBytes(rows)
+		if err != nil {
+			return nil, t.fail(err)
 		}
 		v := new(T)
 		if err := decodeDoc(b, v); err != nil {
-			return nil, fmt.Errorf("postgres: a stored record does not decode: %w", err)
+			return nil, t.fail(fmt.Errorf("postgres: a stored record does not decode: %w", err))
 		}
-		return v, nil
-	})
-	if err != nil {
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
 		return nil, t.fail(err)
 	}
 	return out, nil
+}
+
+// docBytes is the current row's one column, a json document, as the JSON
+// text in pgx's buffer (valid until the next row). A json value's binary
+// form is its text; any other column is scanned (copied) as pgx does.
+func docBytes(rows pgx.Rows) ([]byte, error) {
+	fds, raw := rows.FieldDescriptions(), rows.RawValues()
+	if len(fds) == 1 && len(raw) == 1 && fds[0].DataTypeOID == pgtype.JSONOID && raw[0] != nil {
+		return raw[0], nil
+	}
+	var b []byte
+	err := rows.Scan(&b)
+	return b, err
 }
 
 // decodeDoc decodes a stored record into v: users with storage.DecodeUser
