@@ -352,14 +352,6 @@ func measureScale(f *scaleFigures, o options, bin, backend, dir, storageLine, to
 	if f.Filter.StatusCodes["200"] != int(f.Filter.Requests) {
 		return fmt.Errorf("filter answers %v", f.Filter.StatusCodes)
 	}
-	if o.profile != "" {
-		// Lookups for a little longer than the profile takes.
-		logf("scale: profiling the gateway over 5 s of lookups")
-		go saveProfile(env.adminURL, o.profile+"-scale-"+name+"-lookups.pprof")
-		if _, err := runLoad("scale-filter-profiled", scaleFilterTargeter(scim, f.Users), 1, math.MaxUint32, 6*time.Second, gw.pid()); err != nil {
-			return err
-		}
-	}
 	if env.matchedURL != "" {
 		logf("scale: control: %d requests Caddy answers itself (static respond), c=1", o.lookups)
 		if f.ControlRespond, err = runLoad("scale-control", staticTargeter(env.matchedURL+"/scim/v2/"+benchTenant+"/Users"), 1, uint64(o.lookups), o.maxRun, gw.pid()); err != nil {
