@@ -1,6 +1,9 @@
 package badgerstore
 
-import "time"
+import (
+	"runtime"
+	"time"
+)
 
 // Bounding the resident pages of Badger's mapped files.
 //
@@ -36,9 +39,14 @@ func (s *Store) kickTrimmer() {
 }
 
 // runTrimmer trims the mapped pages while the store is in use (see above),
-// until Close.
+// until Close. It runs on an OS thread of its own at the lowest priority
+// (never unlocked: the thread ends with the goroutine), so the kernel's
+// part of a trim (walking page tables for smaps, paging out) waits for the
+// requests it shares the CPUs with instead of delaying them.
 func (s *Store) runTrimmer(bound int64) {
 	defer close(s.trimDone)
+	runtime.LockOSThread()
+	lowerThreadPriority()
 	var pause pauseTimer
 	defer pause.stop()
 	for {
