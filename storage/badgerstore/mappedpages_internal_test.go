@@ -3,14 +3,10 @@
 package badgerstore
 
 import (
-	"context"
-	"fmt"
 	"strings"
 	"testing"
 
 	"go.uber.org/zap"
-
-	"github.com/portcullis/portcullis/storage"
 )
 
 // TestTrimMappedFilesKeepsData: paging out the store's mapped files while
@@ -24,38 +20,8 @@ func TestTrimMappedFilesKeepsData(t *testing.T) {
 		t.Fatal(err)
 	}
 	const users = 3000
-	ctx := context.Background()
-	put := func(lo, hi int) {
-		t.Helper()
-		if err := s.Update(ctx, "acme", func(tx storage.Tx) error {
-			for i := lo; i < hi; i++ {
-				attrs := fmt.Sprintf(`{"userName":"u%d","pad":%q}`, i, strings.Repeat("x", 400))
-				if err := tx.PutUser(&storage.User{ID: fmt.Sprintf("id-%06d", i), UserName: fmt.Sprintf("u%d", i), Active: true, Source: storage.SourceSCIM, Attributes: []byte(attrs)}); err != nil {
-					return err
-				}
-			}
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	check := func(s *Store) {
-		t.Helper()
-		if err := s.View(ctx, "acme", func(tx storage.ReadTx) error {
-			for i := range users {
-				u, err := tx.UserByUserName(fmt.Sprintf("u%d", i))
-				if err != nil {
-					return fmt.Errorf("user %d: %w", i, err)
-				}
-				if u.ID != fmt.Sprintf("id-%06d", i) || !strings.Contains(string(u.Attributes), strings.Repeat("x", 400)) {
-					return fmt.Errorf("user %d read back as %+v", i, u)
-				}
-			}
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	put := func(lo, hi int) { putPinTestUsers(t, s, lo, hi) }
+	check := func(s *Store) { checkPinTestUsers(t, s, users) }
 	for lo := 0; lo < users; lo += 500 {
 		put(lo, lo+500)
 	}

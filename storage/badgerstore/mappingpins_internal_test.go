@@ -66,6 +66,19 @@ func smallValueLogFiles(t *testing.T) {
 	t.Cleanup(func() { valueLogFileSize = old })
 }
 
+// openChurnStore opens a store made to churn: 1 MiB value-log files and
+// memtables (flushes, compactions and GC after a few thousand users), and
+// no trimmer of its own.
+func openChurnStore(t *testing.T) *Store {
+	t.Helper()
+	smallValueLogFiles(t)
+	s, err := OpenWithOptions(t.TempDir(), zap.NewNop(), Options{MappedMemory: -1, MemTableSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 // reopen closes s and opens its directory again: the memtable is flushed
 // into a table, and the value-log files are all finished but the newest.
 func reopen(t *testing.T, s *Store, opts Options) *Store {
@@ -279,13 +292,7 @@ func TestTrimKeepsPinnedPagesCached(t *testing.T) {
 // mapping would zero memory someone else owns; the store must read back
 // every record afterwards and after a reopen.
 func TestTrimUnderCompactionAndGC(t *testing.T) {
-	smallValueLogFiles(t)
-	dir := t.TempDir()
-	opts := Options{MappedMemory: -1, MemTableSize: 1 << 20}
-	s, err := OpenWithOptions(dir, zap.NewNop(), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openChurnStore(t)
 	const users = 6000
 	done := make(chan struct{})
 	var wg sync.WaitGroup
@@ -382,13 +389,8 @@ func TestTrimAdvisesOnlyItsOwnStoresFiles(t *testing.T) {
 // (no value-log file is ever pinned). From the review of the first
 // DONTNEED change, which pinned finished value-log files and lost them so.
 func TestPinsSurviveDeferredValueLogDeletes(t *testing.T) {
-	smallValueLogFiles(t)
-	dir := t.TempDir()
-	opts := Options{MappedMemory: -1, MemTableSize: 1 << 20}
-	s, err := OpenWithOptions(dir, zap.NewNop(), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openChurnStore(t)
+	dir := s.dir
 	defer func() { s.Close() }()
 	const users = 4000
 	raced := 0
