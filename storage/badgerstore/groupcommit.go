@@ -132,7 +132,7 @@ func (s *Store) attemptGroup(group []update, live []int, outcomes []groupcommit.
 		}
 		t := &tx{txn: txn, k: keyer{tenantPrefix(u.tenant)}, writable: true, retention: s.retention(u.tenant)}
 		ts[i] = t
-		if !runsCleanly(u.fn, t) || t.flushCounters() != nil || t.tooBig {
+		if !runsCleanly(u.fn, t) || t.settle() != nil {
 			return nil, i, nil
 		}
 	}

@@ -23,8 +23,9 @@ import (
 // the budget (Options.MappedMemory) it sums the resident pages of the
 // mappings of files in the store's directory (/proc/self/smaps) and, over
 // it too, asks the kernel to take them out of the process with madvise:
-// MADV_DONTNEED, which keeps them in the page cache, for the files pinned
-// meanwhile, MADV_PAGEOUT for the others (mappedpages_linux.go says why).
+// MADV_DONTNEED, which keeps them in the page cache, for the tables,
+// pinned meanwhile, MADV_PAGEOUT for the rest (mappedpages_linux.go says
+// why).
 const trimInterval = time.Second
 
 // kickTrimmer tells the trimmer the store is in use, without blocking.

@@ -52,25 +52,20 @@ func (s *Store) trimMappedFiles(budget int64) {
 	if rss, err := residentFileBytes(); err != nil || rss <= budget {
 		return
 	}
+	// Pin before reading the mappings: the addresses advised on must be
+	// read while the tables are pinned. Pinning (a read transaction and
+	// an iterator) costs less than the smaps read, so it is not saved
+	// for when the store's own mappings turn out over the budget.
+	pins := s.pinMappings()
+	defer pins.release()
 	ranges, err := mappedFileRanges(s.dir)
 	if err != nil {
 		s.logger.Debug("reading the store's mappings failed", zap.Error(err))
 		return
 	}
-	if _, _, over := overBudget(ranges, budget); !over {
-		return
-	}
-	// Pin, then read the mappings again: the addresses advised on must
-	// be read while the tables are pinned.
-	pins := s.pinMappings()
-	defer pins.release()
-	if ranges, err = mappedFileRanges(s.dir); err != nil {
-		s.logger.Debug("reading the store's mappings failed", zap.Error(err))
-		return
-	}
 	markPinned(ranges, pins)
-	_, tables, over := overBudget(ranges, budget)
-	if !over {
+	tables, total := residentBytes(ranges)
+	if total <= budget {
 		return
 	}
 	// The value log and the memtable WAL first: records, one page or so
@@ -83,17 +78,15 @@ func (s *Store) trimMappedFiles(budget int64) {
 	}
 }
 
-// overBudget sums the resident bytes of ranges: the logs', the tables',
-// and whether together they exceed budget.
-func overBudget(ranges []addrRange, budget int64) (logs, tables int64, over bool) {
+// residentBytes sums the resident bytes of ranges: the tables', and all.
+func residentBytes(ranges []addrRange) (tables, total int64) {
 	for _, r := range ranges {
 		if r.table {
 			tables += r.rss
-		} else {
-			logs += r.rss
 		}
+		total += r.rss
 	}
-	return logs, tables, logs+tables > budget
+	return tables, total
 }
 
 // markPinned marks the ranges that pins holds: live mappings of tables
@@ -135,7 +128,7 @@ func pageOut(ranges []addrRange, tables bool, logger *zap.Logger) {
 			// ENOMEM: Badger unmapped it meanwhile.
 		case errno == unix.EINVAL:
 			pageoutUnsupported.Store(true)
-			logger.Warn("the kernel does not support MADV_PAGEOUT: the store's mapped files other than tables and finished value-log files stay resident")
+			logger.Warn("the kernel does not support MADV_PAGEOUT: the store's mapped files other than its tables stay resident")
 		default:
 			logger.Debug("paging out a store file failed", zap.Error(errno))
 		}

@@ -2,7 +2,8 @@ package badgerstore
 
 import (
 	"encoding/binary"
-	"slices"
+
+	"github.com/portcullis/portcullis/storage"
 )
 
 // A transaction's counter changes are written once per counter, when its
@@ -34,18 +35,9 @@ func (t *tx) setCounter(key []byte, value int64, deleteAtZero bool) {
 	t.counters[string(key)] = pendingCounter{value: value, deleteAtZero: deleteAtZero}
 }
 
-// flushCounters writes the pending counters, in key order.
+// flushCounters writes the pending counters.
 func (t *tx) flushCounters() error {
-	if len(t.counters) == 0 {
-		return nil
-	}
-	keys := make([]string, 0, len(t.counters))
-	for k := range t.counters {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		c := t.counters[k]
+	for k, c := range t.counters {
 		var err error
 		if c.deleteAtZero && c.value == 0 {
 			err = t.del([]byte(k))
@@ -58,4 +50,16 @@ func (t *tx) flushCounters() error {
 	}
 	clear(t.counters)
 	return nil
+}
+
+// settle ends a fn's part of the transaction: its pending counters
+// written, then storage.ErrTooBig if Badger refused any write for the
+// transaction's size (even one fn carried on after), so nothing of it
+// commits.
+func (t *tx) settle() error {
+	err := t.flushCounters()
+	if t.tooBig {
+		return storage.ErrTooBig
+	}
+	return err
 }

@@ -486,11 +486,11 @@ func (s *Store) attempt(prefix []byte, fn func(*tx) error) (*tx, error) {
 	if err := fn(t); err != nil {
 		return nil, fnError{err}
 	}
-	if err := t.flushCounters(); err != nil && !t.tooBig {
+	if err := t.settle(); err != nil {
+		if errors.Is(err, storage.ErrTooBig) {
+			return nil, err
+		}
 		return nil, fnError{err}
-	}
-	if t.tooBig {
-		return nil, storage.ErrTooBig
 	}
 	if err := t.written(txn.Commit()); err != nil {
 		return nil, err

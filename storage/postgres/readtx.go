@@ -51,19 +51,14 @@ func (r *readTx) begin(ctx context.Context, sql string, args []any) (pgx.BatchRe
 	return br, nil
 }
 
+// Exec runs sql as Query does, its rows (if any) discarded.
 func (r *readTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
-	if r.begun {
-		return r.conn.Exec(ctx, sql, args...)
-	}
-	br, err := r.begin(ctx, sql, args)
+	rows, err := r.Query(ctx, sql, args...)
 	if err != nil {
 		return pgconn.CommandTag{}, err
 	}
-	tag, err := br.Exec()
-	if cerr := br.Close(); err == nil {
-		err = cerr
-	}
-	return tag, err
+	rows.Close()
+	return rows.CommandTag(), rows.Err()
 }
 
 func (r *readTx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
