@@ -214,7 +214,11 @@ func marshalJSON(v any) ([]byte, error) {
 
 // marshalResource encodes doc with its keys in response order.
 func marshalResource(rt *resourceType, doc map[string]any) (json.RawMessage, error) {
-	buf := make([]byte, 0, 1024)
+	return appendResource(make([]byte, 0, 1024), rt, doc)
+}
+
+// appendResource is marshalResource appending to buf.
+func appendResource(buf []byte, rt *resourceType, doc map[string]any) ([]byte, error) {
 	buf = append(buf, '{')
 	for i, k := range orderedKeys(rt, doc) {
 		if i > 0 {

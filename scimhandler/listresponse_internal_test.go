@@ -6,9 +6,11 @@ import (
 	"testing"
 )
 
-// TestWriteListResponseMatchesWriteJSON: the hand-built ListResponse is
-// byte for byte what writeJSON made of the same map.
-func TestWriteListResponseMatchesWriteJSON(t *testing.T) {
+// TestListBodyMatchesWriteJSON: the hand-built ListResponse is byte for
+// byte what writeJSON made of the same map, also from a body that held a
+// longer page before (the pool's) and with a resource started and undone
+// (a user the splice could not write).
+func TestListBodyMatchesWriteJSON(t *testing.T) {
 	cases := []struct {
 		name       string
 		total      int
@@ -34,7 +36,21 @@ func TestWriteListResponseMatchesWriteJSON(t *testing.T) {
 				"Resources":    c.resources,
 			})
 			got := httptest.NewRecorder()
-			writeListResponse(got, c.total, c.startIndex, c.resources)
+			body := newListBody()
+			for range 3 {
+				body.add([]byte(`{"id":"left over from the last page"}`))
+			}
+			body.reset()
+			for i, r := range c.resources {
+				body.add(r)
+				if i == 0 {
+					mark := body.next()
+					body.buf = append(body.buf, `{"id":"half`...)
+					body.undo(mark)
+				}
+			}
+			body.write(got, c.total, c.startIndex)
+			body.release()
 			if got.Body.String() != want.Body.String() {
 				t.Errorf("body\n got %s\nwant %s", got.Body, want.Body)
 			}

@@ -1,6 +1,7 @@
 package scimhandler
 
 import (
+	"bytes"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,6 +27,9 @@ import (
 type userJSON struct {
 	fields  []splicedField
 	scratch []byte // the stored values, rewritten as appendDocJSON writes them
+	// members and written are canonicalObject's scratch space.
+	members []objectMember
+	written []byte
 	// The user being written.
 	u           *storage.User
 	base        string
@@ -263,7 +267,7 @@ func (w *userJSON) storedFields(raw []byte) (hasEmails, ok bool) {
 		if !ok {
 			return false, false
 		}
-		key := string(raw[i+1 : keyEnd-1])
+		key := storedKey(raw[i+1 : keyEnd-1])
 		if !plainString(key, false) {
 			return false, false
 		}
@@ -328,6 +332,16 @@ func (w *userJSON) storedFields(raw []byte) (hasEmails, ok bool) {
 			return false, false
 		}
 	}
+}
+
+// storedKey is key as a string: the schema's own for the keys users
+// have (no allocation for each of them on every user of a page), a copy
+// for any other.
+func storedKey(key []byte) string {
+	if i, ok := userKeyOrder[string(key)]; ok {
+		return userResource.keyOrder[i]
+	}
+	return string(key)
 }
 
 // appendUserMeta writes metaOf(userResource, ...) as appendDocJSON does.
@@ -422,34 +436,39 @@ func (w *userJSON) canonicalJSON(dst, b []byte, i, depth int) (out []byte, end i
 }
 
 // objectMember is one member of an object canonicalObject rewrites: its
-// canonical "key":value text, at [start, end) of the output.
+// key at [keyStart, keyEnd) of the input, and its canonical "key":value
+// text at [start, end) of the output.
 type objectMember struct {
-	key        string
-	start, end int
+	keyStart, keyEnd int
+	start, end       int
 }
 
-// canonicalObject is canonicalJSON for an object.
+// canonicalObject is canonicalJSON for an object. Its members are kept on
+// w.members from base on (the objects nested in it push theirs above and
+// take them off before returning), so a page's objects share one slice.
 func (w *userJSON) canonicalObject(dst, b []byte, i, depth int) (out []byte, end int, ok bool) {
 	open := len(dst)
 	dst = append(dst, '{')
 	if i = skipSpace(b, i+1); i < len(b) && b[i] == '}' {
 		return append(dst, '}'), i + 1, true
 	}
-	var members []objectMember
+	base := len(w.members)
+	defer func() { w.members = w.members[:base] }()
+	key := func(m objectMember) []byte { return b[m.keyStart:m.keyEnd] }
 	sorted := true
 	for {
 		keyEnd, ok := scanPlainJSONString(b, i)
 		if !ok {
 			return dst, 0, false
 		}
-		key := string(b[i+1 : keyEnd-1])
-		if n := len(members); n > 0 && key <= members[n-1].key {
-			sorted = false
-		}
-		if len(members) > 0 {
+		m := objectMember{keyStart: i + 1, keyEnd: keyEnd - 1, start: len(dst)}
+		if n := len(w.members); n > base {
+			if bytes.Compare(key(m), key(w.members[n-1])) <= 0 {
+				sorted = false
+			}
 			dst = append(dst, ',')
+			m.start = len(dst)
 		}
-		m := objectMember{key: key, start: len(dst)}
 		dst = append(dst, b[i:keyEnd]...)
 		dst = append(dst, ':')
 		if i = skipSpace(b, keyEnd); i >= len(b) || b[i] != ':' {
@@ -459,7 +478,7 @@ func (w *userJSON) canonicalObject(dst, b []byte, i, depth int) (out []byte, end
 			return dst, 0, false
 		}
 		m.end = len(dst)
-		members = append(members, m)
+		w.members = append(w.members, m)
 		if i = skipSpace(b, i); i >= len(b) {
 			return dst, 0, false
 		}
@@ -476,17 +495,19 @@ func (w *userJSON) canonicalObject(dst, b []byte, i, depth int) (out []byte, end
 	if !sorted {
 		// Sort the members written (stably: of equal keys, the last
 		// wins, as when decoding) and write them again in that order.
-		written := append([]byte(nil), dst[open:]...)
-		slices.SortStableFunc(members, func(a, b objectMember) int { return strings.Compare(a.key, b.key) })
+		// The objects nested in this one are done, so w.written is free.
+		w.written = append(w.written[:0], dst[open:]...)
+		members := w.members[base:]
+		slices.SortStableFunc(members, func(x, y objectMember) int { return bytes.Compare(key(x), key(y)) })
 		dst = append(dst[:open], '{')
 		for k, m := range members {
-			if k+1 < len(members) && members[k+1].key == m.key {
+			if k+1 < len(members) && bytes.Equal(key(members[k+1]), key(m)) {
 				continue
 			}
 			if len(dst) > open+1 {
 				dst = append(dst, ',')
 			}
-			dst = append(dst, written[m.start-open:m.end-open]...)
+			dst = append(dst, w.written[m.start-open:m.end-open]...)
 		}
 	}
 	return append(dst, '}'), i + 1, true
