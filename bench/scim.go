@@ -47,37 +47,48 @@ func newSCIMClient(adminURL, gatewayURL, tenant string) (*scimClient, error) {
 
 // do sends one SCIM request and decodes a JSON answer into out (if not nil).
 func (c *scimClient) do(method, path string, body any, out any) (int, error) {
+	status, raw, err := c.exchange(method, path, body)
+	if err != nil {
+		return status, err
+	}
+	if out != nil && len(raw) > 0 {
+		if err := json.Unmarshal(raw, out); err != nil {
+			return status, err
+		}
+	}
+	return status, nil
+}
+
+// exchange sends a request and reads the whole answer: the time a client
+// waits for the gateway, apart from what it then does with the answer
+// (decoding a page of 100 users takes this harness ~0.8 ms).
+func (c *scimClient) exchange(method, path string, body any) (int, []byte, error) {
 	var rd io.Reader
 	if body != nil {
 		raw, err := json.Marshal(body)
 		if err != nil {
-			return 0, err
+			return 0, nil, err
 		}
 		rd = bytes.NewReader(raw)
 	}
 	req, err := http.NewRequest(method, c.base+path, rd)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	req.Header = c.header.Clone()
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
-		return resp.StatusCode, err
+		return resp.StatusCode, nil, err
 	}
 	if resp.StatusCode >= 300 {
-		return resp.StatusCode, fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, truncate(raw, 300))
+		return resp.StatusCode, nil, fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, truncate(raw, 300))
 	}
-	if out != nil && len(raw) > 0 {
-		if err := json.Unmarshal(raw, out); err != nil {
-			return resp.StatusCode, err
-		}
-	}
-	return resp.StatusCode, nil
+	return resp.StatusCode, raw, nil
 }
 
 func truncate(b []byte, n int) string {

@@ -22,6 +22,10 @@ type record struct {
 	// response needs (candidates of an indexed filter are few, so they
 	// are rendered once for both the filter and the answer).
 	doc map[string]any
+	// groupIDs are the user's groups when groupsRead: read with the
+	// user (storage.ReadTx.UserPage) for a page that shows them.
+	groupIDs   []string
+	groupsRead bool
 }
 
 func (rec record) render(tx storage.ReadTx, base string, o renderOpts) (map[string]any, error) {
@@ -297,13 +301,24 @@ func (h *Handler) pageGroups(tx storage.ReadTx, gen uint64, q *query, recs []rec
 		return nil, nil
 	}
 	var ids []string
+	read := true
 	for _, rec := range recs {
 		if rec.doc == nil && rec.user != nil {
 			ids = append(ids, rec.id)
+			read = read && rec.groupsRead
 		}
 	}
 	if len(ids) == 0 {
 		return nil, nil
+	}
+	if read {
+		each := make(map[string][]string, len(recs))
+		for _, rec := range recs {
+			if rec.doc == nil && rec.user != nil && len(rec.groupIDs) > 0 {
+				each[rec.id] = rec.groupIDs
+			}
+		}
+		return h.groupRecordsOf(tx, gen, each)
 	}
 	return h.groupsOfUsers(tx, gen, ids)
 }
@@ -317,6 +332,13 @@ func (h *Handler) groupsOfUsers(tx storage.ReadTx, gen uint64, ids []string) (ma
 	if err != nil {
 		return nil, err
 	}
+	return h.groupRecordsOf(tx, gen, each)
+}
+
+// groupRecordsOf is groupsOfUsers for users whose group ids each holds:
+// the records of the groups not in h.groups for this generation in one
+// store read.
+func (h *Handler) groupRecordsOf(tx storage.ReadTx, gen uint64, each map[string][]string) (map[string][]*storage.Group, error) {
 	known, missing := h.groups.lookup(gen, each)
 	if len(missing) > 0 {
 		read, err := tx.GetGroups(missing)
@@ -413,7 +435,8 @@ func (h *Handler) search(req *request, rts []*resourceType) error {
 func collect(tx storage.ReadTx, q *query, base string, offset, limit int, cursors *pageCursors, gen uint64,
 	groups func(userIDs []string) (map[string][]*storage.Group, error)) (int, []record, error) {
 	if q.filter == nil && q.sortBy == nil {
-		return collectAll(tx, q.rt, offset, limit, cursors, gen)
+		withGroups := q.rt == userResource && outputOpts(q.proj).groups
+		return collectAll(tx, q.rt, offset, limit, cursors, gen, withGroups)
 	}
 	evalOpts := filterOpts(q.filter)
 	lookups, planned := planFilter(q)
@@ -509,8 +532,9 @@ func planFilter(q *query) ([]indexLookup, bool) {
 // paging through the tenant (Okta imports with count=100) continues from
 // where its previous page ended, found in cursors; any other startIndex
 // starts from the id the store finds at that position (UserIDAt), so no
-// page reads the records before it.
-func collectAll(tx storage.ReadTx, rt *resourceType, offset, limit int, cursors *pageCursors, gen uint64) (int, []record, error) {
+// page reads the records before it. With withGroups, users come with
+// their group ids (storage.ReadTx.UserPage).
+func collectAll(tx storage.ReadTx, rt *resourceType, offset, limit int, cursors *pageCursors, gen uint64, withGroups bool) (int, []record, error) {
 	total, known := cursors.total(gen, rt)
 	var err error
 	if !known {
@@ -546,13 +570,26 @@ func collectAll(tx storage.ReadTx, rt *resourceType, offset, limit int, cursors 
 		seen = offset
 	}
 	var recs []record
-	err = scanRecords(tx, rt, after, func(rec record) (bool, error) {
-		if seen >= offset {
-			recs = append(recs, rec)
+	if withGroups {
+		// The window starts right after `after` (seen == offset).
+		var users []*storage.User
+		var groups map[string][]string
+		if users, groups, err = tx.UserPage(after, limit); err != nil {
+			return total, nil, err
 		}
-		seen++
-		return len(recs) < limit, nil
-	})
+		recs = make([]record, len(users))
+		for i, u := range users {
+			recs[i] = record{id: u.ID, user: u, groupIDs: groups[u.ID], groupsRead: true}
+		}
+	} else {
+		err = scanRecords(tx, rt, after, func(rec record) (bool, error) {
+			if seen >= offset {
+				recs = append(recs, rec)
+			}
+			seen++
+			return len(recs) < limit, nil
+		})
+	}
 	if err == nil && len(recs) > 0 {
 		cursors.put(gen, rt, offset+len(recs), recs[len(recs)-1].id)
 	}

@@ -380,6 +380,12 @@ type ReadTx interface {
 	// many (or position < 0). SCIM paging jumps to startIndex with it, so
 	// a backend makes it cheaper than scanning position users.
 	UserIDAt(position int) (string, error)
+	// UserPage is ScanUsers for the first limit users after the id
+	// `after` ("" = from the first) together with GroupsOfEach of them:
+	// the users in id order, and for each user in a group the ids of its
+	// groups, in id order (the map is never nil). A SCIM page of users
+	// reads them so, which a shared store answers with one query.
+	UserPage(after string, limit int) ([]*User, map[string][]string, error)
 
 	GetGroup(id string) (*Group, error)
 	// GetGroups reads several groups at once (one query on a shared

@@ -91,6 +91,7 @@ type Store struct {
 	ctx       context.Context // cancelled by Close: ends background work
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
+	ending    sync.WaitGroup // Views' ROLLBACKs still running (view)
 	closeOnce sync.Once
 }
 
@@ -178,6 +179,7 @@ func (s *Store) Close() error {
 		s.mu.Lock()
 		s.closed = true
 		s.mu.Unlock()
+		s.ending.Wait()
 		s.pool.Close()
 	})
 	return nil
@@ -227,7 +229,17 @@ func (s *Store) view(ctx context.Context, tenant string, fn func(storage.ReadTx)
 		return fmt.Errorf("postgres: begin: %w", err)
 	}
 	rt := &readTx{conn: conn}
-	defer rt.end()
+	// The answer is ready when fn returns: its ROLLBACK is a round trip
+	// nothing waits for, so it runs after View returns, and the
+	// connection goes back to the pool when it is done. Close waits for
+	// it (s.ending).
+	defer func() {
+		if !rt.begun {
+			rt.end() // nothing was sent: the connection is idle
+			return
+		}
+		s.ending.Go(rt.end)
+	}()
 	t := &tx{ctx: ctx, tx: rt, tenant: tenant, retention: s.retention(tenant)}
 	if err := fn(t); err != nil {
 		return err

@@ -63,6 +63,7 @@ var suite = []struct {
 	{"ScanAndCountGroups", testScanGroups},
 	{"IDAtPosition", testIDAt},
 	{"GroupsOfEach", testGroupsOfEach},
+	{"UserPage", testUserPage},
 	{"SCIMToken", testSCIMToken},
 	{"Sessions", testSessions},
 	{"Records", testRecords},
