@@ -299,6 +299,11 @@ func (t *countingReadTx) ScanUsers(after string, fn func(*storage.User) (bool, e
 	return t.ReadTx.ScanUsers(after, fn)
 }
 
+func (t *countingReadTx) UserPage(after string, limit int) ([]*storage.User, map[string][]string, error) {
+	t.s.count("UserPage")
+	return t.ReadTx.UserPage(after, limit)
+}
+
 func (t *countingReadTx) ScanGroups(after string, fn func(*storage.Group) (bool, error)) error {
 	t.s.count("ScanGroups")
 	return t.ReadTx.ScanGroups(after, fn)
@@ -316,6 +321,10 @@ type countingTx struct {
 
 func (t *countingTx) ScanUsers(after string, fn func(*storage.User) (bool, error)) error {
 	return t.r.ScanUsers(after, fn)
+}
+
+func (t *countingTx) UserPage(after string, limit int) ([]*storage.User, map[string][]string, error) {
+	return t.r.UserPage(after, limit)
 }
 
 func (t *countingTx) ScanGroups(after string, fn func(*storage.Group) (bool, error)) error {

@@ -276,11 +276,12 @@ func (h *Handler) list(req *request, rts []*resourceType, p *listParams) error {
 					}
 				}
 				mark := body.next()
-				var err error
-				if body.buf, err = appendResource(body.buf, q.rt, q.proj.apply(doc)); err != nil {
+				out, err := appendResource(body.buf, q.rt, q.proj.apply(doc))
+				if err != nil { // out is nil then
 					body.undo(mark)
 					return err
 				}
+				body.buf = out
 			}
 		}
 		return nil

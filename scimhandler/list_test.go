@@ -166,8 +166,8 @@ func TestFilterUsesIndexes(t *testing.T) {
 	} {
 		e.store.reset()
 		doc := e.want(e.do("GET", "/Users?filter="+q(f), nil), http.StatusOK).obj(t)
-		if c := e.store.reset(); c["ScanUsers"] != 0 {
-			t.Errorf("%s scanned the users", f)
+		if c := e.store.reset(); c["ScanUsers"] != 0 || c["UserPage"] != 0 {
+			t.Errorf("%s scanned the users: %v", f, c)
 		}
 		if f != `id eq "x"` && num(doc["totalResults"]) == 0 {
 			t.Errorf("%s found nothing", f)
@@ -182,6 +182,16 @@ func TestFilterUsesIndexes(t *testing.T) {
 	e.want(e.do("GET", "/Users?filter="+q(`title pr`), nil), http.StatusOK)
 	if c := e.store.reset(); c["ScanUsers"] != 1 {
 		t.Errorf("an unindexed filter must scan once: %v", c)
+	}
+	// A page that shows groups reads its users with them (one UserPage);
+	// one that does not, without (one ScanUsers).
+	e.want(e.do("GET", "/Users?count=5&startIndex=3", nil), http.StatusOK)
+	if c := e.store.reset(); c["UserPage"] != 1 || c["ScanUsers"] != 0 {
+		t.Errorf("a page with groups: %v, want one UserPage", c)
+	}
+	e.want(e.do("GET", "/Users?count=5&excludedAttributes=groups", nil), http.StatusOK)
+	if c := e.store.reset(); c["UserPage"] != 0 || c["ScanUsers"] != 1 {
+		t.Errorf("a page without groups: %v, want one ScanUsers", c)
 	}
 }
 

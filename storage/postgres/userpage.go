@@ -17,8 +17,9 @@ import (
 // one index walk; GroupsOfEach's member_id = ANY(ids) descends the index
 // once per user, which made it the slowest part of a SCIM page (~550 of
 // ~1,300 µs in BenchmarkUserPage). The range also holds the memberships
-// of groups and of members never created whose ids fall in it; UserPage
-// leaves those out. The rows are the users (id, doc) and then the
+// of groups and of members never created whose ids fall in it: the join
+// with the page leaves those out in the server (a tenant of many nested
+// groups would otherwise send thousands of rows to drop). The rows are the users (id, doc) and then the
 // memberships (member id, group id) as they come: grouping them into
 // arrays (array_agg, and the sort a join then needs) cost PostgreSQL more
 // than the round trip it saves, and UserPage orders both itself.
@@ -26,8 +27,8 @@ const userPageSQL = `WITH page AS MATERIALIZED (
 		SELECT id, doc FROM users WHERE tenant = $1 AND id > $2 ORDER BY id LIMIT $3)
 	SELECT id, doc, NULL::text FROM page
 	UNION ALL
-	SELECT member_id, NULL::json, group_id FROM memberships
-	WHERE tenant = $1 AND member_id > $2 AND member_id <= (SELECT max(id) FROM page)`
+	SELECT m.member_id, NULL::json, m.group_id FROM memberships m JOIN page p ON p.id = m.member_id
+	WHERE m.tenant = $1 AND m.member_id > $2 AND m.member_id <= (SELECT max(id) FROM page)`
 
 // UserPage reads the users and their groups with userPageSQL.
 func (t *tx) UserPage(after string, limit int) ([]*storage.User, map[string][]string, error) {

@@ -1,9 +1,11 @@
 package storagetest
 
 import (
+	"encoding/json"
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"testing"
 
@@ -18,15 +20,43 @@ import (
 // groups are interleaved with the users in id order and some are members
 // of others, so a backend that reads memberships by id range has those of
 // groups in its range; one group is deleted, and a membership names a user
-// that does not exist.
+// that does not exist. Some ids are not UUIDs (upper and lower case,
+// punctuation, non-ASCII: byte order is the order), and another tenant has
+// users of the same ids in groups of its own.
+// otherTenant shares ids with tenant in testUserPage.
+const otherTenant = "globex"
+
 func testUserPage(t *testing.T, h *harness) {
 	rng := rand.New(rand.NewPCG(7, 11))
 	var users, groups []string
+	odd := []string{"Zeta-7", "alpha.2", "ALPHA_2", "ünï-3", "a", "~tilde", "0"}
 	for i := range 30 {
 		id := storage.NewID()
+		if i < len(odd) {
+			id = odd[i]
+		}
 		users = append(users, id)
-		h.putUser(tenant, &storage.User{ID: id, UserName: fmt.Sprintf("page-user-%02d", i)})
+		h.putUser(tenant, &storage.User{ID: id, UserName: fmt.Sprintf("page-user-%02d", i), Active: i%2 == 0,
+			DisplayName: fmt.Sprintf("Page User %d", i), ExternalID: fmt.Sprintf("ext-%d", i),
+			Emails:     []string{fmt.Sprintf("page-%d@example.com", i)},
+			Attributes: json.RawMessage(fmt.Sprintf(`{"title":"t%d","name":{"givenName":"G%d"}}`, i, i))})
 	}
+	// Another tenant: the same user ids, in groups of its own.
+	h.update(otherTenant, func(tx storage.Tx) error {
+		g := storage.NewID()
+		if err := tx.PutGroup(&storage.Group{ID: g, DisplayName: "other tenant's"}); err != nil {
+			return err
+		}
+		for _, u := range users {
+			if err := tx.PutUser(&storage.User{ID: u, UserName: "other-" + u}); err != nil {
+				return err
+			}
+			if _, err := tx.AddMember(g, user(u)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	for i := range 8 {
 		id := storage.NewID()
 		groups = append(groups, id)
@@ -78,9 +108,8 @@ func testUserPage(t *testing.T, h *harness) {
 					continue
 				}
 				for i := range want {
-					if got[i].ID != want[i].ID || got[i].UserName != want[i].UserName || got[i].Version != want[i].Version {
-						t.Errorf("%s: user %d is %s %q v%d, ScanUsers %s %q v%d", name, i,
-							got[i].ID, got[i].UserName, got[i].Version, want[i].ID, want[i].UserName, want[i].Version)
+					if !reflect.DeepEqual(got[i], want[i]) {
+						t.Errorf("%s: user %d is\n%+v\nScanUsers gave\n%+v", name, i, got[i], want[i])
 					}
 				}
 				if gotGroups == nil {
