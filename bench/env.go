@@ -51,13 +51,9 @@ type benchEnv struct {
 func viewerName(i int) string { return fmt.Sprintf("viewer%03d@bench.example", i) }
 
 func newBenchEnv(dir, backend string, sessions int) (*benchEnv, error) {
-	var ports [4]int
-	for i := range ports {
-		p, err := freePort()
-		if err != nil {
-			return nil, err
-		}
-		ports[i] = p
+	ports, err := freePorts(4)
+	if err != nil {
+		return nil, err
 	}
 	e := &benchEnv{
 		dir:        dir,

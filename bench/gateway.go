@@ -146,6 +146,21 @@ func residentMiB(pid int) (float64, error) {
 }
 
 // freePort asks the kernel for a free loopback port.
+// freePorts is n distinct free ports: all held open until all are
+// chosen (freePort n times can get one port twice, once it is closed).
+func freePorts(n int) ([]int, error) {
+	ports := make([]int, 0, n)
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer l.Close()
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

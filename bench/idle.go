@@ -152,10 +152,11 @@ func (c idleConfig) caddyfile(dir string) (string, string, error) {
 		caddyfile, adminURL, _, err := c.plainCaddyfile()
 		return caddyfile, adminURL, err
 	}
-	admin, err := freePort()
+	ports, err := freePorts(1 + c.tenants) // the admin's, then the sites'
 	if err != nil {
 		return "", "", err
 	}
+	admin := ports[0]
 	adminURL := fmt.Sprintf("http://127.0.0.1:%d", admin)
 	var b strings.Builder
 	fmt.Fprintf(&b, "{\n\tadmin 127.0.0.1:%d\n\tpersist_config off\n\tlog {\n\t\tlevel WARN\n\t}\n", admin)
@@ -170,11 +171,7 @@ func (c idleConfig) caddyfile(dir string) (string, string, error) {
 	}
 	b.WriteString("\t}\n}\n")
 	for i := 0; i < c.tenants; i++ {
-		port, err := freePort()
-		if err != nil {
-			return "", "", err
-		}
-		writeTenantSite(&b, port, idleTenant(i), c.backend)
+		writeTenantSite(&b, ports[1+i], idleTenant(i), c.backend)
 	}
 	return b.String(), adminURL, nil
 }

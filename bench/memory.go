@@ -212,11 +212,9 @@ func saveHeapProfile(adminURL, file string) {
 // plainCaddyfile is plain Caddy: an admin endpoint and one reverse_proxy
 // site, and its URL.
 func (c idleConfig) plainCaddyfile() (caddyfile, adminURL, siteURL string, err error) {
-	ports := make([]int, 2)
-	for i := range ports {
-		if ports[i], err = freePort(); err != nil {
-			return "", "", "", err
-		}
+	ports, err := freePorts(2)
+	if err != nil {
+		return "", "", "", err
 	}
 	adminURL = fmt.Sprintf("http://127.0.0.1:%d", ports[0])
 	siteURL = fmt.Sprintf("http://127.0.0.1:%d", ports[1])

@@ -156,11 +156,9 @@ func runPostgres(o options, bin, backend string) (*postgresResults, error) {
 	// of its own.
 	b := *a
 	b.dir = dirB
-	var ports [4]int
-	for i := range ports {
-		if ports[i], err = freePort(); err != nil {
-			return nil, err
-		}
+	ports, err := freePorts(4)
+	if err != nil {
+		return nil, err
 	}
 	b.adminURL = fmt.Sprintf("http://127.0.0.1:%d", ports[0])
 	b.gatewayURL = fmt.Sprintf("http://127.0.0.1:%d", ports[1])
