@@ -145,9 +145,9 @@ func residentMiB(pid int) (float64, error) {
 	return 0, errors.New("no VmRSS in /proc/PID/status")
 }
 
-// freePort asks the kernel for a free loopback port.
-// freePorts is n distinct free ports: all held open until all are
-// chosen (freePort n times can get one port twice, once it is closed).
+// freePorts asks the kernel for n distinct free loopback ports: each is
+// held open until all are chosen (one asked for and closed at a time, the
+// kernel can give the same port twice).
 func freePorts(n int) ([]int, error) {
 	ports := make([]int, 0, n)
 	for range n {
@@ -159,15 +159,6 @@ func freePorts(n int) ([]int, error) {
 		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
 	return ports, nil
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // startBackend is the "legacy app" both configurations proxy to: it answers
