@@ -48,8 +48,8 @@ func (t *tx) UserPage(after string, limit int) ([]*storage.User, map[string][]st
 	}
 	defer rows.Close()
 	users := make([]*storage.User, 0, min(limit, scanMaxPage))
-	members := make(map[string]bool, min(limit, scanMaxPage)) // the page's user ids
-	interned := make(map[string]string)                       // each id made a string once
+	members := make(map[string]string, min(limit, scanMaxPage)) // the page's user ids
+	interned := make(map[string]string)                         // each id made a string once
 	type membership struct{ member, group string }
 	var in []membership
 	for rows.Next() {
@@ -63,14 +63,20 @@ func (t *tx) UserPage(after string, limit int) ([]*storage.User, map[string][]st
 				return nil, nil, t.fail(fmt.Errorf("postgres: a stored record does not decode: %w", err))
 			}
 			users = append(users, u)
-			members[u.ID] = true
+			members[u.ID] = u.ID
 			continue
 		}
 		// A membership, perhaps of a group or a member never created.
 		if raw[2] == nil {
 			return nil, nil, t.fail(errors.New("postgres: a user page row is not a user or a membership"))
 		}
-		in = append(in, membership{intern(interned, raw[0]), intern(interned, raw[2])})
+		// The member is a user of the page, already read unless the
+		// server interleaved the union's parts (see below).
+		member, ok := members[string(raw[0])]
+		if !ok {
+			member = intern(interned, raw[0])
+		}
+		in = append(in, membership{member, intern(interned, raw[2])})
 	}
 	if err := rows.Err(); err != nil {
 		return nil, nil, t.fail(err)
