@@ -302,23 +302,22 @@ func (h *Handler) pageGroups(tx storage.ReadTx, gen uint64, q *query, recs []rec
 		return nil, nil
 	}
 	var ids []string
+	each := make(map[string][]string, len(recs)) // the groups read with the users
 	read := true
 	for _, rec := range recs {
-		if rec.doc == nil && rec.user != nil {
-			ids = append(ids, rec.id)
-			read = read && rec.groupsRead
+		if rec.doc != nil || rec.user == nil {
+			continue
+		}
+		ids = append(ids, rec.id)
+		read = read && rec.groupsRead
+		if len(rec.groupIDs) > 0 {
+			each[rec.id] = rec.groupIDs
 		}
 	}
-	if len(ids) == 0 {
+	switch {
+	case len(ids) == 0:
 		return nil, nil
-	}
-	if read {
-		each := make(map[string][]string, len(recs))
-		for _, rec := range recs {
-			if rec.doc == nil && rec.user != nil && len(rec.groupIDs) > 0 {
-				each[rec.id] = rec.groupIDs
-			}
-		}
+	case read:
 		return h.groupRecordsOf(tx, gen, each)
 	}
 	return h.groupsOfUsers(tx, gen, ids)

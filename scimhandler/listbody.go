@@ -59,12 +59,6 @@ func (b *listBody) undo(mark int) {
 	b.n--
 }
 
-// add appends one encoded resource.
-func (b *listBody) add(raw []byte) {
-	b.next()
-	b.buf = append(b.buf, raw...)
-}
-
 // write finishes the body and writes the response.
 func (b *listBody) write(w http.ResponseWriter, total, startIndex int) {
 	b.buf = append(b.buf, `],"itemsPerPage":`...)

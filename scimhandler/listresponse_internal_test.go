@@ -38,11 +38,13 @@ func TestListBodyMatchesWriteJSON(t *testing.T) {
 			got := httptest.NewRecorder()
 			body := newListBody()
 			for range 3 {
-				body.add([]byte(`{"id":"left over from the last page"}`))
+				body.next()
+				body.buf = append(body.buf, `{"id":"left over from the last page"}`...)
 			}
 			body.reset()
 			for i, r := range c.resources {
-				body.add(r)
+				body.next()
+				body.buf = append(body.buf, r...)
 				if i == 0 {
 					mark := body.next()
 					body.buf = append(body.buf, `{"id":"half`...)

@@ -56,19 +56,18 @@ func (t *tx) idAt(table, kind string, position int) (string, error) {
 // (memberships_member). A page of 100 users has a few hundred rows: the
 // ids are read from pgx's buffer without a string each, the members' as
 // the caller's own strings and the groups' once per distinct group, and
-// every member's list is a window of one slice (the rows come grouped by
-// member), so the allocations do not grow with the rows.
+// every member's list is a window of one slice (groupsByMember), so the
+// allocations do not grow with the rows.
 func (t *tx) GroupsOfEach(memberIDs []string) (map[string][]string, error) {
 	ids := validIDs(memberIDs)
-	out := make(map[string][]string, len(ids))
 	if len(ids) == 0 {
-		return out, nil
+		return map[string][]string{}, nil
 	}
 	if t.failed != nil {
 		return nil, t.failed
 	}
 	rows, err := t.tx.Query(t.ctx, `SELECT member_id, group_id FROM memberships
-		WHERE tenant = $1 AND member_id = ANY($2) ORDER BY member_id, group_id`, t.tenant, ids)
+		WHERE tenant = $1 AND member_id = ANY($2)`, t.tenant, ids)
 	if err != nil {
 		return nil, t.fail(err)
 	}
@@ -78,15 +77,7 @@ func (t *tx) GroupsOfEach(memberIDs []string) (map[string][]string, error) {
 		members[id] = id
 	}
 	groups := make(map[string]string)
-	var all []string // every row's group id; a member's are contiguous
-	var member string
-	start := 0
-	flush := func() {
-		if len(all) > start {
-			out[member] = all[start:len(all):len(all)]
-		}
-		start = len(all)
-	}
+	in := make([]membership, 0, 2*len(ids)) // most users are in a few groups
 	for rows.Next() {
 		raw := rows.RawValues()
 		if len(raw) != 2 {
@@ -96,22 +87,12 @@ func (t *tx) GroupsOfEach(memberIDs []string) (map[string][]string, error) {
 		if !ok {
 			return nil, t.fail(fmt.Errorf("postgres: memberships row of a member not asked for"))
 		}
-		if m != member {
-			flush()
-			member = m
-		}
-		g, ok := groups[string(raw[1])]
-		if !ok {
-			g = string(raw[1])
-			groups[g] = g
-		}
-		all = append(all, g)
+		in = append(in, membership{m, intern(groups, raw[1])})
 	}
 	if err := rows.Err(); err != nil {
 		return nil, t.fail(err)
 	}
-	flush()
-	return out, nil
+	return groupsByMember(in), nil
 }
 
 // GetGroups reads the groups in one query.

@@ -32,9 +32,8 @@ const userPageSQL = `WITH page AS MATERIALIZED (
 
 // UserPage reads the users and their groups with userPageSQL.
 func (t *tx) UserPage(after string, limit int) ([]*storage.User, map[string][]string, error) {
-	groups := make(map[string][]string)
 	if limit <= 0 {
-		return nil, groups, nil
+		return nil, map[string][]string{}, nil
 	}
 	if !validText(after) {
 		return nil, nil, errors.New("postgres: scan cursor is not UTF-8 text")
@@ -50,7 +49,6 @@ func (t *tx) UserPage(after string, limit int) ([]*storage.User, map[string][]st
 	users := make([]*storage.User, 0, min(limit, scanMaxPage))
 	members := make(map[string]string, min(limit, scanMaxPage)) // the page's user ids
 	interned := make(map[string]string)                         // each id made a string once
-	type membership struct{ member, group string }
 	var in []membership
 	for rows.Next() {
 		fds, raw := rows.FieldDescriptions(), rows.RawValues()
@@ -70,8 +68,9 @@ func (t *tx) UserPage(after string, limit int) ([]*storage.User, map[string][]st
 		if raw[2] == nil {
 			return nil, nil, t.fail(errors.New("postgres: a user page row is not a user or a membership"))
 		}
-		// The member is a user of the page, already read unless the
-		// server interleaved the union's parts (see below).
+		// The member is a user of the page (the join), already read
+		// unless the server interleaved the union's parts (nothing
+		// promises their order; a parallel plan interleaves).
 		member, ok := members[string(raw[0])]
 		if !ok {
 			member = intern(interned, raw[0])
@@ -81,42 +80,8 @@ func (t *tx) UserPage(after string, limit int) ([]*storage.User, map[string][]st
 	if err := rows.Err(); err != nil {
 		return nil, nil, t.fail(err)
 	}
-	// Only now are all the page's users known: nothing promises the
-	// union's rows in the order written (a parallel plan interleaves).
-	in = slices.DeleteFunc(in, func(m membership) bool {
-		_, ok := members[m.member]
-		return !ok
-	})
-	// Orders PostgreSQL does not promise without an ORDER BY (which would
-	// sort the documents): both are nearly always so already.
+	// An order PostgreSQL does not promise without an ORDER BY (which
+	// would sort the documents): it is nearly always so already.
 	slices.SortFunc(users, func(a, b *storage.User) int { return strings.Compare(a.ID, b.ID) })
-	slices.SortFunc(in, func(a, b membership) int {
-		if c := strings.Compare(a.member, b.member); c != 0 {
-			return c
-		}
-		return strings.Compare(a.group, b.group)
-	})
-	all := make([]string, len(in)) // every member's groups are a window of it
-	for i, m := range in {
-		all[i] = m.group
-	}
-	for start := 0; start < len(in); {
-		end := start + 1
-		for end < len(in) && in[end].member == in[start].member {
-			end++
-		}
-		groups[in[start].member] = all[start:end:end]
-		start = end
-	}
-	return users, groups, nil
-}
-
-// intern is b as a string, made once per distinct value through seen.
-func intern(seen map[string]string, b []byte) string {
-	if s, ok := seen[string(b)]; ok {
-		return s
-	}
-	s := string(b)
-	seen[s] = s
-	return s
+	return users, groupsByMember(in), nil
 }
